@@ -1,0 +1,129 @@
+"""create_app(): middleware, error handlers and routers."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import IntegrityError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from tenantry.db.session import Database, create_app_engine
+from tenantry.db.urls import app_url, sqlalchemy_url
+from tenantry.errors import AppError, Conflict, MalformedRequest, ValidationFailed
+from tenantry.identity.authn import Authenticator
+from tenantry.observability.health import check_database
+from tenantry.observability.health import router as health_router
+from tenantry.observability.metrics import REGISTRY
+from tenantry.problems import problem_response
+from tenantry.settings import Settings, get_settings
+from tenantry.tenancy.middleware import TenantContextMiddleware
+from tenantry.tenants.api import router as tenants_router
+
+log = structlog.get_logger("tenantry.app")
+
+
+def create_app(
+    settings: Settings | None = None, *, database_url: URL | str | None = None
+) -> FastAPI:
+    settings = settings or get_settings()
+    url = _application_url(settings, database_url)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        engine = create_app_engine(
+            url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
+        )
+        app.state.db = Database(engine)
+        try:
+            yield
+        finally:
+            await app.state.db.dispose()
+
+    app = FastAPI(
+        title="Tenantry",
+        version="0.1.0",
+        summary="One platform, many isolated tenants.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.health_checks = [check_database]
+    app.add_middleware(
+        TenantContextMiddleware,
+        authenticate=Authenticator(app.state),
+        max_body_bytes=settings.max_body_bytes,
+    )
+    _install_error_handlers(app)
+    app.include_router(health_router)
+    app.include_router(tenants_router)
+    app.add_api_route("/metrics", metrics, include_in_schema=False)
+    return app
+
+
+def _application_url(settings: Settings, given: URL | str | None) -> URL:
+    if given is not None:
+        return sqlalchemy_url(given)
+    if settings.app_database_url or settings.database_url:
+        return app_url(settings, settings.app_database_url or settings.database_url)
+    raise RuntimeError(
+        "No database: set TENANTRY_DATABASE_URL, or start the embedded stack with `tenantry run`."
+    )
+
+
+async def metrics(_: Request) -> Response:
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AppError)
+    async def app_error(request: Request, exc: AppError):
+        return problem_response(exc, instance=request.url.path)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError):
+        errors = exc.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            error: AppError = MalformedRequest("The request body is not valid JSON.")
+        else:
+            fields = [
+                {"field": ".".join(str(p) for p in e.get("loc", ())), "message": e.get("msg", "")}
+                for e in errors
+            ]
+            named = ", ".join(f["field"] for f in fields)
+            error = ValidationFailed(f"Invalid value for {named}.", errors=fields)
+        return problem_response(error, instance=request.url.path)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        codes = {404: "not-found", 405: "method-not-allowed"}
+        error = AppError(
+            str(exc.detail),
+            status=exc.status_code,
+            code=codes.get(exc.status_code, f"http-{exc.status_code}"),
+            title=str(exc.detail),
+            headers=dict(exc.headers or {}),
+        )
+        return problem_response(error, instance=request.url.path)
+
+    @app.exception_handler(IntegrityError)
+    async def integrity_error(request: Request, exc: IntegrityError):
+        # Races past a service's own checks land here; never a 500 for an expected conflict.
+        constraint = getattr(getattr(exc.orig, "diag", None), "constraint_name", None)
+        detail = f"The change conflicts with existing data ({constraint or 'constraint'})."
+        return problem_response(Conflict(detail), instance=request.url.path)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception):
+        log.exception("unhandled error", error=type(exc).__name__)
+        error = AppError(
+            "An unexpected error occurred; it has been logged with the request id.",
+            status=500,
+            code="internal-error",
+            title="Internal error",
+        )
+        return problem_response(error, instance=request.url.path)

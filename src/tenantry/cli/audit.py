@@ -1,0 +1,27 @@
+"""`tenantry audit verify TENANT`: walk a tenant's hash chain."""
+
+from __future__ import annotations
+
+import typer
+
+from tenantry.audit import service as audit
+from tenantry.cli.common import emit, run_with_db
+from tenantry.tenants import service as tenants
+
+app = typer.Typer(help="Inspect the audit log.", no_args_is_help=True)
+
+
+@app.command()
+def verify(tenant: str) -> None:
+    """Check that no audit event of TENANT was edited, removed or reordered (exit 1 if so)."""
+
+    async def work(db, stack):
+        async with db.control() as session:
+            row = await tenants.get(session, slug=tenant)
+        async with db.tenant(row.id) as session:
+            return await audit.verify(session, tenant_id=row.id)
+
+    report = run_with_db(work)
+    emit({"tenant": tenant, **report.__dict__})
+    if not report.ok:
+        raise typer.Exit(1)

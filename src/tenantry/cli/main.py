@@ -1,0 +1,27 @@
+"""The `tenantry` command."""
+
+from __future__ import annotations
+
+import typer
+
+from tenantry.cli import audit, tenants
+from tenantry.cli.common import opened_stack
+
+app = typer.Typer(help="Tenantry: one platform, many isolated tenants.", no_args_is_help=True)
+app.add_typer(tenants.app, name="tenants")
+app.add_typer(audit.app, name="audit")
+
+
+@app.command()
+def run() -> None:
+    """Start the stack (PostgreSQL, migrations) and serve the API until Ctrl-C."""
+    from tenantry.cli.serve import serve
+
+    serve()
+
+
+@app.command()
+def migrate() -> None:
+    """Create roles and apply migrations, then exit."""
+    with opened_stack() as stack:
+        typer.echo(f"database ready at revision head ({stack.admin_url.split('?')[0]})")

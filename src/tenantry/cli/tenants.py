@@ -1,0 +1,122 @@
+"""`tenantry tenants …`: the same lifecycle service the admin API uses."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from tenantry.cli.common import cli_actor, emit, parse, run_with_db
+from tenantry.tenants import service
+from tenantry.tenants.schemas import TenantCreate, TenantOut, TenantPage, TenantUpdate
+
+app = typer.Typer(help="Provision and manage tenants.", no_args_is_help=True)
+
+
+@app.command()
+def create(
+    slug: str,
+    name: Annotated[str, typer.Option(help="Display name.")],
+    tier: Annotated[str, typer.Option(help="free, standard or enterprise.")] = "free",
+) -> None:
+    """Provision a tenant."""
+    data = parse(TenantCreate, slug=slug, name=name, tier=tier)
+
+    async def work(db, stack):
+        async with db.control() as session:
+            tenant = await service.create(
+                session, data=data, actor=cli_actor(), settings=stack.settings
+            )
+        return TenantOut.of(tenant)
+
+    emit(run_with_db(work))
+
+
+@app.command("list")
+def list_(
+    status: Annotated[
+        str | None, typer.Option(help="active, suspended, deleting, deleted.")
+    ] = None,
+    tier: Annotated[str | None, typer.Option()] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
+    offset: Annotated[int, typer.Option(min=0)] = 0,
+) -> None:
+    """List tenants (deleted ones only with --status deleted)."""
+
+    async def work(db, stack):
+        async with db.control() as session:
+            rows, total = await service.list_tenants(
+                session, status=status, tier=tier, limit=limit, offset=offset
+            )
+        return TenantPage(
+            items=[TenantOut.of(t) for t in rows], total=total, limit=limit, offset=offset
+        )
+
+    emit(run_with_db(work))
+
+
+@app.command()
+def show(slug: str) -> None:
+    """Show one tenant with its namespace."""
+
+    async def work(db, stack):
+        async with db.control() as session:
+            return TenantOut.of(await service.get(session, slug=slug))
+
+    emit(run_with_db(work))
+
+
+@app.command()
+def update(
+    slug: str,
+    name: Annotated[str | None, typer.Option()] = None,
+    tier: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Change a tenant's name or tier."""
+    data = parse(TenantUpdate, name=name, tier=tier)
+
+    async def work(db, stack):
+        async with db.control() as session:
+            return TenantOut.of(
+                await service.update(session, slug=slug, data=data, actor=cli_actor())
+            )
+
+    emit(run_with_db(work))
+
+
+@app.command()
+def suspend(slug: str) -> None:
+    """Refuse every request of the tenant with 403 until resumed."""
+
+    async def work(db, stack):
+        async with db.control() as session:
+            return TenantOut.of(await service.suspend(session, slug=slug, actor=cli_actor()))
+
+    emit(run_with_db(work))
+
+
+@app.command()
+def resume(slug: str) -> None:
+    """Let a suspended tenant in again."""
+
+    async def work(db, stack):
+        async with db.control() as session:
+            return TenantOut.of(await service.resume(session, slug=slug, actor=cli_actor()))
+
+    emit(run_with_db(work))
+
+
+@app.command()
+def delete(
+    slug: str,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Purge every row of the tenant and mark it deleted (repeatable)."""
+    if not yes:
+        typer.confirm(f"Delete tenant '{slug}' and all its data?", abort=True)
+
+    async def work(db, stack):
+        tenant, purged = await service.delete(db, slug=slug, actor=cli_actor())
+        return {"tenant": TenantOut.of(tenant).model_dump(mode="json"), "purged_rows": purged}
+
+    emit(run_with_db(work))

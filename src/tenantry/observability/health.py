@@ -1,0 +1,52 @@
+"""Liveness, readiness (database reachable, migrations at head) and a detailed component view."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from tenantry.db.migrate import head_revision
+
+router = APIRouter(prefix="/health", tags=["health"])
+
+
+async def check_database(request: Request) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        async with request.app.state.db.control() as session:
+            current = await session.scalar(text("SELECT version_num FROM alembic_version"))
+        head = head_revision()
+        status = "ok" if current == head else "degraded"
+        detail: dict[str, Any] = {"migration": current, "head": head}
+    except Exception as exc:  # a health check reports failures, it does not raise them
+        status, detail = "down", {"error": type(exc).__name__}
+    latency_ms = round((time.perf_counter() - started) * 1000, 2)
+    return {"name": "database", "status": status, "latency_ms": latency_ms, **detail}
+
+
+@router.get("/live")
+async def live() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/ready")
+async def ready(request: Request) -> JSONResponse:
+    checks = [await check(request) for check in request.app.state.health_checks]
+    ok = all(c["status"] == "ok" for c in checks)
+    return JSONResponse(
+        {"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503
+    )
+
+
+@router.get("/detailed")
+async def detailed(request: Request) -> JSONResponse:
+    components = [await check(request) for check in request.app.state.health_checks]
+    ok = all(c["status"] == "ok" for c in components)
+    return JSONResponse(
+        {"status": "ok" if ok else "degraded", "components": components},
+        status_code=200 if ok else 503,
+    )

@@ -1,0 +1,28 @@
+"""Every Prometheus metric of the platform, declared once. Labels are bounded: route templates and
+tiers, never raw paths, tenant slugs or secrets."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+HTTP_REQUESTS = Counter(
+    "tenantry_http_requests",
+    "HTTP requests answered.",
+    ["route", "method", "status", "tier"],
+    registry=REGISTRY,
+)
+HTTP_LATENCY = Histogram(
+    "tenantry_http_request_duration_seconds",
+    "Time to answer an HTTP request.",
+    ["route", "method", "status", "tier"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    registry=REGISTRY,
+)
+TENANT_LIFECYCLE = Counter(
+    "tenantry_tenant_lifecycle_events",
+    "Tenant lifecycle changes.",
+    ["action"],
+    registry=REGISTRY,
+)

@@ -1,0 +1,84 @@
+"""The platform's own settings, read once from TENANTRY_* variables or a TOML file.
+
+Per-tenant configuration lives in `tenantry.config`; this class is only what an operator of the
+deployment sets.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+APP_ROLE = "tenantry_app"
+OWNER_ROLE = "tenantry_owner"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TENANTRY_", extra="ignore", frozen=True)
+
+    environment: Literal["development", "test", "production"] = "development"
+    home: Path = Field(default=Path(".tenantry"), description="Data folder of the embedded stack.")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+
+    database_url: str | None = Field(
+        default=None,
+        description="PostgreSQL >= 15 with pgvector. Unset: the embedded PostgreSQL under `home`.",
+    )
+    database_name: str = "tenantry"
+    app_database_url: str | None = Field(
+        default=None,
+        description=f"How the application connects; default: `{APP_ROLE}` on the same server.",
+    )
+    app_db_password: SecretStr | None = None
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=5, ge=0)
+
+    bootstrap_token: SecretStr | None = Field(
+        default=None, description="Operator bootstrap token; generated on first start when unset."
+    )
+    demo_tenants: bool = True
+    cell: str = "main"
+    cache_prefix: str = "tenantry"
+    pool_task_queue: str = "tenantry-pool"
+
+    log_level: str = "INFO"
+    log_json: bool = True
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+
+    @field_validator("home")
+    @classmethod
+    def _absolute_home(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url is None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = os.environ.get("TENANTRY_CONFIG_FILE", "tenantry.toml")
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=toml_file)
+        return (init_settings, env_settings, toml, file_secret_settings)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

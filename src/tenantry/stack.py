@@ -1,0 +1,83 @@
+"""The local stack: PostgreSQL (embedded or external), its roles and migrations, first-start data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy.engine import URL
+
+from tenantry.db import bootstrap, migrate
+from tenantry.db.embedded import EmbeddedPostgres
+from tenantry.db.session import Database, create_app_engine
+from tenantry.db.urls import app_url
+from tenantry.identity import operators
+from tenantry.settings import Settings
+from tenantry.tenants import service as tenants
+from tenantry.tenants.schemas import TenantCreate
+
+DEMO_TENANTS = (
+    TenantCreate(slug="chogar", name="Chogar", tier="enterprise"),
+    TenantCreate(slug="amovil", name="Amovil", tier="standard"),
+    TenantCreate(slug="afijo", name="Afijo", tier="free"),
+)
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    admin_url: str
+    app_url: URL
+    embedded: EmbeddedPostgres | None = field(default=None, repr=False)
+
+    def database(self, *, pool_size: int = 2) -> Database:
+        return Database(create_app_engine(self.app_url, pool_size=pool_size, max_overflow=0))
+
+    def stop(self) -> None:
+        if self.embedded is not None:
+            self.embedded.stop()
+
+
+def start_database(settings: Settings) -> Stack:
+    """Start (or join) the database, then make sure roles, extension and migrations are in place."""
+    embedded = None
+    if settings.embedded:
+        embedded = EmbeddedPostgres(settings.home)
+        server_url = embedded.start()
+    else:
+        server_url = settings.database_url
+    try:
+        admin_url = bootstrap.bootstrap(settings, server_url)
+        migrate.upgrade(admin_url)
+    except BaseException:
+        if embedded is not None:
+            embedded.stop()
+        raise
+    return Stack(settings, admin_url, app_url(settings, admin_url), embedded)
+
+
+@dataclass(frozen=True)
+class FirstStart:
+    first: bool
+    generated_token: str | None
+    demo_tenants: tuple[str, ...]
+
+
+async def provision_defaults(stack: Stack) -> FirstStart:
+    """Store the bootstrap token; on the very first start also create the demo tenants."""
+    settings = stack.settings
+    given = settings.bootstrap_token.get_secret_value() if settings.bootstrap_token else None
+    db = stack.database()
+    try:
+        async with db.control() as session:
+            first, token = await operators.ensure_bootstrap_token(session, given=given)
+        created: list[str] = []
+        if first and settings.demo_tenants:
+            for demo in DEMO_TENANTS:
+                async with db.control() as session:
+                    await tenants.create(
+                        session, data=demo, actor="system:first-start", settings=settings
+                    )
+                created.append(demo.slug)
+        return FirstStart(first, token, tuple(created))
+    finally:
+        await db.dispose()

@@ -1,0 +1,121 @@
+"""`/v1/admin/tenants`: the operators' control plane over HTTP."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+
+from tenantry.api_support import database, settings_of
+from tenantry.audit import service as audit
+from tenantry.audit.schemas import AuditPage, ChainOut
+from tenantry.db.session import Database
+from tenantry.identity.dependencies import require_operator
+from tenantry.observability.metrics import TENANT_LIFECYCLE
+from tenantry.settings import Settings
+from tenantry.tenancy.subjects import Subject
+from tenantry.tenants import service
+from tenantry.tenants.schemas import Status, TenantCreate, TenantOut, TenantPage, TenantUpdate, Tier
+
+router = APIRouter(prefix="/v1/admin/tenants", tags=["admin: tenants"])
+Operator = Annotated[Subject, Depends(require_operator)]
+Db = Annotated[Database, Depends(database)]
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=TenantOut)
+async def create_tenant(
+    body: TenantCreate,
+    operator: Operator,
+    db: Db,
+    settings: Annotated[Settings, Depends(settings_of)],
+    response: Response,
+    request: Request,
+) -> TenantOut:
+    async with db.control() as session:
+        tenant = await service.create(
+            session, data=body, actor=operator.audit_name, settings=settings
+        )
+    TENANT_LIFECYCLE.labels("created").inc()
+    response.headers["Location"] = str(request.url_for("show_tenant", slug=tenant.slug))
+    return TenantOut.of(tenant)
+
+
+@router.get("", response_model=TenantPage)
+async def list_tenants(
+    operator: Operator,
+    db: Db,
+    status_: Annotated[Status | None, Query(alias="status")] = None,
+    tier: Tier | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> TenantPage:
+    async with db.control() as session:
+        rows, total = await service.list_tenants(
+            session, status=status_, tier=tier, limit=limit, offset=offset
+        )
+    return TenantPage(
+        items=[TenantOut.of(t) for t in rows], total=total, limit=limit, offset=offset
+    )
+
+
+@router.get("/{slug}", response_model=TenantOut, name="show_tenant")
+async def show_tenant(slug: str, operator: Operator, db: Db) -> TenantOut:
+    async with db.control() as session:
+        return TenantOut.of(await service.get(session, slug=slug))
+
+
+@router.patch("/{slug}", response_model=TenantOut)
+async def update_tenant(slug: str, body: TenantUpdate, operator: Operator, db: Db) -> TenantOut:
+    async with db.control() as session:
+        tenant = await service.update(session, slug=slug, data=body, actor=operator.audit_name)
+    TENANT_LIFECYCLE.labels("updated").inc()
+    return TenantOut.of(tenant)
+
+
+@router.post("/{slug}/suspend", response_model=TenantOut)
+async def suspend_tenant(slug: str, operator: Operator, db: Db) -> TenantOut:
+    async with db.control() as session:
+        tenant = await service.suspend(session, slug=slug, actor=operator.audit_name)
+    TENANT_LIFECYCLE.labels("suspended").inc()
+    return TenantOut.of(tenant)
+
+
+@router.post("/{slug}/resume", response_model=TenantOut)
+async def resume_tenant(slug: str, operator: Operator, db: Db) -> TenantOut:
+    async with db.control() as session:
+        tenant = await service.resume(session, slug=slug, actor=operator.audit_name)
+    TENANT_LIFECYCLE.labels("resumed").inc()
+    return TenantOut.of(tenant)
+
+
+@router.delete("/{slug}", response_model=TenantOut)
+async def delete_tenant(slug: str, operator: Operator, db: Db) -> TenantOut:
+    tenant, _ = await service.delete(db, slug=slug, actor=operator.audit_name)
+    TENANT_LIFECYCLE.labels("deleted").inc()
+    return TenantOut.of(tenant)
+
+
+@router.get("/{slug}/audit", response_model=AuditPage)
+async def tenant_audit(
+    slug: str,
+    operator: Operator,
+    db: Db,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> AuditPage:
+    async with db.control() as session:
+        tenant = await service.get(session, slug=slug)
+    async with db.tenant(tenant.id) as session:
+        events, total = await audit.list_events(
+            session, tenant_id=tenant.id, limit=limit, offset=offset
+        )
+    return AuditPage.of(events, total=total, limit=limit, offset=offset)
+
+
+@router.get("/{slug}/audit/verify", response_model=ChainOut)
+async def verify_tenant_audit(slug: str, operator: Operator, db: Db) -> ChainOut:
+    async with db.control() as session:
+        tenant = await service.get(session, slug=slug)
+    async with db.tenant(tenant.id) as session:
+        report = await audit.verify(session, tenant_id=tenant.id)
+    return ChainOut.model_validate(report, from_attributes=True)

@@ -1,0 +1,88 @@
+"""Tenant lifecycle payloads."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+Tier = Literal["free", "standard", "enterprise"]
+Status = Literal["active", "suspended", "deleting", "deleted"]
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{2,39}$")]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+TIERS: tuple[Tier, ...] = ("free", "standard", "enterprise")
+
+
+class TenantCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    slug: Slug = Field(description="Lower-case handle: a letter, then 2-39 letters, digits or '-'.")
+    name: Name
+    tier: Tier = "free"
+
+
+class TenantUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name | None = None
+    tier: Tier | None = None
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> TenantUpdate:
+        if self.name is None and self.tier is None:
+            raise ValueError("name or tier is required")
+        return self
+
+
+class Namespace(BaseModel):
+    """Where the tenant's data and work live, as seed 000's DataIsolationManager records it."""
+
+    cell: str
+    task_queue: str
+    cache_prefix: str
+    log_label: str
+
+
+class TenantOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    slug: str
+    name: str
+    tier: Tier
+    status: Status
+    namespace: Namespace
+    created_at: datetime
+    updated_at: datetime
+    suspended_at: datetime | None
+    deleted_at: datetime | None
+
+    @classmethod
+    def of(cls, tenant) -> TenantOut:
+        return cls(
+            id=tenant.id,
+            slug=tenant.slug,
+            name=tenant.name,
+            tier=tenant.tier,
+            status=tenant.status,
+            namespace=Namespace(
+                cell=tenant.cell,
+                task_queue=tenant.task_queue,
+                cache_prefix=tenant.cache_prefix,
+                log_label=tenant.log_label,
+            ),
+            created_at=tenant.created_at,
+            updated_at=tenant.updated_at,
+            suspended_at=tenant.suspended_at,
+            deleted_at=tenant.deleted_at,
+        )
+
+
+class TenantPage(BaseModel):
+    items: list[TenantOut]
+    total: int
+    limit: int
+    offset: int

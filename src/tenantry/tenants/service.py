@@ -1,0 +1,181 @@
+"""Tenant lifecycle: the one service behind both the admin API and the CLI.
+
+Functions take a session and never commit, except `delete`, which is two transactions by design
+(mark `deleting`, then purge and mark `deleted`) so that a failed purge can be repeated.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tenantry.audit import service as audit
+from tenantry.db.base import utcnow
+from tenantry.db.catalog import tenant_tables
+from tenantry.db.session import Database, set_tenant
+from tenantry.errors import Conflict, NotFound
+from tenantry.settings import Settings
+from tenantry.tenancy.context import TenantRef
+from tenantry.tenants.models import Tenant
+from tenantry.tenants.namespaces import namespace_for
+from tenantry.tenants.schemas import TenantCreate, TenantUpdate
+
+
+class TenantGone(Conflict):
+    code, title = "tenant-deleted", "Tenant deleted"
+
+
+def snapshot(tenant: Tenant) -> dict[str, Any]:
+    return {"slug": tenant.slug, "name": tenant.name, "tier": tenant.tier, "status": tenant.status}
+
+
+def ref(tenant: Tenant) -> TenantRef:
+    return TenantRef(id=tenant.id, slug=tenant.slug, tier=tenant.tier)
+
+
+async def get(session: AsyncSession, *, slug: str, for_update: bool = False) -> Tenant:
+    query = select(Tenant).where(Tenant.slug == slug)
+    if for_update:
+        query = query.with_for_update()
+    tenant = await session.scalar(query)
+    if tenant is None:
+        raise NotFound(f"No tenant '{slug}'.")
+    return tenant
+
+
+async def get_by_id(session: AsyncSession, *, tenant_id: uuid.UUID) -> Tenant | None:
+    return await session.get(Tenant, tenant_id)
+
+
+async def create(
+    session: AsyncSession, *, data: TenantCreate, actor: str, settings: Settings
+) -> Tenant:
+    taken = await session.scalar(select(Tenant.id).where(Tenant.slug == data.slug))
+    if taken is not None:
+        raise Conflict(f"A tenant with slug '{data.slug}' already exists.", code="tenant-exists")
+    tenant = Tenant(
+        id=uuid.uuid4(),
+        slug=data.slug,
+        name=data.name,
+        tier=data.tier,
+        status="active",
+        **namespace_for(data.slug, settings),
+    )
+    session.add(tenant)
+    await session.flush()
+    await _audit(session, tenant, actor, "tenant.created", None)
+    return tenant
+
+
+async def list_tenants(
+    session: AsyncSession,
+    *,
+    status: str | None = None,
+    tier: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[Tenant], int]:
+    query = select(Tenant)
+    query = (
+        query.where(Tenant.status == status) if status else query.where(Tenant.status != "deleted")
+    )
+    if tier:
+        query = query.where(Tenant.tier == tier)
+    total = await session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = await session.scalars(query.order_by(Tenant.slug).limit(limit).offset(offset))
+    return list(rows), int(total or 0)
+
+
+async def update(session: AsyncSession, *, slug: str, data: TenantUpdate, actor: str) -> Tenant:
+    tenant = await _get_live(session, slug)
+    before = snapshot(tenant)
+    if data.name is not None:
+        tenant.name = data.name
+    if data.tier is not None:
+        tenant.tier = data.tier
+    if snapshot(tenant) != before:
+        tenant.updated_at = utcnow()
+        await _audit(session, tenant, actor, "tenant.updated", before)
+    return tenant
+
+
+async def suspend(session: AsyncSession, *, slug: str, actor: str) -> Tenant:
+    return await _set_status(session, slug, "suspended", actor)
+
+
+async def resume(session: AsyncSession, *, slug: str, actor: str) -> Tenant:
+    return await _set_status(session, slug, "active", actor)
+
+
+async def delete(db: Database, *, slug: str, actor: str) -> tuple[Tenant, dict[str, int]]:
+    """Mark the tenant `deleting`, then purge all its rows and mark it `deleted`; repeatable."""
+    async with db.control() as session:
+        tenant = await get(session, slug=slug, for_update=True)
+        if tenant.status == "deleted":
+            return tenant, {}
+        if tenant.status != "deleting":
+            before = snapshot(tenant)
+            tenant.status = "deleting"
+            tenant.updated_at = utcnow()
+            await _audit(session, tenant, actor, "tenant.deleting", before)
+    async with db.control() as session:
+        tenant = await get(session, slug=slug, for_update=True)
+        if tenant.status != "deleting":
+            return tenant, {}
+        purged = await purge_rows(session, tenant_id=tenant.id)
+        tenant.status = "deleted"
+        tenant.deleted_at = tenant.updated_at = utcnow()
+    return tenant, purged
+
+
+async def purge_rows(session: AsyncSession, *, tenant_id: uuid.UUID) -> dict[str, int]:
+    """Delete every row of the tenant in every tenant-owned table, as the catalog lists them."""
+    await set_tenant(session, tenant_id)
+    await session.execute(
+        text("SELECT set_config('tenantry.purging', :tid, true)"), {"tid": str(tenant_id)}
+    )
+    purged: dict[str, int] = {}
+    for table in await tenant_tables(session):
+        result = await session.execute(
+            text(f'DELETE FROM "{table}" WHERE tenant_id = :tid'), {"tid": tenant_id}
+        )
+        purged[table] = result.rowcount
+    return purged
+
+
+async def _get_live(session: AsyncSession, slug: str) -> Tenant:
+    tenant = await get(session, slug=slug, for_update=True)
+    if tenant.status in ("deleting", "deleted"):
+        raise TenantGone(f"Tenant '{slug}' is {tenant.status}.")
+    return tenant
+
+
+async def _set_status(session: AsyncSession, slug: str, status: str, actor: str) -> Tenant:
+    tenant = await _get_live(session, slug)
+    if tenant.status == status:
+        return tenant
+    before = snapshot(tenant)
+    tenant.status = status
+    tenant.suspended_at = utcnow() if status == "suspended" else None
+    tenant.updated_at = utcnow()
+    action = "tenant.suspended" if status == "suspended" else "tenant.resumed"
+    await _audit(session, tenant, actor, action, before)
+    return tenant
+
+
+async def _audit(
+    session: AsyncSession, tenant: Tenant, actor: str, action: str, before: dict | None
+) -> None:
+    await set_tenant(session, tenant.id)
+    await audit.record(
+        session,
+        tenant_id=tenant.id,
+        actor=actor,
+        action=action,
+        target=f"tenant:{tenant.slug}",
+        before=before,
+        after=snapshot(tenant),
+    )

@@ -1,0 +1,100 @@
+"""One embedded PostgreSQL per test session; the app runs as `tenantry_app`, so RLS applies."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from httpx import ASGITransport, AsyncClient
+
+from tenantry.db.session import Database
+from tenantry.db.urls import libpq_dsn
+from tenantry.settings import Settings, get_settings
+from tenantry.stack import Stack, start_database
+from tenantry.tenants import service as tenants
+from tenantry.tenants.schemas import TenantCreate
+
+OPERATOR_TOKEN = "tnop_test-operator-" + uuid.uuid4().hex
+
+
+@pytest.fixture(scope="session")
+def stack() -> Stack:
+    home = Path(tempfile.mkdtemp(prefix="tenantry-test-"))
+    settings = Settings(
+        home=home, environment="test", demo_tenants=False, bootstrap_token=OPERATOR_TOKEN
+    )
+    started = start_database(settings)
+    # Everything after this (the app, the CLI, subprocesses) sees the test database as external.
+    os.environ.update(
+        TENANTRY_DATABASE_URL=started.admin_url,
+        TENANTRY_HOME=str(home),
+        TENANTRY_ENVIRONMENT="test",
+        TENANTRY_DEMO_TENANTS="false",
+        TENANTRY_BOOTSTRAP_TOKEN=OPERATOR_TOKEN,
+        TENANTRY_LOG_JSON="true",
+    )
+    get_settings.cache_clear()
+    yield started
+    started.stop()
+    shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def settings(stack: Stack) -> Settings:
+    return get_settings()
+
+
+@pytest.fixture(scope="session")
+async def db(stack: Stack) -> AsyncIterator[Database]:
+    database = stack.database(pool_size=4)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture(scope="session")
+async def app(stack: Stack, settings: Settings):
+    from tenantry.app import create_app
+    from tenantry.stack import provision_defaults
+
+    await provision_defaults(stack)
+    application = create_app(settings, database_url=stack.app_url)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app) -> AsyncIterator[AsyncClient]:
+    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as c:
+        yield c
+
+
+@pytest.fixture
+def operator_headers() -> dict[str, str]:
+    return {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+
+
+@pytest.fixture
+def admin_sql(stack: Stack):
+    """A superuser connection, to look at every tenant's rows at once when asserting."""
+    with psycopg.connect(libpq_dsn(stack.admin_url), autocommit=True) as conn:
+        yield conn
+
+
+def unique_slug(prefix: str = "t") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def make_tenant(db: Database, settings: Settings):
+    async def make(slug: str | None = None, tier: str = "standard"):
+        data = TenantCreate(slug=slug or unique_slug(), name="Test tenant", tier=tier)
+        async with db.control() as session:
+            return await tenants.create(session, data=data, actor="test", settings=settings)
+
+    return make
