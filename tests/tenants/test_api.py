@@ -18,7 +18,9 @@ def counts(admin_sql) -> tuple[int, int]:
 async def test_create_show_and_namespace(client, operator_headers):
     slug = unique_slug()
     created = await client.post(
-        BASE, json={"slug": slug, "name": "Casa Hogar", "tier": "enterprise"}, headers=operator_headers
+        BASE,
+        json={"slug": slug, "name": "Casa Hogar", "tier": "enterprise"},
+        headers=operator_headers,
     )
     assert created.status_code == 201, created.text
     body = created.json()
@@ -85,7 +87,9 @@ async def test_oversized_body_is_413(client, operator_headers, admin_sql, settin
 
 async def test_duplicate_slug_is_409_and_writes_nothing(client, operator_headers, admin_sql):
     slug = unique_slug()
-    assert (await client.post(BASE, json={"slug": slug, "name": "A"}, headers=operator_headers)).status_code == 201
+    assert (
+        await client.post(BASE, json={"slug": slug, "name": "A"}, headers=operator_headers)
+    ).status_code == 201
     before = counts(admin_sql)
     again = await client.post(BASE, json={"slug": slug, "name": "B"}, headers=operator_headers)
     assert again.status_code == 409
@@ -115,16 +119,28 @@ async def test_list_filters_and_paginates(client, operator_headers, make_tenant)
     suspended = await make_tenant(tier="free")
     await client.post(f"{BASE}/{suspended.slug}/suspend", headers=operator_headers)
 
-    page = (await client.get(BASE, params={"tier": "enterprise", "limit": 500}, headers=operator_headers)).json()
+    page = (
+        await client.get(
+            BASE, params={"tier": "enterprise", "limit": 500}, headers=operator_headers
+        )
+    ).json()
     assert {t["tier"] for t in page["items"]} == {"enterprise"}
     assert set(tier_slugs["enterprise"]) <= {t["slug"] for t in page["items"]}
 
-    only_suspended = (await client.get(BASE, params={"status": "suspended", "limit": 500}, headers=operator_headers)).json()
+    only_suspended = (
+        await client.get(
+            BASE, params={"status": "suspended", "limit": 500}, headers=operator_headers
+        )
+    ).json()
     assert suspended.slug in {t["slug"] for t in only_suspended["items"]}
     assert {t["status"] for t in only_suspended["items"]} == {"suspended"}
 
-    first = (await client.get(BASE, params={"limit": 2, "offset": 0}, headers=operator_headers)).json()
-    second = (await client.get(BASE, params={"limit": 2, "offset": 2}, headers=operator_headers)).json()
+    first = (
+        await client.get(BASE, params={"limit": 2, "offset": 0}, headers=operator_headers)
+    ).json()
+    second = (
+        await client.get(BASE, params={"limit": 2, "offset": 2}, headers=operator_headers)
+    ).json()
     assert len(first["items"]) == 2 and first["total"] >= 4
     assert not {t["slug"] for t in first["items"]} & {t["slug"] for t in second["items"]}
 
@@ -136,7 +152,9 @@ async def test_update_suspend_resume_delete(client, operator_headers, make_tenan
     tenant = await make_tenant(tier="free")
     url = f"{BASE}/{tenant.slug}"
 
-    updated = await client.patch(url, json={"name": "Renamed", "tier": "standard"}, headers=operator_headers)
+    updated = await client.patch(
+        url, json={"name": "Renamed", "tier": "standard"}, headers=operator_headers
+    )
     assert (updated.json()["name"], updated.json()["tier"]) == ("Renamed", "standard")
     empty = await client.patch(url, json={}, headers=operator_headers)
     assert empty.status_code == 422
@@ -161,7 +179,8 @@ async def test_lifecycle_changes_are_audited_with_request_id(client, operator_he
     slug = unique_slug()
     await client.post(BASE, json={"slug": slug, "name": "Audited"}, headers=operator_headers)
     await client.patch(
-        f"{BASE}/{slug}", json={"tier": "enterprise"},
+        f"{BASE}/{slug}",
+        json={"tier": "enterprise"},
         headers={**operator_headers, "X-Request-ID": "req-update-0001"},
     )
     await client.post(f"{BASE}/{slug}/suspend", headers=operator_headers)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import typer
 import uvicorn
@@ -24,7 +25,9 @@ def serve() -> None:
         config = uvicorn.Config(
             app, host=settings.host, port=settings.port, log_config=None, access_log=False
         )
-        uvicorn.Server(config).run()
+        # uvicorn re-raises Ctrl-C after its graceful shutdown; ours follows in `finally`.
+        with contextlib.suppress(KeyboardInterrupt):
+            uvicorn.Server(config).run()
     finally:
         stack.stop()
         typer.echo("Tenantry stopped.")

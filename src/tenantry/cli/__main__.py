@@ -1,0 +1,3 @@
+from tenantry.cli.main import app
+
+app(prog_name="tenantry")
