@@ -74,9 +74,58 @@ async def client(app) -> AsyncIterator[AsyncClient]:
         yield c
 
 
+PASSWORD = "Correct-Horse-42-Battery"
+
+
 @pytest.fixture
-def operator_headers() -> dict[str, str]:
+def bootstrap_headers() -> dict[str, str]:
     return {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+
+
+@pytest.fixture(scope="session")
+async def operator_headers(app) -> dict[str, str]:
+    """An operator created with the bootstrap token, logged in with a password."""
+    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as c:
+        email = f"ops-{uuid.uuid4().hex[:8]}@tenantry.dev"
+        created = await c.post(
+            "/v1/admin/operators",
+            json={"email": email, "name": "Ops", "password": PASSWORD},
+            headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"},
+        )
+        assert created.status_code == 201, created.text
+        token = await c.post("/v1/admin/auth/login", json={"email": email, "password": PASSWORD})
+        assert token.status_code == 200, token.text
+        return {"Authorization": f"Bearer {token.json()['access_token']}"}
+
+
+@pytest.fixture
+def make_user(db: Database):
+    """A user of `tenant` with `role`, created through the service; returns the user."""
+    from tenantry.identity import users
+    from tenantry.identity.schemas import UserCreate
+
+    async def make(tenant, role: str = "member", email: str | None = None):
+        data = UserCreate(
+            email=email or f"{role}-{uuid.uuid4().hex[:8]}@example.com", password=PASSWORD, role=role
+        )
+        async with db.tenant(tenant.id) as session:
+            return await users.create(
+                session, tenant_id=tenant.id, data=data, actor="test", actor_role=None
+            )
+
+    return make
+
+
+async def login(client: AsyncClient, tenant, user, password: str = PASSWORD) -> dict:
+    response = await client.post(
+        "/v1/auth/login", json={"tenant": tenant.slug, "email": user.email, "password": password}
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture

@@ -47,6 +47,19 @@ def stop(proc: subprocess.Popen) -> str:
     return rest
 
 
+def operator_login(port: int, bootstrap_token: str) -> dict[str, str]:
+    """What a new deployment does first: the bootstrap token creates an operator, who logs in."""
+    base = f"http://127.0.0.1:{port}/v1/admin"
+    account = {"email": "first@tenantry.dev", "name": "First", "password": "Correct-Horse-42-Battery"}
+    created = httpx.post(
+        f"{base}/operators", json=account, headers={"Authorization": f"Bearer {bootstrap_token}"}
+    )
+    assert created.status_code == 201, created.text
+    del account["name"]
+    token = httpx.post(f"{base}/auth/login", json=account).json()["access_token"]
+    return {"Authorization": f"Bearer {token}"}
+
+
 def test_run_first_start_ctrl_c_and_restart(tmp_path):
     home, port = tmp_path / "home", free_port()
     proc, output = start(home, port)
@@ -54,7 +67,7 @@ def test_run_first_start_ctrl_c_and_restart(tmp_path):
         text = "".join(output)
         token = re.search(r"(tnop_[A-Za-z0-9_-]+)", text).group(1)
         assert f"http://127.0.0.1:{port}/docs" in text and "/metrics" in text
-        headers = {"Authorization": f"Bearer {token}"}
+        headers = operator_login(port, token)
         listed = httpx.get(f"http://127.0.0.1:{port}/v1/admin/tenants", headers=headers).json()
         assert {t["slug"] for t in listed["items"]} == {"chogar", "amovil", "afijo"}
     finally:

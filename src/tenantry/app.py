@@ -16,7 +16,14 @@ from starlette.responses import Response
 from tenantry.db.session import Database, create_app_engine
 from tenantry.db.urls import app_url, sqlalchemy_url
 from tenantry.errors import AppError, Conflict, MalformedRequest, ValidationFailed
+from tenantry.identity.access_tokens import signing_key
+from tenantry.identity.admin_api import router as identity_admin_router
+from tenantry.identity.api import router as identity_router
+from tenantry.identity.api_keys_api import router as api_keys_router
 from tenantry.identity.authn import Authenticator
+from tenantry.identity.sso_api import router as sso_router
+from tenantry.identity.throttle import LoginThrottle
+from tenantry.identity.users_api import router as users_router
 from tenantry.observability.health import check_database
 from tenantry.observability.health import router as health_router
 from tenantry.observability.metrics import REGISTRY
@@ -52,6 +59,8 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.signing_key = signing_key(settings)
+    app.state.login_throttle = LoginThrottle(settings.login_attempts_per_minute)
     app.state.health_checks = [check_database]
     app.add_middleware(
         TenantContextMiddleware,
@@ -60,7 +69,12 @@ def create_app(
     )
     _install_error_handlers(app)
     app.include_router(health_router)
+    app.include_router(identity_router)
+    app.include_router(users_router)
+    app.include_router(api_keys_router)
+    app.include_router(sso_router)
     app.include_router(tenants_router)
+    app.include_router(identity_admin_router)
     app.add_api_route("/metrics", metrics, include_in_schema=False)
     return app
 

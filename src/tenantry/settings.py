@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -21,6 +21,7 @@ from pydantic_settings import (
 
 APP_ROLE = "tenantry_app"
 OWNER_ROLE = "tenantry_owner"
+PLACEHOLDER_SECRETS = frozenset({"changeme", "secret", "change-me", "changethis"})
 
 
 class Settings(BaseSettings):
@@ -47,6 +48,14 @@ class Settings(BaseSettings):
     bootstrap_token: SecretStr | None = Field(
         default=None, description="Operator bootstrap token; generated on first start when unset."
     )
+    jwt_secret: SecretStr | None = Field(
+        default=None,
+        description="HS256 key for access tokens. Required in production; elsewhere one is "
+        "generated once and kept in `home`.",
+    )
+    access_token_minutes: int = Field(default=60, ge=1)
+    refresh_token_days: int = Field(default=7, ge=1)
+    login_attempts_per_minute: int = Field(default=5, ge=1)
     demo_tenants: bool = True
     cell: str = "main"
     cache_prefix: str = "tenantry"
@@ -60,6 +69,16 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute_home(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @model_validator(mode="after")
+    def _production_needs_real_secrets(self) -> Settings:
+        if self.environment == "production":
+            secret = self.jwt_secret.get_secret_value() if self.jwt_secret else ""
+            if len(secret) < 32 or secret.lower() in PLACEHOLDER_SECRETS:
+                raise ValueError(
+                    "TENANTRY_JWT_SECRET must be set to 32+ random characters in production"
+                )
+        return self
 
     @property
     def embedded(self) -> bool:

@@ -1,13 +1,24 @@
-"""Operator credentials: the bootstrap token, stored hashed, that opens `/v1/admin/*`."""
+"""Platform operators: accounts, their access tokens, and the bootstrap token.
+
+The bootstrap token (generated on first start, or TENANTRY_BOOTSTRAP_TOKEN) authenticates as the
+`bootstrap` operator, whose only power is creating operators: the way in for the first one.
+"""
 
 from __future__ import annotations
+
+import uuid
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.db.base import utcnow
-from tenantry.identity.models import OperatorToken
+from tenantry.errors import Conflict
+from tenantry.identity import access_tokens
+from tenantry.identity.models import Operator, OperatorToken
+from tenantry.identity.passwords import check_policy, hash_password, verify_password
+from tenantry.identity.schemas import OperatorCreate, TokenOut
 from tenantry.identity.tokens import OPERATOR_PREFIX, digest, new_secret
+from tenantry.settings import Settings
 from tenantry.tenancy.subjects import Subject
 
 BOOTSTRAP = "bootstrap"
@@ -35,7 +46,39 @@ async def ensure_bootstrap_token(
     return first, token
 
 
-async def authenticate(session: AsyncSession, *, token: str) -> Subject | None:
+async def create(session: AsyncSession, *, data: OperatorCreate) -> Operator:
+    check_policy(data.password)
+    email = data.email.lower()
+    if await session.scalar(select(Operator.id).where(Operator.email == email)):
+        raise Conflict(f"An operator with email {email} already exists.", code="operator-exists")
+    operator = Operator(
+        id=uuid.uuid4(), email=email, name=data.name, password_hash=hash_password(data.password)
+    )
+    session.add(operator)
+    await session.flush()
+    return operator
+
+
+async def list_operators(session: AsyncSession) -> list[Operator]:
+    return list(await session.scalars(select(Operator).order_by(Operator.email)))
+
+
+async def login(
+    session: AsyncSession, *, email: str, password: str, settings: Settings, key: str
+) -> TokenOut | None:
+    operator = await session.scalar(select(Operator).where(Operator.email == email.lower()))
+    if not verify_password(operator.password_hash if operator else None, password):
+        return None
+    if operator.status != "active":
+        return None
+    operator.last_login_at = utcnow()
+    token = access_tokens.issue(
+        key, kind="operator", subject_id=operator.id, minutes=settings.access_token_minutes
+    )
+    return TokenOut(access_token=token, expires_in=settings.access_token_minutes * 60)
+
+
+async def authenticate_token(session: AsyncSession, *, token: str) -> Subject | None:
     row = await session.scalar(
         select(OperatorToken).where(
             OperatorToken.token_hash == digest(token), OperatorToken.revoked_at.is_(None)
@@ -47,4 +90,16 @@ async def authenticate(session: AsyncSession, *, token: str) -> Subject | None:
     # Written at most once a minute, so authenticating is not a write on every request.
     if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
         row.last_used_at = now
-    return Subject(kind="operator", id=row.id, name=row.name)
+    if row.operator_id is None:
+        return Subject(kind="operator", id=None, name=BOOTSTRAP, role=BOOTSTRAP)
+    operator = await session.get(Operator, row.operator_id)
+    if operator is None or operator.status != "active":
+        return None
+    return Subject(kind="operator", id=operator.id, name=operator.email, role="operator")
+
+
+async def authenticate_jwt(session: AsyncSession, *, operator_id: uuid.UUID) -> Subject | None:
+    operator = await session.get(Operator, operator_id)
+    if operator is None or operator.status != "active":
+        return None
+    return Subject(kind="operator", id=operator.id, name=operator.email, role="operator")

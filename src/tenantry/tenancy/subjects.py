@@ -20,6 +20,7 @@ class Subject:
     tenant: TenantRef | None = None
     role: str | None = None
     scopes: frozenset[str] = field(default_factory=frozenset)
+    session_id: uuid.UUID | None = None  # a user's login session (refresh-token family)
 
     @property
     def is_operator(self) -> bool:

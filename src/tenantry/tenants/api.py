@@ -10,19 +10,18 @@ from tenantry.api_support import database, settings_of
 from tenantry.audit import service as audit
 from tenantry.audit.schemas import AuditPage, ChainOut
 from tenantry.db.session import Database
-from tenantry.identity.dependencies import require_operator
+from tenantry.identity.dependencies import OPERATOR, Caller, guard
 from tenantry.observability.metrics import TENANT_LIFECYCLE
 from tenantry.settings import Settings
-from tenantry.tenancy.subjects import Subject
 from tenantry.tenants import service
 from tenantry.tenants.schemas import Status, TenantCreate, TenantOut, TenantPage, TenantUpdate, Tier
 
 router = APIRouter(prefix="/v1/admin/tenants", tags=["admin: tenants"])
-Operator = Annotated[Subject, Depends(require_operator)]
+Operator = Caller
 Db = Annotated[Database, Depends(database)]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=TenantOut)
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=TenantOut, **guard(OPERATOR))
 async def create_tenant(
     body: TenantCreate,
     operator: Operator,
@@ -40,7 +39,7 @@ async def create_tenant(
     return TenantOut.of(tenant)
 
 
-@router.get("", response_model=TenantPage)
+@router.get("", response_model=TenantPage, **guard(OPERATOR))
 async def list_tenants(
     operator: Operator,
     db: Db,
@@ -58,13 +57,13 @@ async def list_tenants(
     )
 
 
-@router.get("/{slug}", response_model=TenantOut, name="show_tenant")
+@router.get("/{slug}", response_model=TenantOut, name="show_tenant", **guard(OPERATOR))
 async def show_tenant(slug: str, operator: Operator, db: Db) -> TenantOut:
     async with db.control() as session:
         return TenantOut.of(await service.get(session, slug=slug))
 
 
-@router.patch("/{slug}", response_model=TenantOut)
+@router.patch("/{slug}", response_model=TenantOut, **guard(OPERATOR))
 async def update_tenant(slug: str, body: TenantUpdate, operator: Operator, db: Db) -> TenantOut:
     async with db.control() as session:
         tenant = await service.update(session, slug=slug, data=body, actor=operator.audit_name)
@@ -72,7 +71,7 @@ async def update_tenant(slug: str, body: TenantUpdate, operator: Operator, db: D
     return TenantOut.of(tenant)
 
 
-@router.post("/{slug}/suspend", response_model=TenantOut)
+@router.post("/{slug}/suspend", response_model=TenantOut, **guard(OPERATOR))
 async def suspend_tenant(slug: str, operator: Operator, db: Db) -> TenantOut:
     async with db.control() as session:
         tenant = await service.suspend(session, slug=slug, actor=operator.audit_name)
@@ -80,7 +79,7 @@ async def suspend_tenant(slug: str, operator: Operator, db: Db) -> TenantOut:
     return TenantOut.of(tenant)
 
 
-@router.post("/{slug}/resume", response_model=TenantOut)
+@router.post("/{slug}/resume", response_model=TenantOut, **guard(OPERATOR))
 async def resume_tenant(slug: str, operator: Operator, db: Db) -> TenantOut:
     async with db.control() as session:
         tenant = await service.resume(session, slug=slug, actor=operator.audit_name)
@@ -88,14 +87,14 @@ async def resume_tenant(slug: str, operator: Operator, db: Db) -> TenantOut:
     return TenantOut.of(tenant)
 
 
-@router.delete("/{slug}", response_model=TenantOut)
+@router.delete("/{slug}", response_model=TenantOut, **guard(OPERATOR))
 async def delete_tenant(slug: str, operator: Operator, db: Db) -> TenantOut:
     tenant, _ = await service.delete(db, slug=slug, actor=operator.audit_name)
     TENANT_LIFECYCLE.labels("deleted").inc()
     return TenantOut.of(tenant)
 
 
-@router.get("/{slug}/audit", response_model=AuditPage)
+@router.get("/{slug}/audit", response_model=AuditPage, **guard(OPERATOR))
 async def tenant_audit(
     slug: str,
     operator: Operator,
@@ -112,7 +111,7 @@ async def tenant_audit(
     return AuditPage.of(events, total=total, limit=limit, offset=offset)
 
 
-@router.get("/{slug}/audit/verify", response_model=ChainOut)
+@router.get("/{slug}/audit/verify", response_model=ChainOut, **guard(OPERATOR))
 async def verify_tenant_audit(slug: str, operator: Operator, db: Db) -> ChainOut:
     async with db.control() as session:
         tenant = await service.get(session, slug=slug)

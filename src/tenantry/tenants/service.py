@@ -90,7 +90,7 @@ async def list_tenants(
 
 
 async def update(session: AsyncSession, *, slug: str, data: TenantUpdate, actor: str) -> Tenant:
-    tenant = await _get_live(session, slug)
+    tenant = await get_live(session, slug=slug)
     before = snapshot(tenant)
     if data.name is not None:
         tenant.name = data.name
@@ -146,7 +146,8 @@ async def purge_rows(session: AsyncSession, *, tenant_id: uuid.UUID) -> dict[str
     return purged
 
 
-async def _get_live(session: AsyncSession, slug: str) -> Tenant:
+async def get_live(session: AsyncSession, *, slug: str) -> Tenant:
+    """The tenant, locked, refusing one that is being deleted or was."""
     tenant = await get(session, slug=slug, for_update=True)
     if tenant.status in ("deleting", "deleted"):
         raise TenantGone(f"Tenant '{slug}' is {tenant.status}.")
@@ -154,7 +155,7 @@ async def _get_live(session: AsyncSession, slug: str) -> Tenant:
 
 
 async def _set_status(session: AsyncSession, slug: str, status: str, actor: str) -> Tenant:
-    tenant = await _get_live(session, slug)
+    tenant = await get_live(session, slug=slug)
     if tenant.status == status:
         return tenant
     before = snapshot(tenant)

@@ -1,0 +1,85 @@
+"""Operator identity: `/v1/admin/operators`, `/v1/admin/auth/login`, a tenant's first users."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, status
+
+from tenantry.api_support import database, settings_of
+from tenantry.db.session import Database, set_tenant
+from tenantry.errors import Unauthorized
+from tenantry.identity import operators, users
+from tenantry.identity.dependencies import BOOTSTRAP, OPERATOR, PUBLIC, Caller, guard
+from tenantry.identity.schemas import (
+    OperatorCreate,
+    OperatorLoginIn,
+    OperatorOut,
+    TokenOut,
+    UserCreate,
+    UserOut,
+)
+from tenantry.settings import Settings
+from tenantry.tenants import service as tenants
+
+router = APIRouter(prefix="/v1/admin", tags=["admin: identity"])
+Db = Annotated[Database, Depends(database)]
+
+
+@router.post(
+    "/operators",
+    status_code=status.HTTP_201_CREATED,
+    response_model=OperatorOut,
+    **guard(BOOTSTRAP),
+)
+async def create_operator(body: OperatorCreate, db: Db) -> OperatorOut:
+    async with db.control() as session:
+        return OperatorOut.model_validate(await operators.create(session, data=body))
+
+
+@router.get("/operators", response_model=list[OperatorOut], **guard(OPERATOR))
+async def list_operators(db: Db) -> list[OperatorOut]:
+    async with db.control() as session:
+        return [OperatorOut.model_validate(o) for o in await operators.list_operators(session)]
+
+
+@router.post(
+    "/auth/login", response_model=TokenOut, response_model_exclude_none=True, **guard(PUBLIC)
+)
+async def operator_login(
+    body: OperatorLoginIn,
+    request: Request,
+    db: Db,
+    settings: Annotated[Settings, Depends(settings_of)],
+) -> TokenOut:
+    throttle = request.app.state.login_throttle
+    keys = throttle.keys("operators", body.email, request.client.host if request.client else "-")
+    await throttle.check(keys)
+    async with db.control() as session:
+        tokens = await operators.login(
+            session,
+            email=body.email,
+            password=body.password,
+            settings=settings,
+            key=request.app.state.signing_key,
+        )
+    if tokens is None:
+        await throttle.failed(keys)
+        raise Unauthorized("Invalid credentials.")
+    return tokens
+
+
+@router.post(
+    "/tenants/{slug}/users",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UserOut,
+    **guard(OPERATOR),
+)
+async def create_tenant_user(slug: str, body: UserCreate, operator: Caller, db: Db) -> UserOut:
+    async with db.control() as session:
+        tenant = await tenants.get_live(session, slug=slug)
+        await set_tenant(session, tenant.id)
+        user = await users.create(
+            session, tenant_id=tenant.id, data=body, actor=operator.audit_name, actor_role=None
+        )
+        return UserOut.model_validate(user)

@@ -1,0 +1,120 @@
+"""`/v1/auth/*` and `/v1/me`: logins, token refresh, logout, and who am I."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response, status
+from sqlalchemy import select
+
+from tenantry.api_support import database, settings_of
+from tenantry.db.session import Database
+from tenantry.errors import Forbidden, TenantSuspended, Unauthorized
+from tenantry.identity import sessions, sso
+from tenantry.identity.authn import UserDisabled
+from tenantry.identity.dependencies import PUBLIC, Caller, guard
+from tenantry.identity.permissions import Permission, permissions_of
+from tenantry.identity.schemas import LdapLoginIn, LoginIn, MeOut, RefreshIn, TokenOut
+from tenantry.identity.sessions import Outcome
+from tenantry.settings import Settings
+from tenantry.tenants.models import Tenant
+
+router = APIRouter(tags=["identity"])
+Db = Annotated[Database, Depends(database)]
+Config = Annotated[Settings, Depends(settings_of)]
+INVALID = "Invalid credentials."
+
+
+def _answer(outcome: Outcome) -> TokenOut:
+    """Turn a failed outcome into its error, after the transaction that recorded it committed."""
+    if outcome.tokens is not None:
+        return outcome.tokens
+    if outcome.failure == "tenant-suspended":
+        raise TenantSuspended("This tenant is suspended.")
+    if outcome.failure == "user-disabled":
+        raise UserDisabled("This user is disabled.")
+    raise Unauthorized(INVALID)
+
+
+@router.post(
+    "/v1/auth/login", response_model=TokenOut, response_model_exclude_none=True, **guard(PUBLIC)
+)
+async def login(body: LoginIn, request: Request, db: Db, settings: Config) -> TokenOut:
+    throttle = request.app.state.login_throttle
+    keys = throttle.keys(body.tenant, body.email, request.client.host if request.client else "-")
+    await throttle.check(keys)
+    async with db.control() as session:
+        tenant = await session.scalar(select(Tenant).where(Tenant.slug == body.tenant))
+        outcome = await sessions.login(
+            session,
+            tenant=tenant,
+            email=body.email,
+            password=body.password,
+            settings=settings,
+            key=request.app.state.signing_key,
+        )
+    if outcome.failure == "invalid":
+        await throttle.failed(keys)
+    return _answer(outcome)
+
+
+@router.post(
+    "/v1/auth/ldap", response_model=TokenOut, response_model_exclude_none=True, **guard(PUBLIC)
+)
+async def ldap_login(body: LdapLoginIn, request: Request, db: Db, settings: Config) -> TokenOut:
+    throttle = request.app.state.login_throttle
+    keys = throttle.keys(body.tenant, body.username, request.client.host if request.client else "-")
+    await throttle.check(keys)
+    async with db.control() as session:
+        tenant = await session.scalar(select(Tenant).where(Tenant.slug == body.tenant))
+        outcome = await sso.login(
+            session,
+            tenant=tenant,
+            username=body.username,
+            password=body.password,
+            settings=settings,
+            key=request.app.state.signing_key,
+        )
+    if outcome.failure == "invalid":
+        await throttle.failed(keys)
+    return _answer(outcome)
+
+
+@router.post(
+    "/v1/auth/refresh", response_model=TokenOut, response_model_exclude_none=True, **guard(PUBLIC)
+)
+async def refresh(body: RefreshIn, request: Request, db: Db, settings: Config) -> TokenOut:
+    async with db.control() as session:
+        outcome = await sessions.refresh(
+            session, token=body.refresh_token, settings=settings, key=request.app.state.signing_key
+        )
+    return _answer(outcome)
+
+
+@router.post("/v1/auth/logout", status_code=status.HTTP_204_NO_CONTENT, **guard(Permission.ME))
+async def logout(subject: Caller, db: Db) -> Response:
+    if subject.session_id is None:
+        raise Forbidden("Only a user's session can be logged out; revoke an API key instead.")
+    async with db.tenant(subject.tenant.id) as session:
+        await sessions.logout(
+            session,
+            tenant_id=subject.tenant.id,
+            session_id=subject.session_id,
+            actor=subject.audit_name,
+        )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/v1/me", response_model=MeOut, **guard(Permission.ME))
+async def me(subject: Caller) -> MeOut:
+    granted = permissions_of(role=subject.role, scopes=subject.scopes)
+    return MeOut(
+        kind=subject.kind,
+        id=subject.id,
+        name=subject.name,
+        tenant=subject.tenant.slug,
+        tier=subject.tenant.tier,
+        role=subject.role,
+        scopes=sorted(subject.scopes),
+        permissions=sorted(str(p) for p in granted),
+    )

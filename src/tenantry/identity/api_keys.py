@@ -1,0 +1,105 @@
+"""Tenant API keys: shown once, stored as a digest with a lookup id, scoped, expiring, revocable."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tenantry.audit import service as audit
+from tenantry.db.base import utcnow
+from tenantry.errors import NotFound, ValidationFailed
+from tenantry.identity.models import ApiKey
+from tenantry.identity.schemas import ApiKeyCreate
+from tenantry.identity.tokens import API_KEY_PREFIX, digest, new_tenant_secret, same_digest
+
+
+def display_prefix(key: ApiKey) -> str:
+    return f"{API_KEY_PREFIX}{key.tenant_id.hex}_{key.lookup}_…"
+
+
+async def create(
+    session: AsyncSession, *, tenant_id: uuid.UUID, data: ApiKeyCreate, actor: str
+) -> tuple[ApiKey, str]:
+    if data.expires_at is not None and data.expires_at <= utcnow():
+        raise ValidationFailed(
+            "expires_at must be in the future.",
+            errors=[{"field": "body.expires_at", "message": "must be in the future"}],
+        )
+    secret, lookup = new_tenant_secret(API_KEY_PREFIX, tenant_id)
+    key = ApiKey(
+        tenant_id=tenant_id,
+        id=uuid.uuid4(),
+        name=data.name,
+        lookup=lookup,
+        key_hash=digest(secret),
+        scopes=sorted(set(data.scopes)),
+        created_by=actor,
+        expires_at=data.expires_at,
+    )
+    session.add(key)
+    await session.flush()
+    await audit.record(
+        session,
+        tenant_id=tenant_id,
+        actor=actor,
+        action="api_key.created",
+        target=f"api_key:{key.id}",
+        after={"name": key.name, "scopes": key.scopes},
+    )
+    return key, secret
+
+
+async def list_keys(
+    session: AsyncSession, *, tenant_id: uuid.UUID, limit: int, offset: int
+) -> tuple[list[ApiKey], int]:
+    query = select(ApiKey).where(ApiKey.tenant_id == tenant_id)
+    total = await session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = await session.scalars(
+        query.order_by(ApiKey.created_at.desc()).limit(limit).offset(offset)
+    )
+    return list(rows), int(total or 0)
+
+
+async def get(session: AsyncSession, *, tenant_id: uuid.UUID, key_id: uuid.UUID) -> ApiKey:
+    key = await session.scalar(
+        select(ApiKey).where(ApiKey.tenant_id == tenant_id, ApiKey.id == key_id)
+    )
+    if key is None:
+        raise NotFound("No such API key.")
+    return key
+
+
+async def revoke(
+    session: AsyncSession, *, tenant_id: uuid.UUID, key_id: uuid.UUID, actor: str
+) -> ApiKey:
+    key = await get(session, tenant_id=tenant_id, key_id=key_id)
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        await audit.record(
+            session,
+            tenant_id=tenant_id,
+            actor=actor,
+            action="api_key.revoked",
+            target=f"api_key:{key.id}",
+            before={"name": key.name, "scopes": key.scopes},
+        )
+    return key
+
+
+async def authenticate(
+    session: AsyncSession, *, tenant_id: uuid.UUID, lookup: str, secret: str
+) -> ApiKey | None:
+    """The live key matching `secret`, or None; records use at most once a minute."""
+    key = await session.scalar(
+        select(ApiKey).where(ApiKey.tenant_id == tenant_id, ApiKey.lookup == lookup)
+    )
+    if key is None or not same_digest(key.key_hash, digest(secret)):
+        return None
+    now = utcnow()
+    if key.revoked_at is not None or (key.expires_at is not None and key.expires_at <= now):
+        return None
+    if key.last_used_at is None or (now - key.last_used_at).total_seconds() > 60:
+        key.last_used_at = now
+    return key

@@ -1,0 +1,51 @@
+"""The one permission matrix: what each role and each API-key scope may do (docs/security.md)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Permission(StrEnum):
+    ME = "me"
+    USERS_READ = "users:read"
+    USERS_MANAGE = "users:manage"
+    API_KEYS_READ = "api_keys:read"
+    API_KEYS_MANAGE = "api_keys:manage"
+    SSO_MANAGE = "sso:manage"
+    AUDIT_READ = "audit:read"
+    CONTENT_READ = "content:read"
+    CONTENT_WRITE = "content:write"
+    EXTERNAL = "external"
+
+
+P = Permission
+_VIEWER = {P.ME, P.CONTENT_READ}
+_MEMBER = _VIEWER | {P.CONTENT_WRITE, P.USERS_READ}
+_ADMIN = _MEMBER | {P.USERS_MANAGE, P.API_KEYS_READ, P.API_KEYS_MANAGE, P.SSO_MANAGE, P.AUDIT_READ}
+
+ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
+    "viewer": frozenset(_VIEWER),
+    "member": frozenset(_MEMBER),
+    "admin": frozenset(_ADMIN),
+    "owner": frozenset(_ADMIN),
+}
+
+SCOPE_PERMISSIONS: dict[str, frozenset[Permission]] = {
+    "read": frozenset({P.ME, P.CONTENT_READ, P.USERS_READ}),
+    "write": frozenset({P.ME, P.CONTENT_READ, P.CONTENT_WRITE}),
+    "admin": frozenset(_ADMIN),
+    "external": frozenset({P.ME, P.EXTERNAL}),
+}
+
+ROLES = ("owner", "admin", "member", "viewer")
+SCOPES = tuple(SCOPE_PERMISSIONS)
+ROLE_RANK = {role: rank for rank, role in enumerate(reversed(ROLES))}
+
+
+def permissions_of(*, role: str | None = None, scopes: frozenset[str] = frozenset()) -> frozenset:
+    if role is not None:
+        return ROLE_PERMISSIONS.get(role, frozenset())
+    granted: set[Permission] = set()
+    for scope in scopes:
+        granted |= SCOPE_PERMISSIONS.get(scope, frozenset())
+    return frozenset(granted)

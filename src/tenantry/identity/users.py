@@ -1,0 +1,172 @@
+"""Tenant users: create, list, change role or status, remove; the last owner always stays."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tenantry.audit import service as audit
+from tenantry.errors import Conflict, Forbidden, NotFound
+from tenantry.identity.models import User
+from tenantry.identity.passwords import check_policy, hash_password
+from tenantry.identity.permissions import ROLE_RANK
+from tenantry.identity.schemas import UserCreate, UserUpdate
+
+
+class LastOwner(Conflict):
+    code, title = "last-owner", "The last owner must stay"
+
+
+def _snapshot(user: User) -> dict:
+    return {"email": user.email, "role": user.role, "status": user.status}
+
+
+def _check_can_grant(actor_role: str | None, role: str) -> None:
+    """Nobody hands out a role above their own; operators (actor_role None) may grant any."""
+    if actor_role is not None and ROLE_RANK[role] > ROLE_RANK[actor_role]:
+        raise Forbidden(f"A {actor_role} cannot grant the {role} role.")
+
+
+async def create(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    data: UserCreate,
+    actor: str,
+    actor_role: str | None,
+) -> User:
+    _check_can_grant(actor_role, data.role)
+    check_policy(data.password)
+    email = data.email.lower()
+    if await session.scalar(
+        select(User.id).where(User.tenant_id == tenant_id, User.email == email)
+    ):
+        raise Conflict(f"A user with email {email} already exists.", code="user-exists")
+    user = User(
+        tenant_id=tenant_id,
+        id=uuid.uuid4(),
+        email=email,
+        display_name=data.display_name or email.split("@")[0],
+        password_hash=hash_password(data.password),
+        role=data.role,
+        status="active",
+        auth_source="local",
+    )
+    session.add(user)
+    await session.flush()
+    await audit.record(
+        session,
+        tenant_id=tenant_id,
+        actor=actor,
+        action="user.created",
+        target=f"user:{email}",
+        after=_snapshot(user),
+    )
+    return user
+
+
+async def list_users(
+    session: AsyncSession, *, tenant_id: uuid.UUID, limit: int, offset: int
+) -> tuple[list[User], int]:
+    query = select(User).where(User.tenant_id == tenant_id)
+    total = await session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = await session.scalars(query.order_by(User.email).limit(limit).offset(offset))
+    return list(rows), int(total or 0)
+
+
+async def get(session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid.UUID) -> User:
+    user = await session.scalar(select(User).where(User.tenant_id == tenant_id, User.id == user_id))
+    if user is None:
+        raise NotFound("No such user.")
+    return user
+
+
+async def update(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    user_id: uuid.UUID,
+    data: UserUpdate,
+    actor: str,
+    actor_role: str | None,
+) -> User:
+    user = await _get_for_update(session, tenant_id, user_id)
+    before = _snapshot(user)
+    if data.role is not None and data.role != user.role:
+        _check_can_grant(actor_role, data.role)
+        _check_can_grant(actor_role, user.role)
+        await _keep_an_owner(session, tenant_id, user, losing=user.role == "owner")
+        user.role = data.role
+    if data.status is not None and data.status != user.status:
+        _check_can_grant(actor_role, user.role)
+        await _keep_an_owner(session, tenant_id, user, losing=data.status == "disabled")
+        user.status = data.status
+    if data.display_name is not None:
+        user.display_name = data.display_name
+    await session.flush()
+    if before["role"] != user.role:
+        await _audit(session, tenant_id, actor, "user.role_changed", user, before)
+    if before["status"] != user.status:
+        await _audit(
+            session,
+            tenant_id,
+            actor,
+            f"user.{'disabled' if user.status == 'disabled' else 'enabled'}",
+            user,
+            before,
+        )
+    return user
+
+
+async def remove(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    user_id: uuid.UUID,
+    actor: str,
+    actor_role: str | None,
+) -> None:
+    user = await _get_for_update(session, tenant_id, user_id)
+    _check_can_grant(actor_role, user.role)
+    await _keep_an_owner(session, tenant_id, user, losing=True)
+    await _audit(session, tenant_id, actor, "user.removed", user, _snapshot(user))
+    await session.delete(user)
+    await session.flush()
+
+
+async def _get_for_update(session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID) -> User:
+    user = await session.scalar(
+        select(User).where(User.tenant_id == tenant_id, User.id == user_id).with_for_update()
+    )
+    if user is None:
+        raise NotFound("No such user.")
+    return user
+
+
+async def _keep_an_owner(
+    session: AsyncSession, tenant_id: uuid.UUID, user: User, *, losing: bool
+) -> None:
+    if not losing or user.role != "owner" or user.status != "active":
+        return
+    # Lock the owners, so two admins cannot each remove "another" owner at the same time.
+    owners = await session.scalars(
+        select(User.id)
+        .where(User.tenant_id == tenant_id, User.role == "owner", User.status == "active")
+        .with_for_update()
+    )
+    if set(owners.all()) <= {user.id}:
+        raise LastOwner("The tenant's last owner cannot be removed, disabled or demoted.")
+
+
+async def _audit(session, tenant_id, actor, action, user: User, before: dict | None) -> None:
+    await audit.record(
+        session,
+        tenant_id=tenant_id,
+        actor=actor,
+        action=action,
+        target=f"user:{user.email}",
+        before=before,
+        after=_snapshot(user),
+    )
