@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import tempfile
 import uuid
@@ -70,7 +71,10 @@ async def app(stack: Stack, settings: Settings):
 
 @pytest.fixture
 async def client(app) -> AsyncIterator[AsyncClient]:
-    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as c:
+    # Each test calls from its own address, so login throttling per address stays per test.
+    address = f"198.51.{random.randrange(256)}.{random.randrange(1, 255)}"
+    transport = ASGITransport(app=app, client=(address, 50000))
+    async with AsyncClient(transport=transport, base_url="http://test") as c:
         yield c
 
 

@@ -1,8 +1,11 @@
 """The one way services reach PostgreSQL: a transaction with the tenant set, or a control-plane one.
 
 The tenant is set with `set_config('tenantry.tenant_id', $1, true)`: a bound parameter, local to
-the transaction, so a pooled connection never carries a tenant into the next request. psycopg
-pipelines the implicit BEGIN with it, so setting the tenant costs no extra round trip.
+the transaction, so a pooled connection never carries a tenant into the next request.
+
+The driver runs in autocommit and we send BEGIN ourselves, pipelined with `set_config`: psycopg's
+implicit BEGIN waits for its own answer before anything else is sent, which would cost the tenant
+a round trip of its own on every transaction.
 """
 
 from __future__ import annotations
@@ -39,7 +42,12 @@ class UnsafeDatabaseRole(RuntimeError):
 
 def create_app_engine(url: URL, *, pool_size: int, max_overflow: int) -> AsyncEngine:
     engine = create_async_engine(
-        url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True
+        url,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_pre_ping=True,
+        # Transactions are opened by `Database` itself (see the module's docstring).
+        isolation_level="AUTOCOMMIT",
     )
     event.listen(engine.sync_engine, "connect", _refuse_unsafe_role)
     return engine
@@ -63,21 +71,38 @@ class Database:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
 
     @asynccontextmanager
     async def tenant(self, tenant_id: uuid.UUID | None = None) -> AsyncIterator[AsyncSession]:
         """A transaction that sees only `tenant_id` (default: the current tenant context)."""
-        tid = tenant_id or current_tenant().id
-        async with self._sessions() as session, session.begin():
-            await set_tenant(session, tid)
+        async with self._transaction(tenant_id or current_tenant().id) as session:
             yield session
 
     @asynccontextmanager
     async def control(self) -> AsyncIterator[AsyncSession]:
         """A transaction with no tenant: the control plane's tables only; tenant tables read empty."""
-        async with self._sessions() as session, session.begin():
+        async with self._transaction(None) as session:
             yield session
+
+    @asynccontextmanager
+    async def _transaction(self, tenant_id: uuid.UUID | None) -> AsyncIterator[AsyncSession]:
+        async with self.engine.connect() as conn:
+            driver = (await conn.get_raw_connection()).driver_connection
+            async with driver.pipeline():
+                await driver.execute("BEGIN")
+                if tenant_id is not None:
+                    await driver.execute(SET_TENANT, [str(tenant_id)])
+            session = AsyncSession(bind=conn, expire_on_commit=False, autoflush=True)
+            try:
+                yield session
+                await session.flush()
+            except BaseException:
+                await driver.rollback()
+                raise
+            else:
+                await driver.commit()
+            finally:
+                await session.close()
 
     async def dispose(self) -> None:
         await self.engine.dispose()
@@ -85,13 +110,6 @@ class Database:
 
 async def set_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> None:
     """Set (or switch) the tenant of the session's current transaction."""
-    conn = await session.connection()
-    raw = await conn.get_raw_connection()
-    driver = raw.driver_connection
-    if driver is not None and hasattr(driver, "pipeline"):
-        async with driver.pipeline():
-            await driver.execute(SET_TENANT, [str(tenant_id)])
-    else:
-        await session.execute(
-            text("SELECT set_config('tenantry.tenant_id', :tid, true)"), {"tid": str(tenant_id)}
-        )
+    await session.execute(
+        text("SELECT set_config('tenantry.tenant_id', :tid, true)"), {"tid": str(tenant_id)}
+    )
