@@ -1,0 +1,53 @@
+"""Operators are their own kind of subject: the admin API is theirs, tenant routes are not."""
+
+from __future__ import annotations
+
+from tests.conftest import PASSWORD, bearer, login
+
+
+async def test_bootstrap_token_only_creates_operators(client, bootstrap_headers):
+    listed = await client.get("/v1/admin/operators", headers=bootstrap_headers)
+    assert listed.status_code == 403
+    weak = await client.post(
+        "/v1/admin/operators",
+        json={"email": "weak@tenantry.dev", "name": "W", "password": "short"},
+        headers=bootstrap_headers,
+    )
+    assert weak.status_code == 422
+
+
+async def test_operator_login_and_scope(client, operator_headers, make_tenant, make_user):
+    operators = await client.get("/v1/admin/operators", headers=operator_headers)
+    assert operators.status_code == 200 and operators.json()
+    for path in ("/v1/me", "/v1/users", "/v1/api-keys"):
+        response = await client.get(path, headers=operator_headers)
+        assert response.status_code == 403, path
+    wrong = await client.post("/v1/admin/auth/login", json={"email": operators.json()[0]["email"], "password": "Wrong-Pass-123"})
+    assert wrong.status_code == 401
+
+    tenant = await make_tenant()
+    owner = await make_user(tenant, "owner")
+    owner_headers = bearer((await login(client, tenant, owner))["access_token"])
+    for path in ("/v1/admin/tenants", "/v1/admin/operators", f"/v1/admin/tenants/{tenant.slug}"):
+        assert (await client.get(path, headers=owner_headers)).status_code == 403, path
+    create = await client.post(
+        "/v1/admin/operators",
+        json={"email": "sneaky@tenantry.dev", "name": "S", "password": PASSWORD},
+        headers=owner_headers,
+    )
+    assert create.status_code == 403
+
+
+async def test_operator_actions_on_a_tenant_are_audited(client, operator_headers, make_tenant, admin_sql):
+    tenant = await make_tenant()
+    await client.post(
+        f"/v1/admin/tenants/{tenant.slug}/users",
+        json={"email": "first@example.com", "password": PASSWORD, "role": "owner"},
+        headers=operator_headers,
+    )
+    await client.post(f"/v1/admin/tenants/{tenant.slug}/suspend", headers=operator_headers)
+    rows = admin_sql.execute(
+        "SELECT actor, action FROM audit_events WHERE tenant_id = %s ORDER BY seq", [tenant.id]
+    ).fetchall()
+    operator_rows = [action for actor, action in rows if actor.startswith("operator:ops-")]
+    assert operator_rows == ["user.created", "tenant.suspended"]
