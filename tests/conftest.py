@@ -110,7 +110,9 @@ def make_user(db: Database):
 
     async def make(tenant, role: str = "member", email: str | None = None):
         data = UserCreate(
-            email=email or f"{role}-{uuid.uuid4().hex[:8]}@example.com", password=PASSWORD, role=role
+            email=email or f"{role}-{uuid.uuid4().hex[:8]}@example.com",
+            password=PASSWORD,
+            role=role,
         )
         async with db.tenant(tenant.id) as session:
             return await users.create(

@@ -35,7 +35,9 @@ def require_binary(binary: str, *packages: str) -> str:
         found = shutil.which(binary, path=SEARCH_PATH)
         if found:
             return found
-    _give_up(f"{binary} (Debian package {', '.join(packages)}) is missing and could not be installed")
+    _give_up(
+        f"{binary} (Debian package {', '.join(packages)}) is missing and could not be installed"
+    )
     raise AssertionError("unreachable")
 
 

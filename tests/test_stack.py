@@ -50,7 +50,11 @@ def stop(proc: subprocess.Popen) -> str:
 def operator_login(port: int, bootstrap_token: str) -> dict[str, str]:
     """What a new deployment does first: the bootstrap token creates an operator, who logs in."""
     base = f"http://127.0.0.1:{port}/v1/admin"
-    account = {"email": "first@tenantry.dev", "name": "First", "password": "Correct-Horse-42-Battery"}
+    account = {
+        "email": "first@tenantry.dev",
+        "name": "First",
+        "password": "Correct-Horse-42-Battery",
+    }
     created = httpx.post(
         f"{base}/operators", json=account, headers={"Authorization": f"Bearer {bootstrap_token}"}
     )

@@ -75,7 +75,13 @@ def _load(url: str) -> None:
         assert conn.add(
             f"uid={uid},ou=people,{SUFFIX}",
             ["inetOrgPerson"],
-            {"cn": name, "sn": name.split()[-1], "mail": mail, "userPassword": password, "displayName": name},
+            {
+                "cn": name,
+                "sn": name.split()[-1],
+                "mail": mail,
+                "userPassword": password,
+                "displayName": name,
+            },
         ), conn.result
     for group, members in GROUPS.items():
         assert conn.add(
@@ -103,17 +109,21 @@ async def tenant_with_ldap(client, slapd, make_tenant, make_user):
 
 
 async def ldap_login(client, tenant, username, password):
-    return await client.post("/v1/auth/ldap", json={"tenant": tenant.slug, "username": username, "password": password})
+    return await client.post(
+        "/v1/auth/ldap", json={"tenant": tenant.slug, "username": username, "password": password}
+    )
 
 
 async def test_a_bind_creates_the_user_with_the_mapped_role(client, tenant_with_ldap, admin_sql):
-    tenant, headers, _ = tenant_with_ldap
+    tenant, _, _ = tenant_with_ldap
     ana = await ldap_login(client, tenant, "ana", PEOPLE["ana"][2])
     assert ana.status_code == 200, ana.text
     me = (await client.get("/v1/me", headers=bearer(ana.json()["access_token"]))).json()
     assert (me["name"], me["role"]) == ("ana@chogar.example", "admin")
     bruno = await ldap_login(client, tenant, "bruno", PEOPLE["bruno"][2])
-    assert (await client.get("/v1/me", headers=bearer(bruno.json()["access_token"]))).json()["role"] == "member"
+    assert (await client.get("/v1/me", headers=bearer(bruno.json()["access_token"]))).json()[
+        "role"
+    ] == "member"
     row = admin_sql.execute(
         "SELECT auth_source, password_hash, display_name FROM users WHERE tenant_id = %s AND email = %s",
         [tenant.id, "ana@chogar.example"],
@@ -127,7 +137,9 @@ async def test_a_new_mapping_updates_the_role_on_the_next_login(client, tenant_w
     config["group_role_map"] = {"it-admins": "admin", "staff": "viewer"}
     assert (await client.put("/v1/sso/ldap", json=config, headers=headers)).status_code == 200
     again = await ldap_login(client, tenant, "bruno", PEOPLE["bruno"][2])
-    assert (await client.get("/v1/me", headers=bearer(again.json()["access_token"]))).json()["role"] == "viewer"
+    assert (await client.get("/v1/me", headers=bearer(again.json()["access_token"]))).json()[
+        "role"
+    ] == "viewer"
 
 
 async def test_wrong_password_unknown_user_and_injection_are_refused(client, tenant_with_ldap):
@@ -143,12 +155,15 @@ async def test_a_person_in_no_mapped_group_gets_no_account(client, tenant_with_l
     carla = await ldap_login(client, tenant, "carla", PEOPLE["carla"][2])
     assert carla.status_code == 403 and carla.json()["type"].endswith("/sso-no-role")
     count = admin_sql.execute(
-        "SELECT count(*) FROM users WHERE tenant_id = %s AND email = 'carla@chogar.example'", [tenant.id]
+        "SELECT count(*) FROM users WHERE tenant_id = %s AND email = 'carla@chogar.example'",
+        [tenant.id],
     ).fetchone()[0]
     assert count == 0
 
 
-async def test_an_unreachable_directory_is_503_and_other_tenants_are_unaffected(client, tenant_with_ldap, make_tenant):
+async def test_an_unreachable_directory_is_503_and_other_tenants_are_unaffected(
+    client, tenant_with_ldap, make_tenant
+):
     tenant, headers, config = tenant_with_ldap
     config["server_url"] = f"ldap://127.0.0.1:{free_port()}"
     await client.put("/v1/sso/ldap", json=config, headers=headers)
@@ -160,7 +175,11 @@ async def test_an_unreachable_directory_is_503_and_other_tenants_are_unaffected(
 
 async def test_ldap_settings_are_validated(client, tenant_with_ldap):
     _, headers, config = tenant_with_ldap
-    bad = await client.put("/v1/sso/ldap", json={**config, "bind_template": "uid=fixed"}, headers=headers)
+    bad = await client.put(
+        "/v1/sso/ldap", json={**config, "bind_template": "uid=fixed"}, headers=headers
+    )
     assert bad.status_code == 422 and "body.bind_template" in bad.json()["detail"]
-    bad_role = await client.put("/v1/sso/ldap", json={**config, "group_role_map": {"x": "god"}}, headers=headers)
+    bad_role = await client.put(
+        "/v1/sso/ldap", json={**config, "group_role_map": {"x": "god"}}, headers=headers
+    )
     assert bad_role.status_code == 422

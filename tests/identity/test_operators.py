@@ -22,7 +22,10 @@ async def test_operator_login_and_scope(client, operator_headers, make_tenant, m
     for path in ("/v1/me", "/v1/users", "/v1/api-keys"):
         response = await client.get(path, headers=operator_headers)
         assert response.status_code == 403, path
-    wrong = await client.post("/v1/admin/auth/login", json={"email": operators.json()[0]["email"], "password": "Wrong-Pass-123"})
+    wrong = await client.post(
+        "/v1/admin/auth/login",
+        json={"email": operators.json()[0]["email"], "password": "Wrong-Pass-123"},
+    )
     assert wrong.status_code == 401
 
     tenant = await make_tenant()
@@ -38,7 +41,9 @@ async def test_operator_login_and_scope(client, operator_headers, make_tenant, m
     assert create.status_code == 403
 
 
-async def test_operator_actions_on_a_tenant_are_audited(client, operator_headers, make_tenant, admin_sql):
+async def test_operator_actions_on_a_tenant_are_audited(
+    client, operator_headers, make_tenant, admin_sql
+):
     tenant = await make_tenant()
     await client.post(
         f"/v1/admin/tenants/{tenant.slug}/users",

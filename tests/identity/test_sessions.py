@@ -26,7 +26,9 @@ async def test_login_returns_oauth_style_tokens(client, member, app, admin_sql):
     tokens = await login(client, tenant, user)
     assert tokens["token_type"] == "bearer" and tokens["expires_in"] == 3600
     assert tokens["refresh_token"].startswith("tnrt_")
-    claims = jwt.decode(tokens["access_token"], app.state.signing_key, algorithms=["HS256"], issuer="tenantry")
+    claims = jwt.decode(
+        tokens["access_token"], app.state.signing_key, algorithms=["HS256"], issuer="tenantry"
+    )
     assert claims["sub"] == str(user.id) and claims["tenant"] == str(tenant.id)
     assert claims["role"] == "member" and claims["jti"] and claims["exp"] - claims["iat"] == 3600
     me = (await client.get("/v1/me", headers=bearer(tokens["access_token"]))).json()
@@ -38,7 +40,9 @@ async def test_login_returns_oauth_style_tokens(client, member, app, admin_sql):
     assert tokens["refresh_token"] not in stored and len(stored) == 64
 
 
-async def test_unknown_user_wrong_password_and_unknown_tenant_look_the_same(client, member, admin_sql):
+async def test_unknown_user_wrong_password_and_unknown_tenant_look_the_same(
+    client, member, admin_sql
+):
     tenant, user = member
     answers = [
         await client.post("/v1/auth/login", json=body)
@@ -74,10 +78,15 @@ async def test_failed_logins_are_throttled_per_address(app, make_tenant, make_us
         for i in range(5):  # five different accounts from one address
             await client.post(
                 "/v1/auth/login",
-                json={"tenant": tenant.slug, "email": f"guess{i}@example.com", "password": "Nope-Nope-123"},
+                json={
+                    "tenant": tenant.slug,
+                    "email": f"guess{i}@example.com",
+                    "password": "Nope-Nope-123",
+                },
             )
         refused = await client.post(
-            "/v1/auth/login", json={"tenant": tenant.slug, "email": victim.email, "password": PASSWORD}
+            "/v1/auth/login",
+            json={"tenant": tenant.slug, "email": victim.email, "password": PASSWORD},
         )
     assert refused.status_code == 429
 
@@ -94,7 +103,9 @@ async def test_refresh_rotates_and_reuse_revokes_the_family(client, member, admi
     stolen = await client.post("/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
     assert stolen.status_code == 401
     # The whole family is gone: the latest refresh token and its access token too.
-    assert (await client.post("/v1/auth/refresh", json={"refresh_token": second["refresh_token"]})).status_code == 401
+    assert (
+        await client.post("/v1/auth/refresh", json={"refresh_token": second["refresh_token"]})
+    ).status_code == 401
     assert (await client.get("/v1/me", headers=bearer(second["access_token"]))).status_code == 401
     assert "auth.refresh_reused" in await audit_actions(admin_sql, tenant)
     # Another session of the same user is untouched.
@@ -105,7 +116,9 @@ async def test_refresh_rotates_and_reuse_revokes_the_family(client, member, admi
 async def test_logout_revokes_the_session(client, member):
     tenant, user = member
     tokens = await login(client, tenant, user)
-    assert (await client.post("/v1/auth/logout", headers=bearer(tokens["access_token"]))).status_code == 204
+    assert (
+        await client.post("/v1/auth/logout", headers=bearer(tokens["access_token"]))
+    ).status_code == 204
     assert (await client.get("/v1/me", headers=bearer(tokens["access_token"]))).status_code == 401
     again = await client.post("/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
     assert again.status_code == 401
@@ -115,18 +128,26 @@ async def test_garbage_tokens_are_401(client):
     for token in ("tnrt_nonsense", "tnrt_" + "0" * 32 + "_abcdefgh_xyz", ""):
         response = await client.post("/v1/auth/refresh", json={"refresh_token": token or "x"})
         assert response.status_code == 401
-    forged = jwt.encode({"sub": "x", "kind": "user"}, "not-our-key-but-long-enough-for-hs256-0123", algorithm="HS256")
+    forged = jwt.encode(
+        {"sub": "x", "kind": "user"},
+        "not-our-key-but-long-enough-for-hs256-0123",
+        algorithm="HS256",
+    )
     assert (await client.get("/v1/me", headers=bearer(forged))).status_code == 401
 
 
-async def test_disabled_user_and_suspended_tenant_are_403(client, member, make_user, operator_headers):
+async def test_disabled_user_and_suspended_tenant_are_403(
+    client, member, make_user, operator_headers
+):
     tenant, user = member
     tokens = await login(client, tenant, user)
     owner = await make_user(tenant, "owner")
     owner_tokens = await login(client, tenant, owner)
 
     disabled = await client.patch(
-        f"/v1/users/{user.id}", json={"status": "disabled"}, headers=bearer(owner_tokens["access_token"])
+        f"/v1/users/{user.id}",
+        json={"status": "disabled"},
+        headers=bearer(owner_tokens["access_token"]),
     )
     assert disabled.status_code == 200
     refused = await client.get("/v1/me", headers=bearer(tokens["access_token"]))
@@ -142,4 +163,6 @@ async def test_disabled_user_and_suspended_tenant_are_403(client, member, make_u
         assert response.status_code == 403, path
         assert response.json()["type"].endswith("/tenant-suspended")
     await client.post(f"/v1/admin/tenants/{tenant.slug}/resume", headers=operator_headers)
-    assert (await client.get("/v1/me", headers=bearer(owner_tokens["access_token"]))).status_code == 200
+    assert (
+        await client.get("/v1/me", headers=bearer(owner_tokens["access_token"]))
+    ).status_code == 200

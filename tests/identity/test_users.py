@@ -23,7 +23,7 @@ async def team(client, make_tenant, make_user):
 
 
 async def test_admin_creates_lists_and_changes_users(client, team, admin_sql):
-    tenant, people, tokens = team
+    tenant, _, tokens = team
     created = await client.post(
         "/v1/users",
         json={"email": "New.Person@Example.com", "password": PASSWORD, "role": "member"},
@@ -45,7 +45,9 @@ async def test_admin_creates_lists_and_changes_users(client, team, admin_sql):
     page = (await client.get("/v1/users", headers=tokens["admin"])).json()
     assert page["total"] == 4 and "new.person@example.com" in {u["email"] for u in page["items"]}
 
-    promoted = await client.patch(f"/v1/users/{user['id']}", json={"role": "admin"}, headers=tokens["admin"])
+    promoted = await client.patch(
+        f"/v1/users/{user['id']}", json={"role": "admin"}, headers=tokens["admin"]
+    )
     assert promoted.json()["role"] == "admin"
     actions = [
         r[0]
@@ -63,7 +65,8 @@ async def test_admin_creates_lists_and_changes_users(client, team, admin_sql):
 async def test_nobody_grants_above_their_role(client, team):
     _, people, tokens = team
     as_admin = await client.post(
-        "/v1/users", json={"email": "boss@example.com", "password": PASSWORD, "role": "owner"},
+        "/v1/users",
+        json={"email": "boss@example.com", "password": PASSWORD, "role": "owner"},
         headers=tokens["admin"],
     )
     assert as_admin.status_code == 403
@@ -80,12 +83,20 @@ async def test_nobody_grants_above_their_role(client, team):
 async def test_the_last_owner_cannot_be_demoted_disabled_or_removed(client, team, make_user):
     tenant, people, tokens = team
     owner_id = people["owner"].id
-    for method, body in (("PATCH", {"role": "admin"}), ("PATCH", {"status": "disabled"}), ("DELETE", None)):
-        response = await client.request(method, f"/v1/users/{owner_id}", json=body, headers=tokens["owner"])
+    for method, body in (
+        ("PATCH", {"role": "admin"}),
+        ("PATCH", {"status": "disabled"}),
+        ("DELETE", None),
+    ):
+        response = await client.request(
+            method, f"/v1/users/{owner_id}", json=body, headers=tokens["owner"]
+        )
         assert response.status_code == 409, (method, body)
         assert response.json()["type"].endswith("/last-owner")
     second = await make_user(tenant, "owner")
-    demoted = await client.patch(f"/v1/users/{owner_id}", json={"role": "admin"}, headers=tokens["owner"])
+    demoted = await client.patch(
+        f"/v1/users/{owner_id}", json={"role": "admin"}, headers=tokens["owner"]
+    )
     assert demoted.status_code == 200
     last = await client.delete(f"/v1/users/{second.id}", headers=tokens["owner"])
     assert last.status_code == 403  # the former owner is an admin now: no reach over owners
@@ -100,7 +111,8 @@ async def test_an_operator_creates_the_first_owner(client, make_tenant, operator
     )
     assert created.status_code == 201 and created.json()["role"] == "owner"
     tokens = await client.post(
-        "/v1/auth/login", json={"tenant": tenant.slug, "email": "founder@example.com", "password": PASSWORD}
+        "/v1/auth/login",
+        json={"tenant": tenant.slug, "email": "founder@example.com", "password": PASSWORD},
     )
     assert tokens.status_code == 200
 
@@ -111,7 +123,17 @@ def test_cli_creates_a_user_reading_the_password_from_stdin(stack, admin_sql, se
     assert runner.invoke(cli, ["tenants", "create", slug, "--name", "Cli"]).exit_code == 0
     result = runner.invoke(
         cli,
-        ["users", "create", "--tenant", slug, "--email", "owner@example.com", "--role", "owner", "--password-stdin"],
+        [
+            "users",
+            "create",
+            "--tenant",
+            slug,
+            "--email",
+            "owner@example.com",
+            "--role",
+            "owner",
+            "--password-stdin",
+        ],
         input=PASSWORD + "\n",
     )
     assert result.exit_code == 0, result.output

@@ -12,6 +12,8 @@ from sqlalchemy import text
 from tenantry.db.migrate import head_revision
 
 router = APIRouter(prefix="/health", tags=["health"])
+# Published like every route's guard, so the cross-tenant test matrix knows these are open.
+PUBLIC = {"openapi_extra": {"x-permission": "public"}}
 
 
 async def check_database(request: Request) -> dict[str, Any]:
@@ -28,12 +30,12 @@ async def check_database(request: Request) -> dict[str, Any]:
     return {"name": "database", "status": status, "latency_ms": latency_ms, **detail}
 
 
-@router.get("/live")
+@router.get("/live", **PUBLIC)
 async def live() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/ready")
+@router.get("/ready", **PUBLIC)
 async def ready(request: Request) -> JSONResponse:
     checks = [await check(request) for check in request.app.state.health_checks]
     ok = all(c["status"] == "ok" for c in checks)
@@ -42,7 +44,7 @@ async def ready(request: Request) -> JSONResponse:
     )
 
 
-@router.get("/detailed")
+@router.get("/detailed", **PUBLIC)
 async def detailed(request: Request) -> JSONResponse:
     components = [await check(request) for check in request.app.state.health_checks]
     ok = all(c["status"] == "ok" for c in components)

@@ -1,0 +1,330 @@
+"""The cross-tenant matrix: every route in the OpenAPI schema, called by every kind of caller,
+against resources of tenant A.
+
+Each route declares its permission (`x-permission`, published by `guard`). From it the matrix
+derives the status each caller must get; a route describes here only how to call it (path
+parameters, body, success status). A route with no description fails this test, so a route added
+later is covered without editing the rules, and one that cannot be exercised is noticed.
+After every call that must not succeed, and after every call made as tenant B, tenant A's rows are
+compared with a snapshot taken before, and B's answer must not contain any of A's identifiers.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from httpx import ASGITransport, AsyncClient
+
+from tenantry.identity.permissions import ROLE_PERMISSIONS, SCOPE_PERMISSIONS, Permission
+from tests.conftest import PASSWORD, bearer, unique_slug
+
+CALLERS = ("none", "a_viewer", "a_key_without_scope", "b_admin", "operator", "a_admin")
+VOLATILE_COLUMNS = {"last_used_at", "last_login_at"}  # authenticating may touch these, nothing else
+
+
+@dataclass
+class World:
+    a: Any
+    b: Any
+    a_target_user: Any
+    a_key_ids: dict[str, str]
+    headers: dict[str, dict[str, str]]
+    a_identifiers: set[str]
+
+
+@dataclass
+class Case:
+    ok: int
+    params: Callable[[World], dict[str, str]] = lambda w: {}
+    body: Callable[[World], Any] = lambda w: None
+    public_status: int | None = None  # public routes: every caller gets this
+    other_tenant: int | None = None  # what tenant B's admin gets, when not the default
+    notes: str = ""
+
+
+def fresh_email(prefix: str = "new") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}@example.com"
+
+
+def user_param(w: World) -> dict[str, str]:
+    return {"user_id": str(w.a_target_user.id)}
+
+
+def key_param(w: World) -> dict[str, str]:
+    return {"key_id": w.a_key_ids["read"]}
+
+
+def slug_param(w: World) -> dict[str, str]:
+    return {"slug": w.a.slug}
+
+
+LDAP_CONFIG = {
+    "server_url": "ldap://127.0.0.1:1",
+    "base_dn": "dc=example,dc=org",
+    "bind_template": "uid={username},dc=example,dc=org",
+    "group_role_map": {"staff": "member"},
+}
+
+CASES: dict[tuple[str, str], Case] = {
+    ("GET", "/health/live"): Case(200, public_status=200),
+    ("GET", "/health/ready"): Case(200, public_status=200),
+    ("GET", "/health/detailed"): Case(200, public_status=200),
+    ("POST", "/v1/auth/login"): Case(
+        401,
+        public_status=401,
+        body=lambda w: {
+            "tenant": w.a.slug,
+            "email": fresh_email("guess"),
+            "password": "Wrong-Pass-123",
+        },
+    ),
+    ("POST", "/v1/auth/ldap"): Case(
+        401,
+        public_status=401,
+        body=lambda w: {"tenant": w.b.slug, "username": fresh_email(), "password": "y"},
+    ),
+    ("POST", "/v1/auth/refresh"): Case(
+        401, public_status=401, body=lambda w: {"refresh_token": "tnrt_x"}
+    ),
+    ("POST", "/v1/admin/auth/login"): Case(
+        401,
+        public_status=401,
+        body=lambda w: {"email": fresh_email("ops"), "password": "Wrong-Pass-123"},
+    ),
+    ("POST", "/v1/auth/logout"): Case(204),
+    ("GET", "/v1/me"): Case(200),
+    ("GET", "/v1/users"): Case(200),
+    ("POST", "/v1/users"): Case(201, body=lambda w: {"email": fresh_email(), "password": PASSWORD}),
+    ("GET", "/v1/users/{user_id}"): Case(200, params=user_param),
+    ("PATCH", "/v1/users/{user_id}"): Case(
+        200, params=user_param, body=lambda w: {"role": "viewer"}
+    ),
+    ("DELETE", "/v1/users/{user_id}"): Case(204, params=user_param),
+    ("GET", "/v1/api-keys"): Case(200),
+    ("POST", "/v1/api-keys"): Case(201, body=lambda w: {"name": "matrix", "scopes": ["read"]}),
+    ("GET", "/v1/api-keys/{key_id}"): Case(200, params=key_param),
+    ("DELETE", "/v1/api-keys/{key_id}"): Case(200, params=key_param),
+    ("GET", "/v1/sso/ldap"): Case(200, other_tenant=404),
+    ("PUT", "/v1/sso/ldap"): Case(200, body=lambda w: LDAP_CONFIG),
+    ("DELETE", "/v1/sso/ldap"): Case(204, other_tenant=404),
+    ("GET", "/v1/admin/tenants"): Case(200),
+    ("POST", "/v1/admin/tenants"): Case(
+        201, body=lambda w: {"slug": unique_slug("mx"), "name": "M"}
+    ),
+    ("GET", "/v1/admin/tenants/{slug}"): Case(200, params=slug_param),
+    ("PATCH", "/v1/admin/tenants/{slug}"): Case(
+        200, params=slug_param, body=lambda w: {"name": "Renamed"}
+    ),
+    ("DELETE", "/v1/admin/tenants/{slug}"): Case(200, params=slug_param),
+    ("POST", "/v1/admin/tenants/{slug}/suspend"): Case(200, params=slug_param),
+    ("POST", "/v1/admin/tenants/{slug}/resume"): Case(200, params=slug_param),
+    ("GET", "/v1/admin/tenants/{slug}/audit"): Case(200, params=slug_param),
+    ("GET", "/v1/admin/tenants/{slug}/audit/verify"): Case(200, params=slug_param),
+    ("POST", "/v1/admin/tenants/{slug}/users"): Case(
+        201,
+        params=slug_param,
+        body=lambda w: {"email": fresh_email("first"), "password": PASSWORD, "role": "owner"},
+    ),
+    ("GET", "/v1/admin/operators"): Case(200),
+    ("POST", "/v1/admin/operators"): Case(
+        201, body=lambda w: {"email": fresh_email("op"), "name": "Op", "password": PASSWORD}
+    ),
+}
+
+
+def expected_status(permission: str, case: Case, caller: str, has_path_params: bool) -> int | None:
+    """What `caller` must get; None when the caller does not apply (no key lacks the permission)."""
+    if permission == "public":
+        return case.public_status
+    if caller == "none":
+        return 401
+    if permission.startswith("operator"):
+        return case.ok if caller == "operator" else 403
+    if caller == "operator":
+        return 403
+    needed = Permission(permission)
+    if caller == "a_key_without_scope":
+        return 403 if lacking_scope(needed) else None
+    if caller == "b_admin":
+        if needed not in ROLE_PERMISSIONS["admin"]:
+            return 403
+        if case.other_tenant is not None:
+            return case.other_tenant
+        return 404 if has_path_params else case.ok
+    role = "viewer" if caller == "a_viewer" else "admin"
+    return case.ok if needed in ROLE_PERMISSIONS[role] else 403
+
+
+def lacking_scope(permission: Permission) -> str | None:
+    return next((s for s, granted in SCOPE_PERMISSIONS.items() if permission not in granted), None)
+
+
+async def build_world(client, make_tenant, make_user, operator_headers) -> World:
+    a, b = await make_tenant(), await make_tenant()
+    a_admin = await make_user(a, "admin")
+    a_viewer = await make_user(a, "viewer")
+    a_target = await make_user(a, "member")
+    await make_user(a, "owner")
+    b_admin = await make_user(b, "admin")
+
+    async def token(tenant, user):
+        response = await client.post(
+            "/v1/auth/login",
+            json={"tenant": tenant.slug, "email": user.email, "password": PASSWORD},
+        )
+        assert response.status_code == 200, response.text
+        return bearer(response.json()["access_token"])
+
+    headers = {
+        "none": {},
+        "a_admin": await token(a, a_admin),
+        "a_viewer": await token(a, a_viewer),
+        "b_admin": await token(b, b_admin),
+        "operator": operator_headers,
+    }
+    key_ids, keys = {}, {}
+    for scope in SCOPE_PERMISSIONS:
+        created = await client.post(
+            "/v1/api-keys",
+            json={"name": f"key-{scope}", "scopes": [scope]},
+            headers=headers["a_admin"],
+        )
+        assert created.status_code == 201, created.text
+        key_ids[scope], keys[scope] = created.json()["id"], created.json()["key"]
+        headers[f"a_key_{scope}"] = bearer(keys[scope])
+    put = await client.put("/v1/sso/ldap", json=LDAP_CONFIG, headers=headers["a_admin"])
+    assert put.status_code == 200
+    identifiers = {
+        str(a.id),
+        a.slug,
+        a_admin.email,
+        a_viewer.email,
+        a_target.email,
+        str(a_target.id),
+        str(a_admin.id),
+        *key_ids.values(),
+    }
+    return World(a, b, a_target, key_ids, headers, identifiers)
+
+
+def snapshot(admin_sql, tenant_id) -> str:
+    tables = [
+        r[0]
+        for r in admin_sql.execute(
+            "SELECT table_name FROM information_schema.columns "
+            "WHERE table_schema = 'public' AND column_name = 'tenant_id' ORDER BY table_name"
+        ).fetchall()
+    ]
+    state = {}
+    for table in tables:
+        rows = admin_sql.execute(
+            f"SELECT to_jsonb(t) FROM {table} t WHERE tenant_id = %s", [tenant_id]
+        ).fetchall()
+        state[table] = sorted(
+            json.dumps({k: v for k, v in r[0].items() if k not in VOLATILE_COLUMNS}, sort_keys=True)
+            for r in rows
+        )
+    tenant_row = admin_sql.execute(
+        "SELECT to_jsonb(t) FROM tenants t WHERE id = %s", [tenant_id]
+    ).fetchone()[0]
+    state["tenants"] = [json.dumps(tenant_row, sort_keys=True)]
+    return json.dumps(state, sort_keys=True)
+
+
+async def test_every_route_for_every_caller(
+    app, make_tenant, make_user, operator_headers, admin_sql
+):
+    schema = app.openapi()
+    routes = [
+        (method.upper(), path, op.get("x-permission"))
+        for path, item in schema["paths"].items()
+        for method, op in item.items()
+    ]
+    undescribed = sorted(f"{m} {p}" for m, p, _ in routes if (m, p) not in CASES)
+    unguarded = sorted(f"{m} {p}" for m, p, perm in routes if perm is None)
+    assert not unguarded, f"routes without a declared permission: {unguarded}"
+    assert not undescribed, f"describe these routes in CASES: {undescribed}"
+
+    failures: list[str] = []
+    address = 0
+    shared_world = None
+    for method, path, permission in routes:
+        case = CASES[(method, path)]
+        # Reads may share one world; anything that can write gets a fresh one.
+        if method != "GET" or shared_world is None:
+            async with _client(app, address := address + 1) as client:
+                world = await build_world(client, make_tenant, make_user, operator_headers)
+            if method == "GET":
+                shared_world = world
+        else:
+            world = shared_world
+        url = path.format(**case.params(world))
+        has_params = "{" in path
+        wanted = {c: expected_status(permission, case, c, has_params) for c in CALLERS}
+        # Callers that must succeed go last, so that a delete cannot hide what the others get.
+        for caller in sorted(
+            (c for c in CALLERS if wanted[c] is not None), key=lambda c: wanted[c] < 400
+        ):
+            want = wanted[caller]
+            headers = caller_headers(world, caller, permission)
+            before = snapshot(admin_sql, world.a.id)
+            async with _client(app, address := address + 1) as client:
+                response = await client.request(method, url, json=case.body(world), headers=headers)
+            label = f"{method} {path} as {caller}"
+            if response.status_code != want:
+                failures.append(
+                    f"{label}: {response.status_code} (wanted {want}) {response.text[:200]}"
+                )
+                continue
+            a_should_not_change = response.status_code >= 400 or caller == "b_admin"
+            if (
+                a_should_not_change
+                and permission != "public"
+                and snapshot(admin_sql, world.a.id) != before
+            ):
+                failures.append(f"{label}: changed tenant A's rows")
+            if caller == "b_admin":
+                leaked = [i for i in world.a_identifiers if i in answer_without_echo(response)]
+                if leaked:
+                    failures.append(f"{label}: returned tenant A's data {leaked}")
+    assert not failures, "\n".join(failures)
+
+
+def answer_without_echo(response) -> str:
+    """The body, less a problem's `instance`: the path the caller itself sent."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text
+    if isinstance(body, dict):
+        body.pop("instance", None)
+    return json.dumps(body)
+
+
+def caller_headers(world: World, caller: str, permission: str) -> dict[str, str]:
+    if caller != "a_key_without_scope":
+        return world.headers[caller]
+    if permission == "public" or permission.startswith("operator"):
+        return world.headers["a_key_admin"]  # the most powerful key still may not pass
+    return world.headers[f"a_key_{lacking_scope(Permission(permission))}"]
+
+
+def _client(app, n: int) -> AsyncClient:
+    # A distinct client address per call keeps login throttling from mixing up the callers.
+    transport = ASGITransport(app=app, client=(f"192.0.2.{n % 250 + 1}", 40000 + n))
+    return AsyncClient(transport=transport, base_url="http://test")
+
+
+def test_the_matrix_rules_are_not_vacuous():
+    """Spot checks of the derived expectations, so a broken rule cannot pass every route."""
+    case = Case(200)
+    assert expected_status("users:manage", case, "a_viewer", False) == 403
+    assert expected_status("users:read", case, "b_admin", True) == 404
+    assert expected_status("operator", case, "a_admin", False) == 403
+    assert expected_status("me", case, "operator", False) == 403
+    assert expected_status("me", case, "a_key_without_scope", False) is None
+    assert expected_status("content:read", case, "a_viewer", False) == 200
