@@ -93,15 +93,15 @@ def write_json(name: str, data: dict[str, Any]) -> Path:
     return path
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A plain, aligned text table."""
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, left: int = 1) -> str:
+    """A plain, aligned text table; the first `left` columns left-aligned, the others right."""
     cells = [[str(h) for h in headers], *[[_cell(v) for v in row] for row in rows]]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     lines = []
     for n, row in enumerate(cells):
         lines.append(
             "  ".join(
-                c.ljust(w) if i == 0 else c.rjust(w)
+                c.ljust(w) if i < left else c.rjust(w)
                 for i, (c, w) in enumerate(zip(row, widths, strict=True))
             )
         )

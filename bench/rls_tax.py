@@ -5,14 +5,24 @@ rows, forced RLS with the production policy shape) and measures, interleaved (A/
 iteration), three queries - a primary-key lookup, a per-tenant count and a per-tenant list
 (ORDER BY created_at DESC LIMIT 50) - two ways:
 
-* service: `Database.tenant(tid)` as `tenantry_app` (RLS on, tenant set per transaction with the
-  pipelined `set_config`), the query also naming `tenant_id = :tid`;
-* superuser: an equivalent SQLAlchemy async engine on the admin URL, one transaction per
-  operation, plain `WHERE tenant_id = :tid`, no `set_config`.
+* service: `Database.tenant(tid)` as `tenantry_app` (RLS on; the driver in autocommit, and
+  `Database._transaction` sends an explicit `BEGIN` pipelined with `set_config` - one round trip -
+  then the query, then COMMIT via the driver), the query also naming `tenant_id = :tid`;
+* superuser: an equivalent SQLAlchemy async engine on the admin URL (psycopg's implicit BEGIN),
+  one transaction per operation, plain `WHERE tenant_id = :tid`, no `set_config`.
 
-It also times the ways of setting the tenant with raw psycopg (separate BEGIN / set_config /
-query / COMMIT round trips, the service's pipeline, one full pipeline, and no tenant at all) and
-counts the round trips of every path from a libpq trace.
+It also times the ways of setting the tenant with raw psycopg, on a primary-key lookup:
+
+* separate_round_trips: BEGIN, set_config, the query and COMMIT each its own round trip;
+* implicit_begin_pipeline: psycopg's implicit BEGIN (not autocommit) with set_config in a pipeline,
+  then the query, then commit() - the previous approach of `Database`: psycopg sends its implicit
+  BEGIN and waits for the answer before the pipeline, so it saves nothing over separate trips;
+* service_explicit_begin: autocommit, explicit BEGIN + set_config in one pipeline, the query,
+  then commit() - exactly what `Database._transaction` now does;
+* one_pipeline: BEGIN, set_config and the query in one pipeline, then COMMIT (a lower bound);
+* superuser_no_tenant: superuser, implicit BEGIN, the query, commit(); nothing set (baseline);
+
+and counts the round trips of every path from a libpq trace.
 
 Run from the repository root:  .venv/bin/python bench/rls_tax.py
 Results: printed, and written to bench/results/rls_tax.json.
@@ -100,6 +110,16 @@ QUERIES = {
 RAW_PK = "SELECT id, title, created_at FROM bench_items WHERE tenant_id = %s AND id = %s"
 
 Op = Callable[[], Awaitable[Any]]
+
+# The raw-psycopg variant that is what `Database._transaction` does today.
+SERVICE_VARIANT = "service_explicit_begin"
+VARIANT_LABELS = {
+    "separate_round_trips": "BEGIN / set_config / query / COMMIT, one round trip each",
+    "implicit_begin_pipeline": "implicit BEGIN + pipeline (previous approach)",
+    SERVICE_VARIANT: "explicit BEGIN + set_config pipelined, query, COMMIT (the service)",
+    "one_pipeline": "BEGIN + set_config + query pipelined, COMMIT",
+    "superuser_no_tenant": "superuser: implicit BEGIN, query, COMMIT; no tenant",
+}
 
 
 def create_data(stack: Stack) -> tuple[list[uuid.UUID], dict[uuid.UUID, list[uuid.UUID]]]:
@@ -241,13 +261,24 @@ async def main() -> None:
             await app_auto.execute("COMMIT")
             return rows
 
-        async def service_pipeline() -> list[Any]:
-            # What Database.tenant does: implicit BEGIN + set_config in a pipeline, then the query.
+        async def implicit_begin_pipeline() -> list[Any]:
+            # The previous approach: psycopg's implicit BEGIN + set_config in a pipeline, the query.
             tid, item = raw_params[-1]
             async with app_tx.pipeline():
                 await app_tx.execute(SET_TENANT, [str(tid)])
             rows = await (await app_tx.execute(RAW_PK, [tid, item])).fetchall()
             await app_tx.commit()
+            return rows
+
+        async def service_explicit_begin() -> list[Any]:
+            # Exactly Database._transaction: autocommit, BEGIN + set_config pipelined, the query,
+            # then COMMIT through the driver's commit().
+            tid, item = raw_params[-1]
+            async with app_auto.pipeline():
+                await app_auto.execute("BEGIN")
+                await app_auto.execute(SET_TENANT, [str(tid)])
+            rows = await (await app_auto.execute(RAW_PK, [tid, item])).fetchall()
+            await app_auto.commit()
             return rows
 
         async def one_pipeline() -> list[Any]:
@@ -270,7 +301,8 @@ async def main() -> None:
 
         raw_ops: dict[str, tuple[Op, Any]] = {
             "separate_round_trips": (separate, app_auto.pgconn),
-            "service_pipeline": (service_pipeline, app_tx.pgconn),
+            "implicit_begin_pipeline": (implicit_begin_pipeline, app_tx.pgconn),
+            SERVICE_VARIANT: (service_explicit_begin, app_auto.pgconn),
             "one_pipeline": (one_pipeline, app_auto.pgconn),
             "superuser_no_tenant": (no_tenant, su_tx.pgconn),
         }
@@ -378,17 +410,22 @@ def report(
     base = summary_ms(raw_samples["superuser_no_tenant"])
     for name, values in raw_samples.items():
         s = summary_ms(values)
-        setting[name] = {**s, "round_trips": raw_round_trips[name]}
+        setting[name] = {"label": VARIANT_LABELS[name], **s, "round_trips": raw_round_trips[name]}
         raw_rows.append(
             [
-                name,
+                f"{name}{' *' if name == SERVICE_VARIANT else ''}",
+                VARIANT_LABELS[name],
                 s["p50_ms"],
                 s["mean_ms"],
                 round(s["p50_ms"] - base["p50_ms"], 4),
                 f"{raw_round_trips[name]:g}",
             ]
         )
-    saved = raw_round_trips["separate_round_trips"] - raw_round_trips["service_pipeline"]
+    service_rts = raw_round_trips[SERVICE_VARIANT]
+    saved = raw_round_trips["separate_round_trips"] - service_rts
+    saved_vs_previous = raw_round_trips["implicit_begin_pipeline"] - service_rts
+    svc_p50 = setting[SERVICE_VARIANT]["p50_ms"]
+    prev_p50 = setting["implicit_begin_pipeline"]["p50_ms"]
 
     result = {
         "benchmark": "rls_tax",
@@ -408,8 +445,11 @@ def report(
         "queries": queries,
         "tenant_setting": {
             "query": RAW_PK,
+            "service_variant": SERVICE_VARIANT,
             "variants": setting,
-            "round_trips_saved_by_service_pipeline": saved,
+            "round_trips_saved_by_service_vs_separate": saved,
+            "round_trips_saved_by_service_vs_previous_approach": saved_vs_previous,
+            "service_vs_previous_approach_p50_ms": round(svc_p50 - prev_p50, 4),
             "round_trips_saved_by_one_pipeline": raw_round_trips["separate_round_trips"]
             - raw_round_trips["one_pipeline"],
         },
@@ -440,12 +480,27 @@ def report(
             rows,
         )
     )
+    print(
+        "RTs include the pool's pre-ping: service = ping, BEGIN + set_config (pipelined), query, "
+        "COMMIT; superuser = ping, BEGIN, query, COMMIT."
+    )
     print()
     print(f"Setting the tenant (raw psycopg, pk lookup, {RAW_ITERATIONS} iterations per variant)")
     print()
-    print(table(["variant", "p50 ms", "mean ms", "+ms p50 vs no tenant", "RTs"], raw_rows))
+    print(
+        table(
+            ["variant", "what", "p50 ms", "mean ms", "+ms p50 vs no tenant", "RTs"],
+            raw_rows,
+            left=2,
+        )
+    )
     print()
-    print(f"Round trips saved by the service's pipeline vs separate round trips: {saved:g}")
+    print(f"* the service: Database._transaction does what {SERVICE_VARIANT} does.")
+    print(
+        f"Round trips saved by the service vs separate round trips: {saved:g}; "
+        f"vs the previous approach (implicit BEGIN + pipeline): {saved_vs_previous:g} "
+        f"(p50 {svc_p50:.3f} vs {prev_p50:.3f} ms)"
+    )
     print(f"Wall time {wall_s:.1f} s; JSON: {path}")
 
 

@@ -1,4 +1,4 @@
-"""FastAPI dependencies shared by every router: the database and the platform settings."""
+"""FastAPI dependencies shared by every router: the database, the settings, tenant policies."""
 
 from __future__ import annotations
 
@@ -14,3 +14,8 @@ def database(request: Request) -> Database:
 
 def settings_of(request: Request) -> Settings:
     return request.app.state.settings
+
+
+async def policy_of(request: Request, tenant_id):
+    """The tenant's cached policy (limits and effective configuration)."""
+    return await request.app.state.policies.get(tenant_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import asynccontextmanager
 
 import structlog
@@ -13,8 +14,12 @@ from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from tenantry.config.admin_api import router as tiers_router
+from tenantry.config.api import router as config_router
+from tenantry.config.cache import PrefixCache
+from tenantry.config.listener import ConfigListener
 from tenantry.db.session import Database, create_app_engine
-from tenantry.db.urls import app_url, sqlalchemy_url
+from tenantry.db.urls import app_url, libpq_dsn, sqlalchemy_url
 from tenantry.errors import AppError, Conflict, MalformedRequest, ValidationFailed
 from tenantry.identity.access_tokens import signing_key
 from tenantry.identity.admin_api import router as identity_admin_router
@@ -24,6 +29,14 @@ from tenantry.identity.authn import Authenticator
 from tenantry.identity.sso_api import router as sso_router
 from tenantry.identity.throttle import LoginThrottle
 from tenantry.identity.users_api import router as users_router
+from tenantry.limits.api import router as limits_router
+from tenantry.limits.backends import concurrency_backend, rate_storage
+from tenantry.limits.connections import ConnectionShares
+from tenantry.limits.metering import UsageMeter
+from tenantry.limits.middleware import LimitsMiddleware
+from tenantry.limits.policy import PolicyStore
+from tenantry.limits.rates import RateLimits
+from tenantry.limits.shedding import LoadMonitor
 from tenantry.observability.health import check_database
 from tenantry.observability.health import router as health_router
 from tenantry.observability.metrics import REGISTRY
@@ -46,11 +59,35 @@ def create_app(
         engine = create_app_engine(
             url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
         )
-        app.state.db = Database(engine)
+        shares = ConnectionShares(settings.db_pool_size + settings.db_max_overflow)
+        app.state.db = db = Database(engine, tenant_slots=shares)
+        state = app.state
+        state.config_cache = PrefixCache(settings.config_cache_seconds)
+        state.policies = PolicyStore(db, state.config_cache)
+        storage = rate_storage(settings)
+        state.rates = RateLimits(storage)
+        state.login_throttle = LoginThrottle(settings.login_attempts_per_minute, storage)
+        state.concurrency = concurrency_backend(settings)
+        state.meter = UsageMeter()
+        state.load = LoadMonitor(
+            capacity=settings.max_in_flight,
+            lag_threshold_seconds=settings.loop_lag_threshold_ms / 1000,
+        )
+        state.config_listener = ConfigListener(libpq_dsn(url), state.config_cache)
+        tasks = [
+            asyncio.create_task(state.config_listener.run(), name="config-listener"),
+            asyncio.create_task(state.load.watch_loop_lag(), name="loop-lag"),
+            asyncio.create_task(state.meter.run(db, settings.usage_flush_seconds), name="usage"),
+        ]
         try:
             yield
         finally:
-            await app.state.db.dispose()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if hasattr(state.concurrency, "close"):
+                await state.concurrency.close()
+            await db.dispose()
 
     app = FastAPI(
         title="Tenantry",
@@ -60,8 +97,8 @@ def create_app(
     )
     app.state.settings = settings
     app.state.signing_key = signing_key(settings)
-    app.state.login_throttle = LoginThrottle(settings.login_attempts_per_minute)
     app.state.health_checks = [check_database]
+    app.add_middleware(LimitsMiddleware, state=app.state)
     app.add_middleware(
         TenantContextMiddleware,
         authenticate=Authenticator(app.state),
@@ -75,6 +112,9 @@ def create_app(
     app.include_router(sso_router)
     app.include_router(tenants_router)
     app.include_router(identity_admin_router)
+    app.include_router(config_router)
+    app.include_router(tiers_router)
+    app.include_router(limits_router)
     app.add_api_route("/metrics", metrics, include_in_schema=False)
     return app
 

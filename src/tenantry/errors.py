@@ -14,6 +14,7 @@ class AppError(Exception):
     status: int = 400
     code: str = "bad-request"
     title: str = "Bad request"
+    type_uri: str | None = None  # a registered problem type, when one fits better than ours
 
     def __init__(
         self,
@@ -35,7 +36,7 @@ class AppError(Exception):
 
     def to_problem(self, instance: str | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {
-            "type": PROBLEM_BASE + self.code,
+            "type": self.type_uri or PROBLEM_BASE + self.code,
             "title": self.title,
             "status": self.status,
             "detail": self.detail,

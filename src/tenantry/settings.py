@@ -56,6 +56,20 @@ class Settings(BaseSettings):
     access_token_minutes: int = Field(default=60, ge=1)
     refresh_token_days: int = Field(default=7, ge=1)
     login_attempts_per_minute: int = Field(default=5, ge=1)
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis for limits shared by many API processes; unset: in process memory.",
+    )
+    max_in_flight: int = Field(
+        default=256, ge=1, description="Requests one API process serves at once before shedding."
+    )
+    loop_lag_threshold_ms: float = Field(default=250, gt=0)
+    usage_flush_seconds: float = Field(default=5, gt=0)
+    config_cache_seconds: float = Field(
+        default=300, gt=0, description="Safety net; changes are pushed at once."
+    )
+    embedding_providers: tuple[str, ...] = ("local",)
+    llm_providers: tuple[str, ...] = ("none",)
     demo_tenants: bool = True
     cell: str = "main"
     cache_prefix: str = "tenantry"

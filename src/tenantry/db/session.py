@@ -10,8 +10,10 @@ a round trip of its own on every transaction.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from sqlalchemy import event, text
@@ -24,6 +26,7 @@ from sqlalchemy.ext.asyncio import (
 
 from tenantry.tenancy.context import current_tenant
 
+TenantSlots = Callable[[uuid.UUID], asyncio.Semaphore | None]
 SET_TENANT = "SELECT set_config('tenantry.tenant_id', %s, true)"
 
 # The application must be subject to RLS: refuse superusers, BYPASSRLS roles and table owners.
@@ -68,13 +71,17 @@ def _refuse_unsafe_role(dbapi_connection, _record) -> None:
 class Database:
     """Hands out transactions; the caller (request, activity, command) owns commit and rollback."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, tenant_slots: TenantSlots | None = None) -> None:
         self.engine = engine
+        # Optional cap on how many connections one tenant holds at once (its tier's share).
+        self.tenant_slots = tenant_slots
 
     @asynccontextmanager
     async def tenant(self, tenant_id: uuid.UUID | None = None) -> AsyncIterator[AsyncSession]:
         """A transaction that sees only `tenant_id` (default: the current tenant context)."""
-        async with self._transaction(tenant_id or current_tenant().id) as session:
+        tid = tenant_id or current_tenant().id
+        slot = self.tenant_slots(tid) if self.tenant_slots else None
+        async with slot or contextlib.nullcontext(), self._transaction(tid) as session:
             yield session
 
     @asynccontextmanager

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, status
 
-from tenantry.api_support import database, settings_of
+from tenantry.api_support import database, policy_of, settings_of
 from tenantry.db.session import Database, set_tenant
 from tenantry.errors import Unauthorized
 from tenantry.identity import operators, users
@@ -75,11 +75,21 @@ async def operator_login(
     response_model=UserOut,
     **guard(OPERATOR),
 )
-async def create_tenant_user(slug: str, body: UserCreate, operator: Caller, db: Db) -> UserOut:
+async def create_tenant_user(
+    slug: str, body: UserCreate, operator: Caller, db: Db, request: Request
+) -> UserOut:
+    async with db.control() as session:
+        tenant = await tenants.get_live(session, slug=slug)
+    policy = await policy_of(request, tenant.id)
     async with db.control() as session:
         tenant = await tenants.get_live(session, slug=slug)
         await set_tenant(session, tenant.id)
         user = await users.create(
-            session, tenant_id=tenant.id, data=body, actor=operator.audit_name, actor_role=None
+            session,
+            tenant_id=tenant.id,
+            data=body,
+            actor=operator.audit_name,
+            actor_role=None,
+            quota=policy.limits.users,
         )
         return UserOut.model_validate(user)

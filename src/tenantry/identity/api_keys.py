@@ -13,6 +13,7 @@ from tenantry.errors import NotFound, ValidationFailed
 from tenantry.identity.models import ApiKey
 from tenantry.identity.schemas import ApiKeyCreate
 from tenantry.identity.tokens import API_KEY_PREFIX, digest, new_tenant_secret, same_digest
+from tenantry.limits.quotas import ensure_room
 
 
 def display_prefix(key: ApiKey) -> str:
@@ -20,13 +21,23 @@ def display_prefix(key: ApiKey) -> str:
 
 
 async def create(
-    session: AsyncSession, *, tenant_id: uuid.UUID, data: ApiKeyCreate, actor: str
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    data: ApiKeyCreate,
+    actor: str,
+    quota: int | None = None,
 ) -> tuple[ApiKey, str]:
     if data.expires_at is not None and data.expires_at <= utcnow():
         raise ValidationFailed(
             "expires_at must be in the future.",
             errors=[{"field": "body.expires_at", "message": "must be in the future"}],
         )
+    if quota is not None:
+        live = await session.scalar(
+            select(func.count()).where(ApiKey.tenant_id == tenant_id, ApiKey.revoked_at.is_(None))
+        )
+        ensure_room(quota="api_keys", used=int(live or 0), limit=quota)
     secret, lookup = new_tenant_secret(API_KEY_PREFIX, tenant_id)
     key = ApiKey(
         tenant_id=tenant_id,

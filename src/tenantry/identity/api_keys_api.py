@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, Query, Request, status
 from pydantic import BaseModel
 
-from tenantry.api_support import database
+from tenantry.api_support import database, policy_of
 from tenantry.db.session import Database
 from tenantry.identity import api_keys
 from tenantry.identity.dependencies import Caller, guard
@@ -61,10 +61,17 @@ async def list_keys(
     response_model=ApiKeyCreated,
     **guard(Permission.API_KEYS_MANAGE),
 )
-async def create_key(body: ApiKeyCreate, subject: Caller, db: Db) -> ApiKeyCreated:
+async def create_key(
+    body: ApiKeyCreate, subject: Caller, db: Db, request: Request
+) -> ApiKeyCreated:
+    policy = await policy_of(request, subject.tenant.id)
     async with db.tenant(subject.tenant.id) as session:
         key, secret = await api_keys.create(
-            session, tenant_id=subject.tenant.id, data=body, actor=subject.audit_name
+            session,
+            tenant_id=subject.tenant.id,
+            data=body,
+            actor=subject.audit_name,
+            quota=policy.limits.api_keys,
         )
     return ApiKeyCreated(**_out(key).model_dump(), key=secret)
 

@@ -13,15 +13,26 @@ class Permission(StrEnum):
     API_KEYS_MANAGE = "api_keys:manage"
     SSO_MANAGE = "sso:manage"
     AUDIT_READ = "audit:read"
+    CONFIG_READ = "config:read"
+    CONFIG_MANAGE = "config:manage"
+    USAGE_READ = "usage:read"
     CONTENT_READ = "content:read"
     CONTENT_WRITE = "content:write"
     EXTERNAL = "external"
 
 
 P = Permission
-_VIEWER = {P.ME, P.CONTENT_READ}
+_VIEWER = {P.ME, P.CONTENT_READ, P.CONFIG_READ}
 _MEMBER = _VIEWER | {P.CONTENT_WRITE, P.USERS_READ}
-_ADMIN = _MEMBER | {P.USERS_MANAGE, P.API_KEYS_READ, P.API_KEYS_MANAGE, P.SSO_MANAGE, P.AUDIT_READ}
+_ADMIN = _MEMBER | {
+    P.USERS_MANAGE,
+    P.API_KEYS_READ,
+    P.API_KEYS_MANAGE,
+    P.SSO_MANAGE,
+    P.AUDIT_READ,
+    P.CONFIG_MANAGE,
+    P.USAGE_READ,
+}
 
 ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
     "viewer": frozenset(_VIEWER),
@@ -31,7 +42,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
 }
 
 SCOPE_PERMISSIONS: dict[str, frozenset[Permission]] = {
-    "read": frozenset({P.ME, P.CONTENT_READ, P.USERS_READ}),
+    "read": frozenset({P.ME, P.CONTENT_READ, P.USERS_READ, P.CONFIG_READ}),
     "write": frozenset({P.ME, P.CONTENT_READ, P.CONTENT_WRITE}),
     "admin": frozenset(_ADMIN),
     "external": frozenset({P.ME, P.EXTERNAL}),

@@ -13,6 +13,7 @@ from tenantry.identity.models import User
 from tenantry.identity.passwords import check_policy, hash_password
 from tenantry.identity.permissions import ROLE_RANK
 from tenantry.identity.schemas import UserCreate, UserUpdate
+from tenantry.limits.quotas import ensure_room
 
 
 class LastOwner(Conflict):
@@ -36,9 +37,13 @@ async def create(
     data: UserCreate,
     actor: str,
     actor_role: str | None,
+    quota: int | None = None,
 ) -> User:
     _check_can_grant(actor_role, data.role)
     check_policy(data.password)
+    if quota is not None:
+        used = await session.scalar(select(func.count()).where(User.tenant_id == tenant_id))
+        ensure_room(quota="users", used=int(used or 0), limit=quota)
     email = data.email.lower()
     if await session.scalar(
         select(User.id).where(User.tenant_id == tenant_id, User.email == email)

@@ -3,7 +3,7 @@ tiers, never raw paths, tenant slugs or secrets."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -25,4 +25,20 @@ TENANT_LIFECYCLE = Counter(
     "Tenant lifecycle changes.",
     ["action"],
     registry=REGISTRY,
+)
+RATE_LIMITED = Counter(
+    "tenantry_rate_limited",
+    "Requests refused by a tenant's rate or concurrency limit.",
+    ["tier", "policy"],
+    registry=REGISTRY,
+)
+SHED = Counter(
+    "tenantry_shed",
+    "Requests refused because the process was saturated.",
+    ["tier"],
+    registry=REGISTRY,
+)
+IN_FLIGHT = Gauge("tenantry_in_flight_requests", "Requests being served.", registry=REGISTRY)
+EVENT_LOOP_LAG = Gauge(
+    "tenantry_event_loop_lag_seconds", "How late the event loop runs a timer.", registry=REGISTRY
 )

@@ -1,0 +1,115 @@
+"""`/v1/config`: a tenant's effective configuration, its changes, history, diffs and rollback."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Query, Request
+
+from tenantry.api_support import database, policy_of, settings_of
+from tenantry.config import service
+from tenantry.config.schemas import EffectiveOut, RollbackIn, VersionOut, VersionPage
+from tenantry.db.session import Database
+from tenantry.identity.dependencies import Caller, guard
+from tenantry.identity.permissions import Permission
+from tenantry.settings import Settings
+
+router = APIRouter(prefix="/v1/config", tags=["configuration"])
+Db = Annotated[Database, Depends(database)]
+Config = Annotated[Settings, Depends(settings_of)]
+
+
+async def _effective(db: Database, subject) -> EffectiveOut:
+    async with db.tenant(subject.tenant.id) as session:
+        eff = await service.effective(
+            session, tenant_id=subject.tenant.id, tier=subject.tenant.tier
+        )
+    return EffectiveOut(
+        config=eff.config,
+        sources=eff.sources,
+        version=eff.tenant_version,
+        tier_version=eff.tier_version,
+    )
+
+
+@router.get("", response_model=EffectiveOut, **guard(Permission.CONFIG_READ))
+async def show_config(subject: Caller, db: Db) -> EffectiveOut:
+    return await _effective(db, subject)
+
+
+@router.patch("", response_model=EffectiveOut, **guard(Permission.CONFIG_MANAGE))
+async def patch_config(
+    subject: Caller,
+    db: Db,
+    settings: Config,
+    request: Request,
+    patch: Annotated[dict[str, Any], Body(description="A JSON Merge Patch (RFC 7396).")],
+) -> EffectiveOut:
+    policy = await policy_of(request, subject.tenant.id)
+    async with db.tenant(subject.tenant.id) as session:
+        await service.patch_tenant(
+            session,
+            tenant_id=subject.tenant.id,
+            tier=subject.tenant.tier,
+            cache_prefix=policy.cache_prefix,
+            patch=patch,
+            author=subject.audit_name,
+            settings=settings,
+            limits=policy.operator_limits,
+        )
+    return await _effective(db, subject)
+
+
+@router.get("/versions", response_model=VersionPage, **guard(Permission.CONFIG_READ))
+async def list_versions(
+    subject: Caller,
+    db: Db,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> VersionPage:
+    async with db.tenant(subject.tenant.id) as session:
+        rows, total = await service.list_versions(
+            session, tenant_id=subject.tenant.id, limit=limit, offset=offset
+        )
+        items = [VersionOut.model_validate(r) for r in rows]
+    return VersionPage(items=items, total=total, limit=limit, offset=offset)
+
+
+@router.get("/versions/{version}", response_model=VersionOut, **guard(Permission.CONFIG_READ))
+async def show_version(version: int, subject: Caller, db: Db) -> VersionOut:
+    async with db.tenant(subject.tenant.id) as session:
+        row = await service.get_version(session, tenant_id=subject.tenant.id, version=version)
+        return VersionOut.model_validate(row)
+
+
+@router.get("/diff", **guard(Permission.CONFIG_READ))
+async def diff_versions(
+    subject: Caller,
+    db: Db,
+    before: Annotated[int, Query(alias="from", ge=0)],
+    after: Annotated[int, Query(alias="to", ge=0)],
+) -> dict[str, Any]:
+    async with db.tenant(subject.tenant.id) as session:
+        changes = await service.diff_versions(
+            session, tenant_id=subject.tenant.id, before=before, after=after
+        )
+    return {"from": before, "to": after, "changes": changes}
+
+
+@router.post("/rollback", response_model=EffectiveOut, **guard(Permission.CONFIG_MANAGE))
+async def rollback(
+    body: RollbackIn, subject: Caller, db: Db, settings: Config, request: Request
+) -> EffectiveOut:
+    policy = await policy_of(request, subject.tenant.id)
+    async with db.tenant(subject.tenant.id) as session:
+        await service.rollback_tenant(
+            session,
+            tenant_id=subject.tenant.id,
+            tier=subject.tenant.tier,
+            cache_prefix=policy.cache_prefix,
+            to_version=body.version,
+            author=subject.audit_name,
+            settings=settings,
+            limits=policy.operator_limits,
+        )
+    return await _effective(db, subject)

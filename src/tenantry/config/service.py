@@ -1,0 +1,269 @@
+"""Per-tenant configuration: platform defaults, then the tier's template, then the tenant's overrides.
+
+Every change (a JSON Merge Patch, or a rollback) is a new version with its author and diff, is
+validated as a whole before anything is saved, and tells every API process to drop its cached copy
+(NOTIFY is transactional: it is delivered only if the change commits).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tenantry.config.layers import diff, merge_patch, overlay, sources
+from tenantry.config.models import ConfigVersion, TierConfigVersion
+from tenantry.config.schema import PLATFORM_DEFAULTS, TenantConfig
+from tenantry.errors import NotFound, ValidationFailed
+from tenantry.settings import Settings
+from tenantry.tenants.tiers import Limits
+
+CHANNEL = "tenantry_config"
+EVERYONE = "*"
+
+
+@dataclass(frozen=True)
+class Effective:
+    config: dict[str, Any]
+    sources: dict[str, str]
+    tenant_version: int
+    tier_version: int
+
+
+def validate(tier_doc: dict, tenant_doc: dict, *, where: str = "body") -> dict[str, Any]:
+    """The effective configuration, or a 422 naming every bad field path."""
+    try:
+        return TenantConfig.model_validate(
+            overlay(PLATFORM_DEFAULTS, tier_doc, tenant_doc)
+        ).model_dump(mode="json")
+    except ValidationError as error:
+        fields = [
+            {"field": ".".join([where, *(str(p) for p in e["loc"])]), "message": e["msg"]}
+            for e in error.errors()
+        ]
+        raise ValidationFailed(
+            "Invalid configuration: " + ", ".join(f["field"] for f in fields) + ".", errors=fields
+        ) from None
+
+
+async def tier_document(session: AsyncSession, tier: str) -> tuple[int, dict]:
+    row = await session.scalar(
+        select(TierConfigVersion)
+        .where(TierConfigVersion.tier == tier)
+        .order_by(TierConfigVersion.version.desc())
+        .limit(1)
+    )
+    return (row.version, row.document) if row else (0, {})
+
+
+async def tenant_document(session: AsyncSession, tenant_id: uuid.UUID) -> tuple[int, dict]:
+    row = await session.scalar(
+        select(ConfigVersion)
+        .where(ConfigVersion.tenant_id == tenant_id)
+        .order_by(ConfigVersion.version.desc())
+        .limit(1)
+    )
+    return (row.version, row.document) if row else (0, {})
+
+
+async def effective(session: AsyncSession, *, tenant_id: uuid.UUID, tier: str) -> Effective:
+    tier_version, tier_doc = await tier_document(session, tier)
+    tenant_version, tenant_doc = await tenant_document(session, tenant_id)
+    config = TenantConfig.model_validate(
+        overlay(PLATFORM_DEFAULTS, tier_doc, tenant_doc)
+    ).model_dump(mode="json")
+    return Effective(config, sources(config, tier_doc, tenant_doc), tenant_version, tier_version)
+
+
+def check_allowed(config: dict, *, settings: Settings, limits: Limits | None) -> None:
+    """Choices the schema alone cannot judge: configured providers, and limits only lowered."""
+    errors = []
+    if config["embeddings"]["provider"] not in settings.embedding_providers:
+        errors.append(
+            ("embeddings.provider", f"must be one of {list(settings.embedding_providers)}")
+        )
+    if config["llm"]["provider"] not in settings.llm_providers:
+        errors.append(("llm.provider", f"must be one of {list(settings.llm_providers)}"))
+    for name in ("requests_per_minute", "searches_per_minute"):
+        wanted = config["limits"][name]
+        if limits is not None and wanted is not None and wanted > getattr(limits, name):
+            errors.append(
+                (f"limits.{name}", f"may only lower the limit of {getattr(limits, name)}")
+            )
+    if errors:
+        raise ValidationFailed(
+            "Not allowed: " + ", ".join(f"body.{path}" for path, _ in errors) + ".",
+            errors=[{"field": f"body.{path}", "message": message} for path, message in errors],
+        )
+
+
+async def patch_tenant(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    tier: str,
+    cache_prefix: str,
+    patch: dict,
+    author: str,
+    settings: Settings,
+    limits: Limits,
+) -> ConfigVersion:
+    version, current = await tenant_document(session, tenant_id)
+    return await _save_tenant(
+        session,
+        tenant_id,
+        tier,
+        cache_prefix,
+        merge_patch(current, patch),
+        current,
+        version,
+        author,
+        settings,
+        limits,
+    )
+
+
+async def rollback_tenant(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    tier: str,
+    cache_prefix: str,
+    to_version: int,
+    author: str,
+    settings: Settings,
+    limits: Limits,
+) -> ConfigVersion:
+    target = await get_version(session, tenant_id=tenant_id, version=to_version)
+    version, current = await tenant_document(session, tenant_id)
+    return await _save_tenant(
+        session,
+        tenant_id,
+        tier,
+        cache_prefix,
+        target.document,
+        current,
+        version,
+        author,
+        settings,
+        limits,
+    )
+
+
+async def _save_tenant(
+    session, tenant_id, tier, cache_prefix, document, current, version, author, settings, limits
+):
+    _, tier_doc = await tier_document(session, tier)
+    config = validate(tier_doc, document)
+    check_allowed(config, settings=settings, limits=limits)
+    row = ConfigVersion(
+        tenant_id=tenant_id,
+        version=version + 1,
+        document=document,
+        diff=diff(current, document),
+        author=author,
+    )
+    session.add(row)
+    await session.flush()
+    await notify(session, cache_prefix)
+    return row
+
+
+async def list_versions(
+    session: AsyncSession, *, tenant_id: uuid.UUID, limit: int, offset: int
+) -> tuple[list[ConfigVersion], int]:
+    query = select(ConfigVersion).where(ConfigVersion.tenant_id == tenant_id)
+    total = await session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = await session.scalars(
+        query.order_by(ConfigVersion.version.desc()).limit(limit).offset(offset)
+    )
+    return list(rows), int(total or 0)
+
+
+async def get_version(
+    session: AsyncSession, *, tenant_id: uuid.UUID, version: int
+) -> ConfigVersion:
+    if version == 0:
+        # Version 0 is "no overrides": what the tenant had before its first change.
+        return ConfigVersion(
+            tenant_id=tenant_id,
+            version=0,
+            document={},
+            diff={},
+            author="platform",
+            created_at=datetime.fromtimestamp(0, UTC),
+        )
+    row = await session.scalar(
+        select(ConfigVersion).where(
+            ConfigVersion.tenant_id == tenant_id, ConfigVersion.version == version
+        )
+    )
+    if row is None:
+        raise NotFound(f"No configuration version {version}.")
+    return row
+
+
+async def diff_versions(
+    session: AsyncSession, *, tenant_id: uuid.UUID, before: int, after: int
+) -> dict:
+    old = await get_version(session, tenant_id=tenant_id, version=before)
+    new = await get_version(session, tenant_id=tenant_id, version=after)
+    return diff(old.document, new.document)
+
+
+async def patch_tier(
+    session: AsyncSession,
+    *,
+    tier: str,
+    patch: dict | None,
+    author: str,
+    settings: Settings,
+    document: dict | None = None,
+) -> TierConfigVersion:
+    """Change a tier's template (a patch, or a whole document for a rollback)."""
+    version, current = await tier_document(session, tier)
+    new_doc = document if document is not None else merge_patch(current, patch or {})
+    check_allowed(validate(new_doc, {}), settings=settings, limits=None)
+    row = TierConfigVersion(
+        tier=tier, version=version + 1, document=new_doc, diff=diff(current, new_doc), author=author
+    )
+    session.add(row)
+    await session.flush()
+    await notify(session, EVERYONE)
+    return row
+
+
+async def tier_versions(session: AsyncSession, *, tier: str) -> list[TierConfigVersion]:
+    return list(
+        await session.scalars(
+            select(TierConfigVersion)
+            .where(TierConfigVersion.tier == tier)
+            .order_by(TierConfigVersion.version.desc())
+        )
+    )
+
+
+async def rollback_tier(
+    session: AsyncSession, *, tier: str, to_version: int, author: str, settings: Settings
+) -> TierConfigVersion:
+    if to_version == 0:
+        document: dict = {}
+    else:
+        row = await session.get(TierConfigVersion, (tier, to_version))
+        if row is None:
+            raise NotFound(f"No version {to_version} of the {tier} template.")
+        document = row.document
+    return await patch_tier(
+        session, tier=tier, patch=None, document=document, author=author, settings=settings
+    )
+
+
+async def notify(session: AsyncSession, cache_prefix: str) -> None:
+    await session.execute(
+        text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANNEL, "payload": cache_prefix}
+    )

@@ -1,0 +1,80 @@
+"""Operator limit overrides and usage reports."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tenantry.audit import service as audit
+from tenantry.config.service import notify
+from tenantry.db.base import utcnow
+from tenantry.db.session import set_tenant
+from tenantry.identity.models import ApiKey, User
+from tenantry.limits.models import UsageDaily
+from tenantry.limits.schemas import TenantLimitsOut, UsageDay
+from tenantry.tenants import service as tenants
+from tenantry.tenants.models import Tenant
+from tenantry.tenants.tiers import TIERS, LimitsPatch, effective_limits
+
+
+def limits_view(tenant: Tenant) -> TenantLimitsOut:
+    return TenantLimitsOut(
+        tenant=tenant.slug,
+        tier=tenant.tier,
+        tier_limits=TIERS[tenant.tier].limits,
+        overrides=tenant.limit_overrides,
+        effective=effective_limits(tenant.tier, tenant.limit_overrides),
+    )
+
+
+async def set_overrides(
+    session: AsyncSession, *, slug: str, patch: LimitsPatch, actor: str
+) -> Tenant:
+    tenant = await tenants.get_live(session, slug=slug)
+    before = dict(tenant.limit_overrides)
+    overrides = dict(before)
+    for name, value in patch.model_dump(exclude_unset=True).items():
+        if value is None:
+            overrides.pop(name, None)
+        else:
+            overrides[name] = value
+    if overrides != before:
+        tenant.limit_overrides = overrides
+        tenant.updated_at = utcnow()
+        await set_tenant(session, tenant.id)
+        await audit.record(
+            session,
+            tenant_id=tenant.id,
+            actor=actor,
+            action="tenant.limits_changed",
+            target=f"tenant:{tenant.slug}",
+            before=before,
+            after=overrides,
+        )
+        await notify(session, tenant.cache_prefix)
+    return tenant
+
+
+async def daily_usage(
+    session: AsyncSession, *, tenant_id: uuid.UUID, start: date, end: date
+) -> list[UsageDay]:
+    rows = await session.execute(
+        select(UsageDaily.day, UsageDaily.metric, UsageDaily.value)
+        .where(UsageDaily.tenant_id == tenant_id, UsageDaily.day >= start, UsageDaily.day <= end)
+        .order_by(UsageDaily.day)
+    )
+    days: dict[date, dict[str, int]] = {}
+    for day, metric, value in rows:
+        days.setdefault(day, {})[metric] = value
+    return [UsageDay(day=d, metrics=m) for d, m in days.items()]
+
+
+async def current_counts(session: AsyncSession, *, tenant_id: uuid.UUID) -> dict[str, int]:
+    users = await session.scalar(select(func.count()).where(User.tenant_id == tenant_id))
+    keys = await session.scalar(
+        select(func.count()).where(ApiKey.tenant_id == tenant_id, ApiKey.revoked_at.is_(None))
+    )
+    return {"users": int(users or 0), "api_keys": int(keys or 0)}

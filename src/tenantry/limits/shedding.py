@@ -1,0 +1,42 @@
+"""Load shedding: when this process is saturated, refuse the lowest tier first.
+
+Pressure is the larger of in-flight requests over capacity and event-loop lag over its threshold;
+each tier is refused once pressure passes its `shed_above` (free first, enterprise last).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from tenantry.observability.metrics import EVENT_LOOP_LAG, IN_FLIGHT
+
+
+class LoadMonitor:
+    def __init__(self, *, capacity: int, lag_threshold_seconds: float) -> None:
+        self.capacity = capacity
+        self.lag_threshold = lag_threshold_seconds
+        self.in_flight = 0
+        self.lag = 0.0
+
+    def pressure(self) -> float:
+        return max(self.in_flight / self.capacity, self.lag / self.lag_threshold)
+
+    def should_shed(self, shed_above: float) -> bool:
+        return self.pressure() >= shed_above
+
+    def started(self) -> None:
+        self.in_flight += 1
+        IN_FLIGHT.set(self.in_flight)
+
+    def finished(self) -> None:
+        self.in_flight -= 1
+        IN_FLIGHT.set(self.in_flight)
+
+    async def watch_loop_lag(self, interval: float = 0.1) -> None:
+        """A timer that fires late is a loop too busy to serve requests on time."""
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            await asyncio.sleep(interval)
+            self.lag = max(0.0, loop.time() - started - interval)
+            EVENT_LOOP_LAG.set(self.lag)
