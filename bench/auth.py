@@ -1,8 +1,10 @@
 """The cost of authentication: requests per second of a JWT, an API key and no credential at all.
 
-Starts its own embedded PostgreSQL in a temporary home, creates a tenant and an admin user, then
-runs the application under uvicorn in a subprocess on 127.0.0.1 (so the load generator does not
-share its event loop), logs in over HTTP for an access token and creates an API key with it.
+Starts its own embedded PostgreSQL in a temporary home, creates an enterprise tenant (its rate and
+concurrency limits raised by an operator override, so the bench measures cost, not refusals) and an
+admin user, then runs the application under uvicorn in a subprocess on 127.0.0.1 (so the load
+generator does not share its event loop), logs in over HTTP for an access token and creates an API
+key with it.
 
 Three variants, each a GET with a tiny JSON answer:
 
@@ -10,6 +12,9 @@ Three variants, each a GET with a tiny JSON answer:
 * jwt:     `GET /v1/me` with `Authorization: Bearer <access token>` (JWT check, then one tenant
            transaction reading the user, the tenant and whether the session is revoked);
 * api_key: `GET /v1/me` with `X-API-Key` (one tenant transaction reading the tenant and the key).
+
+Both authenticated variants also pass the tenant limits (cached policy, rate and concurrency
+checks, usage metering), from which `/health` is exempt.
 
 Two load generators, each with a fixed concurrency and keep-alive connections:
 
@@ -63,6 +68,8 @@ INPROCESS = 1_000  # in-process calls per authentication timing
 PASSWORD = "Correct-Horse-42-Battery"
 EMAIL = "bench@example.com"
 SLUG = "bench"
+TIER = "enterprise"  # shed last, only at full pressure
+OVERRIDE_LIMITS = {"requests_per_minute": 10_000_000, "concurrent_requests": 1_000}
 VARIANTS = ("none", "jwt", "api_key")
 CLIENTS = ("httpx", "raw")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -259,9 +266,11 @@ async def main() -> None:
     from tenantry.identity.access_tokens import signing_key
     from tenantry.identity.authn import Authenticator
     from tenantry.identity.schemas import UserCreate
+    from tenantry.limits import service as limits
     from tenantry.settings import Settings
     from tenantry.tenants import service as tenants
     from tenantry.tenants.schemas import TenantCreate
+    from tenantry.tenants.tiers import LimitsPatch
 
     started = time.perf_counter()
     with temporary_stack("auth") as stack:
@@ -274,10 +283,13 @@ async def main() -> None:
         async with db.control() as session:
             tenant = await tenants.create(
                 session,
-                data=TenantCreate(slug=SLUG, name="Bench", tier="standard"),
+                data=TenantCreate(slug=SLUG, name="Bench", tier=TIER),
                 actor="bench",
                 settings=settings,
             )
+        async with db.control() as session:
+            patch = LimitsPatch(**OVERRIDE_LIMITS)
+            await limits.set_overrides(session, slug=SLUG, patch=patch, actor="bench")
         async with db.tenant(tenant.id) as session:
             await users.create(
                 session,
@@ -482,6 +494,7 @@ def report(
             "requests_per_client_variant_and_round": PER_ROUND,
             "order": "interleaved: variant order rotated every round, client order alternating",
         },
+        "tenant": {"tier": TIER, "limit_overrides": OVERRIDE_LIMITS},
         "requests": {
             "none": "GET /health/live",
             "jwt": "GET /v1/me, Authorization: Bearer <access token>",

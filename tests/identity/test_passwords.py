@@ -26,12 +26,12 @@ def test_a_good_password_passes():
     assert policy_violations("Correct-Horse-42-Battery") == []
 
 
-def test_argon2id_round_trip():
-    hashed = hash_password("Correct-Horse-42-Battery")
+async def test_argon2id_round_trip():
+    hashed = await hash_password("Correct-Horse-42-Battery")
     assert hashed.startswith("$argon2id$")
-    assert verify_password(hashed, "Correct-Horse-42-Battery")
-    assert not verify_password(hashed, "Correct-Horse-42-Batterx")
-    assert not verify_password(None, "anything")
+    assert await verify_password(hashed, "Correct-Horse-42-Battery")
+    assert not await verify_password(hashed, "Correct-Horse-42-Batterx")
+    assert not await verify_password(None, "anything")
 
 
 async def test_the_api_says_which_rule_failed(client, make_tenant, make_user):

@@ -52,9 +52,9 @@ def run_with_db(work: Callable[[Database, Stack], Awaitable[T]]) -> T:
     raise AssertionError("unreachable")
 
 
-def parse(model: type[BaseModel], **values: Any) -> Any:
+def parse(model: type[BaseModel], *, keep_none: bool = False, **values: Any) -> Any:
     try:
-        return model(**{k: v for k, v in values.items() if v is not None})
+        return model(**{k: v for k, v in values.items() if keep_none or v is not None})
     except ValidationError as error:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in error.errors()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from tenantry.cli import audit, identity, tenants
+from tenantry.cli import audit, config, identity, tenants
 from tenantry.cli.common import opened_stack
 
 app = typer.Typer(help="Tenantry: one platform, many isolated tenants.", no_args_is_help=True)
@@ -12,6 +12,8 @@ app.add_typer(tenants.app, name="tenants")
 app.add_typer(audit.app, name="audit")
 app.add_typer(identity.users, name="users")
 app.add_typer(identity.operators_app, name="operators")
+app.add_typer(config.config_app, name="config")
+app.add_typer(config.limits_app, name="limits")
 
 
 @app.command()

@@ -33,8 +33,15 @@ async def _effective(db: Database, subject) -> EffectiveOut:
 
 
 @router.get("", response_model=EffectiveOut, **guard(Permission.CONFIG_READ))
-async def show_config(subject: Caller, db: Db) -> EffectiveOut:
-    return await _effective(db, subject)
+async def show_config(subject: Caller, request: Request) -> EffectiveOut:
+    """Served from this process's cache, which every change invalidates in every process."""
+    eff = (await policy_of(request, subject.tenant.id)).effective
+    return EffectiveOut(
+        config=eff.config,
+        sources=eff.sources,
+        version=eff.tenant_version,
+        tier_version=eff.tier_version,
+    )
 
 
 @router.patch("", response_model=EffectiveOut, **guard(Permission.CONFIG_MANAGE))

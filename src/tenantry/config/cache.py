@@ -30,9 +30,13 @@ class PrefixCache(Generic[T]):
             return entry[1]
         generation = self.generation
         value = await load()
+        self.put(key, value, generation=generation)
+        return value
+
+    def put(self, key: str, value: T, *, generation: int) -> None:
+        """Keep `value` unless an invalidation happened since `generation` was read."""
         if generation == self.generation:
             self._entries[key] = (time.monotonic() + self.ttl, value)
-        return value
 
     def invalidate(self, prefix: str) -> None:
         """Drop every key starting with `prefix`; `*` drops everything."""

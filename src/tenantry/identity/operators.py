@@ -52,7 +52,10 @@ async def create(session: AsyncSession, *, data: OperatorCreate) -> Operator:
     if await session.scalar(select(Operator.id).where(Operator.email == email)):
         raise Conflict(f"An operator with email {email} already exists.", code="operator-exists")
     operator = Operator(
-        id=uuid.uuid4(), email=email, name=data.name, password_hash=hash_password(data.password)
+        id=uuid.uuid4(),
+        email=email,
+        name=data.name,
+        password_hash=await hash_password(data.password),
     )
     session.add(operator)
     await session.flush()
@@ -67,7 +70,7 @@ async def login(
     session: AsyncSession, *, email: str, password: str, settings: Settings, key: str
 ) -> TokenOut | None:
     operator = await session.scalar(select(Operator).where(Operator.email == email.lower()))
-    if not verify_password(operator.password_hash if operator else None, password):
+    if not await verify_password(operator.password_hash if operator else None, password):
         return None
     if operator.status != "active":
         return None

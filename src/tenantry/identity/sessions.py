@@ -47,13 +47,13 @@ async def login(
     """Check a password login. Unknown tenant, unknown user and wrong password look the same."""
     email = email.lower()
     if tenant is None or tenant.status in ("deleting", "deleted"):
-        verify_password(None, password)  # spend the same time as a real check
+        await verify_password(None, password)  # spend the same time as a real check
         return Outcome(failure="invalid")
     await set_tenant(session, tenant.id)
     user = await session.scalar(
         select(User).where(User.tenant_id == tenant.id, User.email == email)
     )
-    if not verify_password(user.password_hash if user else None, password):
+    if not await verify_password(user.password_hash if user else None, password):
         await audit.record(
             session,
             tenant_id=tenant.id,
@@ -67,7 +67,7 @@ async def login(
     if user.status != "active":
         return Outcome(failure="user-disabled")
     if needs_rehash(user.password_hash):
-        user.password_hash = hash_password(password)
+        user.password_hash = await hash_password(password)
     return Outcome(
         tokens=await open_session(
             session, tenant=tenant, user=user, settings=settings, key=key, action="login.succeeded"

@@ -54,7 +54,7 @@ async def create(
         id=uuid.uuid4(),
         email=email,
         display_name=data.display_name or email.split("@")[0],
-        password_hash=hash_password(data.password),
+        password_hash=await hash_password(data.password),
         role=data.role,
         status="active",
         auth_source="local",

@@ -11,6 +11,7 @@ from typing import Any
 
 from tenantry.config import service as config_service
 from tenantry.config.cache import PrefixCache, cache_key
+from tenantry.config.service import Effective
 from tenantry.db.session import Database
 from tenantry.errors import NotFound
 from tenantry.tenants.models import Tenant
@@ -25,7 +26,11 @@ class TenantPolicy:
     cache_prefix: str
     operator_limits: Limits  # the tier's, with the operator's overrides
     limits: Limits  # what applies: the above, lowered where the tenant asked
-    config: dict[str, Any]
+    effective: Effective  # the configuration, its sources and versions
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.effective.config
 
     @property
     def template(self) -> TierTemplate:
@@ -40,11 +45,14 @@ class PolicyStore:
 
     async def get(self, tenant_id: uuid.UUID) -> TenantPolicy:
         prefix = self._prefixes.get(tenant_id)
-        if prefix is None:
-            policy = await self._load(tenant_id)
-            self._prefixes[tenant_id] = policy.cache_prefix
-            prefix = policy.cache_prefix
-        return await self.cache.get(cache_key(prefix, "policy"), lambda: self._load(tenant_id))
+        if prefix is not None:
+            return await self.cache.get(cache_key(prefix, "policy"), lambda: self._load(tenant_id))
+        # The key needs the tenant's prefix, which the first load tells.
+        generation = self.cache.generation
+        policy = await self._load(tenant_id)
+        self._prefixes[tenant_id] = policy.cache_prefix
+        self.cache.put(cache_key(policy.cache_prefix, "policy"), policy, generation=generation)
+        return policy
 
     async def _load(self, tenant_id: uuid.UUID) -> TenantPolicy:
         async with self.db.tenant(tenant_id) as session:
@@ -52,13 +60,15 @@ class PolicyStore:
             if tenant is None:
                 raise NotFound("No such tenant.")
             eff = await config_service.effective(session, tenant_id=tenant_id, tier=tenant.tier)
-        return build_policy(tenant, eff.config)
+        return build_policy(tenant, eff)
 
 
-def build_policy(tenant: Tenant, config: dict[str, Any]) -> TenantPolicy:
+def build_policy(tenant: Tenant, eff: Effective) -> TenantPolicy:
     operator_limits = effective_limits(tenant.tier, tenant.limit_overrides)
     lowered = {
-        k: min(v, getattr(operator_limits, k)) for k, v in config["limits"].items() if v is not None
+        k: min(v, getattr(operator_limits, k))
+        for k, v in eff.config["limits"].items()
+        if v is not None
     }
     return TenantPolicy(
         tenant_id=tenant.id,
@@ -67,5 +77,5 @@ def build_policy(tenant: Tenant, config: dict[str, Any]) -> TenantPolicy:
         cache_prefix=tenant.cache_prefix,
         operator_limits=operator_limits,
         limits=operator_limits.model_copy(update=lowered),
-        config=config,
+        effective=eff,
     )

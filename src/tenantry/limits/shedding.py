@@ -38,5 +38,7 @@ class LoadMonitor:
         while True:
             started = loop.time()
             await asyncio.sleep(interval)
-            self.lag = max(0.0, loop.time() - started - interval)
+            late = max(0.0, loop.time() - started - interval)
+            # Smoothed, so one slow callback does not shed; a loop that stays late does.
+            self.lag = 0.7 * self.lag + 0.3 * late
             EVENT_LOOP_LAG.set(self.lag)
