@@ -153,12 +153,14 @@ class Meter:
     def delta(before: tuple, after: tuple) -> dict[str, float]:
         busy = after[3][0] - before[3][0]
         total = after[3][1] - before[3][1]
-        return {
+        ours = {
             "client_cpu_s": after[0] - before[0],
             "server_cpu_s": after[1] - before[1],
             "postgres_cpu_s": after[2] - before[2],
-            "machine_busy": busy / total if total else 0.0,
         }
+        # Whatever else kept the cores busy meanwhile (other processes, the kernel).
+        other = max(0.0, busy / CLOCK_TICKS - sum(ours.values()))
+        return {**ours, "other_cpu_s": other, "machine_busy": busy / total if total else 0.0}
 
 
 Load = tuple[float, list[int], int]
@@ -428,7 +430,7 @@ def summarise(runs: dict[str, list[dict[str, Any]]], latencies: dict[str, list[i
         wall = sum(r["wall_s"] for r in runs[name])
         cpu = {
             part: round(sum(r[f"{part}_cpu_s"] for r in runs[name]) / n * 1e6, 1)
-            for part in ("client", "server", "postgres")
+            for part in ("client", "server", "postgres", "other")
         }
         variants[name] = {
             "requests": n,
@@ -522,7 +524,7 @@ def report(
                     v["latency"]["p50_ms"],
                     v["latency"]["p95_ms"],
                     f"{ratio:.3f}",
-                    f"{cpu['client']:.0f} / {cpu['server']:.0f} / {cpu['postgres']:.0f}",
+                    "/".join(f"{cpu[k]:.0f}" for k in ("client", "server", "postgres", "other")),
                     f"{v['machine_busy']:.0%}",
                 ]
             )
@@ -543,7 +545,7 @@ def report(
                 "p50 ms",
                 "p95 ms",
                 "x none",
-                "CPU us/req client/server/pg",
+                "CPU us/req client/server/pg/other",
                 "busy",
             ],
             rows,

@@ -106,6 +106,24 @@ async def operator_headers(app) -> dict[str, str]:
 
 
 @pytest.fixture
+def make_tenant_sync():
+    """For synchronous (CLI) tests: a tenant created through the CLI itself; returns its slug."""
+    from typer.testing import CliRunner
+
+    from tenantry.cli.main import app as cli
+
+    def make(tier: str = "standard") -> str:
+        slug = unique_slug("cli")
+        result = CliRunner().invoke(
+            cli, ["tenants", "create", slug, "--name", "Cli", "--tier", tier]
+        )
+        assert result.exit_code == 0, result.output
+        return slug
+
+    return make
+
+
+@pytest.fixture
 def make_user(db: Database):
     """A user of `tenant` with `role`, created through the service; returns the user."""
     from tenantry.identity import users

@@ -56,3 +56,48 @@ def wait_for_line(proc: subprocess.Popen, needle: str, stream_name: str = "stder
         if needle in line:
             return seen
     raise AssertionError(f"server exited before '{needle}':\n" + "".join(seen[-40:]))
+
+
+def start_redis(workdir) -> tuple[subprocess.Popen, str]:
+    binary = require_binary("redis-server", "redis-server")
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    wait_for_line(proc, "Ready to accept connections", "stdout")
+    return proc, f"redis://127.0.0.1:{port}/0"
+
+
+def start_api(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+    """`tenantry run` against the test database, as a separate process on its own port."""
+    import sys
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tenantry.cli", "run"],
+        env={**env, "TENANTRY_PORT": str(port), "TENANTRY_LOG_JSON": "false"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    wait_for_line(proc, "Application startup complete", "stdout")
+    # Keep reading its log, so the process never blocks on a full pipe.
+    import threading
+
+    threading.Thread(target=proc.stdout.read, daemon=True).start()
+    return proc, f"http://127.0.0.1:{port}"

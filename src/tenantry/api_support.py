@@ -19,3 +19,8 @@ def settings_of(request: Request) -> Settings:
 async def policy_of(request: Request, tenant_id):
     """The tenant's cached policy (limits and effective configuration)."""
     return await request.app.state.policies.get(tenant_id)
+
+
+def forget_cached(request: Request, prefix: str) -> None:
+    """After a change committed here: drop this process's copy at once (others hear NOTIFY)."""
+    request.app.state.config_cache.invalidate(prefix)

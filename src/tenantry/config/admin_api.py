@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends
+from fastapi import APIRouter, Body, Depends, Request
 
-from tenantry.api_support import database, settings_of
+from tenantry.api_support import database, forget_cached, settings_of
 from tenantry.config import service
 from tenantry.config.schemas import RollbackIn, TierTemplateOut, VersionOut
 from tenantry.db.session import Database
@@ -51,13 +51,15 @@ async def patch_tier(
     operator: Caller,
     db: Db,
     settings: Config,
+    request: Request,
     patch: Annotated[dict[str, Any], Body(description="A JSON Merge Patch (RFC 7396).")],
 ) -> TierTemplateOut:
     async with db.control() as session:
         row = await service.patch_tier(
             session, tier=tier, patch=patch, author=operator.audit_name, settings=settings
         )
-        return _out(tier, row.version, row.document)
+    forget_cached(request, service.EVERYONE)
+    return _out(tier, row.version, row.document)
 
 
 @router.get("/{tier}/config/versions", response_model=list[VersionOut], **guard(OPERATOR))
@@ -70,7 +72,12 @@ async def tier_versions(tier: TierName, db: Db) -> list[VersionOut]:
 
 @router.post("/{tier}/config/rollback", response_model=TierTemplateOut, **guard(OPERATOR))
 async def rollback_tier(
-    tier: TierName, body: RollbackIn, operator: Caller, db: Db, settings: Config
+    tier: TierName,
+    body: RollbackIn,
+    operator: Caller,
+    db: Db,
+    settings: Config,
+    request: Request,
 ) -> TierTemplateOut:
     async with db.control() as session:
         row = await service.rollback_tier(
@@ -80,4 +87,5 @@ async def rollback_tier(
             author=operator.audit_name,
             settings=settings,
         )
-        return _out(tier, row.version, row.document)
+    forget_cached(request, service.EVERYONE)
+    return _out(tier, row.version, row.document)

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
 
-from tenantry.api_support import database, policy_of, settings_of
+from tenantry.api_support import database, forget_cached, policy_of, settings_of
 from tenantry.config import service
 from tenantry.config.schemas import EffectiveOut, RollbackIn, VersionOut, VersionPage
 from tenantry.db.session import Database
@@ -64,6 +64,7 @@ async def patch_config(
             settings=settings,
             limits=policy.operator_limits,
         )
+    forget_cached(request, policy.cache_prefix)
     return await _effective(db, subject)
 
 
@@ -119,4 +120,5 @@ async def rollback(
             settings=settings,
             limits=policy.operator_limits,
         )
+    forget_cached(request, policy.cache_prefix)
     return await _effective(db, subject)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 
-from tenantry.api_support import database
+from tenantry.api_support import database, policy_of
 from tenantry.db.session import Database
 from tenantry.identity import users
 from tenantry.identity.dependencies import Caller, guard
@@ -39,7 +39,8 @@ async def list_users(
     response_model=UserOut,
     **guard(Permission.USERS_MANAGE),
 )
-async def create_user(body: UserCreate, subject: Caller, db: Db) -> UserOut:
+async def create_user(body: UserCreate, subject: Caller, db: Db, request: Request) -> UserOut:
+    policy = await policy_of(request, subject.tenant.id)
     async with db.tenant(subject.tenant.id) as session:
         user = await users.create(
             session,
@@ -47,6 +48,7 @@ async def create_user(body: UserCreate, subject: Caller, db: Db) -> UserOut:
             data=body,
             actor=subject.audit_name,
             actor_role=_role(subject),
+            quota=policy.limits.users,
         )
         return UserOut.model_validate(user)
 

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from tenantry.api_support import database, policy_of
+from tenantry.api_support import database, forget_cached, policy_of
 from tenantry.db.base import utcnow
 from tenantry.db.session import Database
 from tenantry.errors import ValidationFailed
@@ -96,9 +96,12 @@ async def show_limits(slug: str, db: Db) -> TenantLimitsOut:
 
 
 @router.patch("/v1/admin/tenants/{slug}/limits", response_model=TenantLimitsOut, **guard(OPERATOR))
-async def set_limits(slug: str, body: LimitsPatch, operator: Caller, db: Db) -> TenantLimitsOut:
+async def set_limits(
+    slug: str, body: LimitsPatch, operator: Caller, db: Db, request: Request
+) -> TenantLimitsOut:
     async with db.control() as session:
         tenant = await service.set_overrides(
             session, slug=slug, patch=body, actor=operator.audit_name
         )
-        return service.limits_view(tenant)
+    forget_cached(request, tenant.cache_prefix)
+    return service.limits_view(tenant)
