@@ -117,7 +117,7 @@ async def test_versions_diff_and_rollback(client, admin):
 
 
 async def test_a_tenant_can_only_lower_its_own_limits(client, admin):
-    tenant, headers = admin
+    _, headers = admin
     lowered = await client.patch(
         "/v1/config", json={"limits": {"requests_per_minute": 50}}, headers=headers
     )

@@ -86,13 +86,20 @@ async def test_a_shed_answer_is_a_problem_with_retry_after(app, client, callers)
     )
 
 
+def hog_the_loop(seconds: float) -> None:
+    """CPU-bound work on the event loop's thread, as a careless handler would do."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
 async def test_a_late_event_loop_counts_as_pressure():
     monitor = LoadMonitor(capacity=100, lag_threshold_seconds=0.05)
     watcher = asyncio.create_task(monitor.watch_loop_lag(interval=0.01))
     try:
         for _ in range(20):
             await asyncio.sleep(0.01)
-            time.sleep(0.06)  # a callback that hogs the loop, again and again
+            hog_the_loop(0.06)
         assert monitor.should_shed(0.7)
     finally:
         watcher.cancel()
