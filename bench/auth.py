@@ -25,8 +25,8 @@ Two load generators, each with a fixed concurrency and keep-alive connections:
 
 After a warm-up, the variants are interleaved in rounds (variant order rotated every round, client
 order alternating) so drift affects all of them equally. For each it reports requests per second,
-p50/p95 latency, the CPU the client, the server and PostgreSQL spent per request (from /proc) and
-how busy the machine was; and, in-process, timings of the authentication step itself (no HTTP).
+p50/p95 latency, the CPU the client, the server, PostgreSQL and anything else (other processes)
+spent per request (from /proc) and how busy the machine was; and, in-process, timings of the authentication step itself (no HTTP).
 Client, server and database share the machine's cores: absolute figures are a floor.
 
 Run from the repository root:  .venv/bin/python bench/auth.py
@@ -38,25 +38,28 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
-import re
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import httpx
 
 from common import (
+    CONTENT_LENGTH,
+    Meter,
+    free_port,
     machine,
     now_iso,
+    serve,
     server_version,
+    start_server,
+    stop_server,
     summary_ms,
     table,
     temporary_stack,
+    wait_until_up,
     write_json,
 )
 
@@ -72,99 +75,9 @@ TIER = "enterprise"  # shed last, only at full pressure
 OVERRIDE_LIMITS = {"requests_per_minute": 10_000_000, "concurrent_requests": 1_000}
 VARIANTS = ("none", "jwt", "api_key")
 CLIENTS = ("httpx", "raw")
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def serve() -> None:
-    """The server process: `create_app()` from TENANTRY_* variables under uvicorn, no access log."""
-    import uvicorn
-
-    from tenantry.app import create_app
-    from tenantry.observability.logging import configure_logging
-    from tenantry.settings import get_settings
-
-    settings = get_settings()
-    # As `tenantry run` does: without it structlog's default prints every request's access line.
-    configure_logging(level=settings.log_level, json=settings.log_json)
-    config = uvicorn.Config(
-        create_app(settings),
-        host="127.0.0.1",
-        port=settings.port,
-        log_config=None,
-        log_level="warning",
-        access_log=False,
-    )
-    uvicorn.Server(config).run()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process (all its threads), from /proc/<pid>/stat."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def postgres_cpu(postmaster: int) -> float:
-    """CPU of the postmaster and all its children (backends, checkpointer, walwriter...)."""
-    total = 0.0
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(entry.name) == postmaster:
-            # Children that exited (autovacuum workers...) are counted in cutime and cstime.
-            total += sum(int(f) for f in fields[11:15]) / CLOCK_TICKS
-        elif int(fields[1]) == postmaster:
-            total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-    return total
-
-
-def machine_busy() -> tuple[int, int]:
-    """(busy, total) jiffies of all cores, from /proc/stat."""
-    line = Path("/proc/stat").read_text().split("\n", 1)[0]
-    values = [int(v) for v in line.split()[1:9]]  # guest time is already counted in user
-    idle = values[3] + values[4]
-    return sum(values) - idle, sum(values)
-
-
-class Meter:
-    """CPU of the client, the server and PostgreSQL, and how busy the machine was, over a span."""
-
-    def __init__(self, server_pid: int, postmaster: int) -> None:
-        self.server_pid, self.postmaster = server_pid, postmaster
-
-    def snapshot(self) -> tuple[float, float, float, tuple[int, int]]:
-        return (
-            time.process_time(),
-            cpu_seconds(self.server_pid),
-            postgres_cpu(self.postmaster),
-            machine_busy(),
-        )
-
-    @staticmethod
-    def delta(before: tuple, after: tuple) -> dict[str, float]:
-        busy = after[3][0] - before[3][0]
-        total = after[3][1] - before[3][1]
-        ours = {
-            "client_cpu_s": after[0] - before[0],
-            "server_cpu_s": after[1] - before[1],
-            "postgres_cpu_s": after[2] - before[2],
-        }
-        # Whatever else kept the cores busy meanwhile (other processes, the kernel).
-        other = max(0.0, busy / CLOCK_TICKS - sum(ours.values()))
-        return {**ours, "other_cpu_s": other, "machine_busy": busy / total if total else 0.0}
 
 
 Load = tuple[float, list[int], int]
-CONTENT_LENGTH = re.compile(rb"\r\ncontent-length: *(\d+)", re.IGNORECASE)
 
 
 async def httpx_load(client: httpx.AsyncClient, path: str, headers: dict[str, str], n: int) -> Load:
@@ -214,41 +127,6 @@ async def raw_load(port: int, path: str, headers: dict[str, str], n: int) -> Loa
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
     return time.perf_counter() - start, latencies, bad
-
-
-def start_server(env: dict[str, str], log: Path) -> subprocess.Popen:
-    with log.open("w") as out:
-        return subprocess.Popen(
-            [sys.executable, __file__, "--serve"], env=env, stdout=out, stderr=out
-        )
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-def tail(log: Path) -> str:
-    return log.read_text()[-4000:]
-
-
-async def wait_until_up(base: str, proc: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + 60
-    async with httpx.AsyncClient(base_url=base) as client:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise SystemExit(f"server exited ({proc.returncode}):\n{tail(log)}")
-            try:
-                if (await client.get("/health/live")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.05)
-    raise SystemExit(f"server not up after 60 s:\n{tail(log)}")
 
 
 async def per_call_ms(op: Callable[[], Awaitable[Any]], n: int) -> dict[str, float]:
@@ -312,7 +190,7 @@ async def main() -> None:
             TENANTRY_LOGIN_ATTEMPTS_PER_MINUTE="1000",
         )
         log = home / "server.log"
-        proc = start_server(env, log)
+        proc = start_server(__file__, env, log)
         base = f"http://127.0.0.1:{port}"
         postmaster = int((home / "pgdata" / "postmaster.pid").read_text().split()[0])
         meter = Meter(proc.pid, postmaster)

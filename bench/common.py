@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import platform
+import re
 import shutil
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -114,3 +119,136 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.3f}"
     return str(value)
+
+
+# The API under uvicorn in a subprocess, and the CPU each part of the machine spends meanwhile.
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+CONTENT_LENGTH = re.compile(rb"\r\ncontent-length: *(\d+)", re.IGNORECASE)
+
+
+def serve(*, timeout_keep_alive: int = 5) -> None:
+    """The server process: `create_app()` from TENANTRY_* variables under uvicorn, no access log."""
+    import uvicorn
+
+    from tenantry.app import create_app
+    from tenantry.observability.logging import configure_logging
+    from tenantry.settings import get_settings
+
+    settings = get_settings()
+    # As `tenantry run` does: without it structlog's default prints every request's access line.
+    configure_logging(level=settings.log_level, json=settings.log_json)
+    config = uvicorn.Config(
+        create_app(settings),
+        host="127.0.0.1",
+        port=settings.port,
+        log_config=None,
+        log_level="warning",
+        access_log=False,
+        timeout_keep_alive=timeout_keep_alive,
+    )
+    uvicorn.Server(config).run()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process (all its threads), from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def postgres_cpu(postmaster: int) -> float:
+    """CPU of the postmaster and all its children (backends, checkpointer, walwriter...)."""
+    total = 0.0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry.name) == postmaster:
+            # Children that exited (autovacuum workers...) are counted in cutime and cstime.
+            total += sum(int(f) for f in fields[11:15]) / CLOCK_TICKS
+        elif int(fields[1]) == postmaster:
+            total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return total
+
+
+def machine_busy() -> tuple[int, int]:
+    """(busy, total) jiffies of all cores, from /proc/stat."""
+    line = Path("/proc/stat").read_text().split("\n", 1)[0]
+    values = [int(v) for v in line.split()[1:9]]  # guest time is already counted in user
+    idle = values[3] + values[4]
+    return sum(values) - idle, sum(values)
+
+
+class Meter:
+    """CPU of the client, the server and PostgreSQL, and how busy the machine was, over a span."""
+
+    def __init__(self, server_pid: int, postmaster: int) -> None:
+        self.server_pid, self.postmaster = server_pid, postmaster
+
+    def snapshot(self) -> tuple[float, float, float, tuple[int, int]]:
+        return (
+            time.process_time(),
+            cpu_seconds(self.server_pid),
+            postgres_cpu(self.postmaster),
+            machine_busy(),
+        )
+
+    @staticmethod
+    def delta(before: tuple, after: tuple) -> dict[str, float]:
+        busy = after[3][0] - before[3][0]
+        total = after[3][1] - before[3][1]
+        ours = {
+            "client_cpu_s": after[0] - before[0],
+            "server_cpu_s": after[1] - before[1],
+            "postgres_cpu_s": after[2] - before[2],
+        }
+        # Whatever else kept the cores busy meanwhile (other processes, the kernel).
+        other = max(0.0, busy / CLOCK_TICKS - sum(ours.values()))
+        return {**ours, "other_cpu_s": other, "machine_busy": busy / total if total else 0.0}
+
+
+def start_server(script: str, env: dict[str, str], log: Path) -> subprocess.Popen:
+    """`python <script> --serve` with `env`, its output to `log`."""
+    with log.open("w") as out:
+        return subprocess.Popen(
+            [sys.executable, script, "--serve"], env=env, stdout=out, stderr=out
+        )
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def tail(log: Path) -> str:
+    return log.read_text()[-4000:]
+
+
+async def wait_until_up(base: str, proc: subprocess.Popen, log: Path) -> None:
+    import httpx
+
+    deadline = time.monotonic() + 60
+    async with httpx.AsyncClient(base_url=base) as client:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise SystemExit(f"server exited ({proc.returncode}):\n{tail(log)}")
+            try:
+                if (await client.get("/health/live")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.05)
+    raise SystemExit(f"server not up after 60 s:\n{tail(log)}")

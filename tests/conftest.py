@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import shutil
@@ -20,6 +21,8 @@ from tenantry.settings import Settings, get_settings
 from tenantry.stack import Stack, start_database
 from tenantry.tenants import service as tenants
 from tenantry.tenants.schemas import TenantCreate
+from tenantry.worker.devserver import TemporalDevServer
+from tests.servers import free_port
 
 OPERATOR_TOKEN = "tnop_test-operator-" + uuid.uuid4().hex
 
@@ -31,6 +34,9 @@ def stack() -> Stack:
         home=home, environment="test", demo_tenants=False, bootstrap_token=OPERATOR_TOKEN
     )
     started = start_database(settings)
+    # The same dev server `tenantry run` starts, once for the whole session.
+    temporal = TemporalDevServer(home / "temporal", port=free_port())
+    temporal.launch()
     # Everything after this (the app, the CLI, subprocesses) sees the test database as external.
     os.environ.update(
         TENANTRY_DATABASE_URL=started.admin_url,
@@ -42,11 +48,57 @@ def stack() -> Stack:
         # The tests run blocking SQL on the event loop to inspect the database; that lag is theirs,
         # not the platform's. Shedding by lag is tested with its own monitor.
         TENANTRY_LOOP_LAG_THRESHOLD_MS="60000",
+        TENANTRY_TEMPORAL_ADDRESS=temporal.address,
+        # A fresh task queue per session, so nothing of an earlier run is picked up.
+        TENANTRY_POOL_TASK_QUEUE=f"test-pool-{uuid.uuid4().hex[:8]}",
+        TENANTRY_HNSW_THRESHOLD="1000000",
     )
     get_settings.cache_clear()
     yield started
+    temporal.stop()
     started.stop()
     shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+async def temporal_client(stack, settings):
+    from tenacity import AsyncRetrying, stop_after_delay, wait_fixed
+
+    from tenantry.worker.client import connect
+
+    async for attempt in AsyncRetrying(
+        stop=stop_after_delay(60), wait=wait_fixed(0.25), reraise=True
+    ):
+        with attempt:
+            client = await connect(settings.temporal_address)
+    return client
+
+
+@pytest.fixture(scope="session")
+async def embedder(settings):
+    from tenantry.knowledge.embeddings import checked_embedder
+
+    return await checked_embedder(settings)
+
+
+@pytest.fixture(scope="session")
+async def worker(temporal_client, stack, settings, embedder):
+    """One worker on the session's pool queue, for the whole session."""
+    from tenantry.worker.runner import build_worker
+
+    db = stack.database(pool_size=4)
+    running = build_worker(
+        temporal_client,
+        task_queue=settings.pool_task_queue,
+        db=db,
+        embedder=embedder,
+        settings=settings,
+    )
+    task = asyncio.create_task(running.run())
+    yield running
+    await running.shutdown()
+    await asyncio.gather(task, return_exceptions=True)
+    await db.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -62,7 +114,7 @@ async def db(stack: Stack) -> AsyncIterator[Database]:
 
 
 @pytest.fixture(scope="session")
-async def app(stack: Stack, settings: Settings):
+async def app(stack: Stack, settings: Settings, temporal_client):
     from tenantry.app import create_app
     from tenantry.stack import provision_defaults
 

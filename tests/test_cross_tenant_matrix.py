@@ -34,6 +34,7 @@ class World:
     b: Any
     a_target_user: Any
     a_key_ids: dict[str, str]
+    a_document_id: str
     headers: dict[str, dict[str, str]]
     a_identifiers: set[str]
 
@@ -43,10 +44,14 @@ class Case:
     ok: int
     params: Callable[[World], dict[str, str]] = lambda w: {}
     query: dict[str, Any] = field(default_factory=dict)
+    files: Callable[[World], dict] | None = None  # multipart uploads
     body: Callable[[World], Any] = lambda w: None
     public_status: int | None = None  # public routes: every caller gets this
     other_tenant: int | None = None  # what tenant B's admin gets, when not the default
     notes: str = ""
+
+
+A_SECRET_WORD = "zanahoriaconfidencial"
 
 
 def fresh_email(prefix: str = "new") -> str:
@@ -160,6 +165,21 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/v1/config/diff"): Case(200, query={"from": 0, "to": 1}, other_tenant=404),
     ("POST", "/v1/config/rollback"): Case(200, body=lambda w: {"version": 0}),
     ("GET", "/v1/usage"): Case(200),
+    ("POST", "/v1/documents"): Case(
+        202, body=lambda w: {"title": "Matrix", "text": f"matrix document {uuid.uuid4().hex}"}
+    ),
+    ("POST", "/v1/documents/upload"): Case(
+        202,
+        files=lambda w: {"file": ("m.txt", f"upload {uuid.uuid4().hex}".encode(), "text/plain")},
+    ),
+    ("GET", "/v1/documents"): Case(200),
+    ("GET", "/v1/documents/{document_id}"): Case(
+        200, params=lambda w: {"document_id": w.a_document_id}
+    ),
+    ("DELETE", "/v1/documents/{document_id}"): Case(
+        204, params=lambda w: {"document_id": w.a_document_id}
+    ),
+    ("POST", "/v1/search"): Case(200, body=lambda w: {"query": A_SECRET_WORD}),
 }
 
 
@@ -229,6 +249,13 @@ async def build_world(client, make_tenant, make_user, operator_headers) -> World
         "/v1/config", json={"language": "spanish"}, headers=headers["a_admin"]
     )
     assert configured.status_code == 200, configured.text
+    marker = uuid.uuid4().hex  # in A's text only; B's answers must never hold it
+    document = await client.post(
+        "/v1/documents",
+        json={"title": "A only", "text": f"{A_SECRET_WORD} {marker}"},
+        headers=headers["a_admin"],
+    )
+    assert document.status_code == 202, document.text
     identifiers = {
         str(a.id),
         a.slug,
@@ -239,7 +266,8 @@ async def build_world(client, make_tenant, make_user, operator_headers) -> World
         str(a_admin.id),
         *key_ids.values(),
     }
-    return World(a, b, a_target, key_ids, headers, identifiers)
+    identifiers |= {document.json()["id"], marker}
+    return World(a, b, a_target, key_ids, document.json()["id"], headers, identifiers)
 
 
 def snapshot(admin_sql, tenant_id) -> str:
@@ -304,9 +332,14 @@ async def test_every_route_for_every_caller(
             headers = caller_headers(world, caller, permission)
             before = snapshot(admin_sql, world.a.id)
             async with _client(app, address := address + 1) as client:
-                response = await client.request(
-                    method, url, params=case.query, json=case.body(world), headers=headers
-                )
+                if case.files is not None:
+                    response = await client.request(
+                        method, url, params=case.query, files=case.files(world), headers=headers
+                    )
+                else:
+                    response = await client.request(
+                        method, url, params=case.query, json=case.body(world), headers=headers
+                    )
             label = f"{method} {path} as {caller}"
             if response.status_code != want:
                 failures.append(

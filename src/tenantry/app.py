@@ -29,6 +29,8 @@ from tenantry.identity.authn import Authenticator
 from tenantry.identity.sso_api import router as sso_router
 from tenantry.identity.throttle import LoginThrottle
 from tenantry.identity.users_api import router as users_router
+from tenantry.knowledge.api import router as knowledge_router
+from tenantry.knowledge.embeddings import checked_embedder
 from tenantry.limits.api import router as limits_router
 from tenantry.limits.backends import concurrency_backend, rate_storage
 from tenantry.limits.connections import ConnectionShares
@@ -37,13 +39,14 @@ from tenantry.limits.middleware import LimitsMiddleware
 from tenantry.limits.policy import PolicyStore
 from tenantry.limits.rates import RateLimits
 from tenantry.limits.shedding import LoadMonitor
-from tenantry.observability.health import check_database
+from tenantry.observability.health import check_database, check_temporal
 from tenantry.observability.health import router as health_router
 from tenantry.observability.metrics import REGISTRY
 from tenantry.problems import problem_response
 from tenantry.settings import Settings, get_settings
 from tenantry.tenancy.middleware import TenantContextMiddleware
 from tenantry.tenants.api import router as tenants_router
+from tenantry.worker.client import connect as connect_temporal
 
 log = structlog.get_logger("tenantry.app")
 
@@ -74,6 +77,12 @@ def create_app(
             lag_threshold_seconds=settings.loop_lag_threshold_ms / 1000,
         )
         state.config_listener = ConfigListener(libpq_dsn(url), state.config_cache)
+        state.embedder = await checked_embedder(settings)
+        state.temporal = (
+            await connect_temporal(settings.temporal_address, settings.temporal_namespace)
+            if settings.temporal_address
+            else None
+        )
         tasks = [
             asyncio.create_task(state.config_listener.run(), name="config-listener"),
             asyncio.create_task(state.load.watch_loop_lag(), name="loop-lag"),
@@ -97,7 +106,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.signing_key = signing_key(settings)
-    app.state.health_checks = [check_database]
+    app.state.health_checks = [check_database, check_temporal]
     app.add_middleware(LimitsMiddleware, state=app.state)
     app.add_middleware(
         TenantContextMiddleware,
@@ -115,6 +124,7 @@ def create_app(
     app.include_router(config_router)
     app.include_router(tiers_router)
     app.include_router(limits_router)
+    app.include_router(knowledge_router)
     app.add_api_route("/metrics", metrics, include_in_schema=False)
     return app
 

@@ -70,6 +70,24 @@ class Settings(BaseSettings):
     )
     embedding_providers: tuple[str, ...] = ("local",)
     llm_providers: tuple[str, ...] = ("none",)
+    temporal_address: str | None = Field(
+        default=None, description="An external Temporal; unset: the dev server under `home`."
+    )
+    temporal_namespace: str = "default"
+    temporal_port: int = Field(default=7233, ge=1, le=65535)
+    run_worker: bool = Field(default=True, description="`tenantry run` also runs a worker.")
+    embedding_provider: Literal["local", "ollama", "openai"] = "local"
+    embedding_url: str | None = None
+    embedding_model: str = "multilingual-e5-small"
+    embedding_api_key: SecretStr | None = None
+    embedding_query_prefix: str = Field(default="query: ", description="e5 models want these.")
+    embedding_passage_prefix: str = "passage: "
+    chunk_size: int = Field(default=800, ge=100)
+    chunk_overlap: int = Field(default=100, ge=0)
+    hnsw_threshold: int = Field(
+        default=20_000, ge=1, description="Chunks past which a tenant gets its own HNSW index."
+    )
+    max_document_bytes: int = Field(default=20_000_000, ge=1)
     demo_tenants: bool = True
     cell: str = "main"
     cache_prefix: str = "tenantry"

@@ -22,7 +22,7 @@ async def test_requests_are_counted_per_tenant_and_exported(
     report = (await client.get("/v1/usage", headers=busy_admin)).json()
     today = report["days"][-1]
     assert today["metrics"]["requests"] == 8  # seven, and this report itself
-    assert report["current"] == {"users": 1, "api_keys": 0}
+    assert report["current"] == {"users": 1, "api_keys": 0, "documents": 0, "stored_bytes": 0}
     assert report["limits"]["requests_per_minute"] == 600
 
     quiet_report = (await client.get("/v1/usage", headers=quiet_admin)).json()

@@ -15,7 +15,7 @@ def counts(admin_sql) -> tuple[int, int]:
     return tenants, events
 
 
-async def test_create_show_and_namespace(client, operator_headers):
+async def test_create_show_and_namespace(client, operator_headers, settings):
     slug = unique_slug()
     created = await client.post(
         BASE,
@@ -28,7 +28,7 @@ async def test_create_show_and_namespace(client, operator_headers):
     assert (body["slug"], body["tier"], body["status"]) == (slug, "enterprise", "active")
     assert body["namespace"] == {
         "cell": "main",
-        "task_queue": "tenantry-pool",
+        "task_queue": settings.pool_task_queue,
         "cache_prefix": f"tenantry:{slug}:",
         "log_label": f"tenant={slug}",
     }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from tenantry.cli import audit, config, identity, tenants
@@ -22,6 +24,16 @@ def run() -> None:
     from tenantry.cli.serve import serve
 
     serve()
+
+
+@app.command()
+def worker(
+    tenant: Annotated[str | None, typer.Option(help="Serve this tenant's dedicated queue.")] = None,
+) -> None:
+    """Run a Temporal worker (the pool queue, or `tenant-SLUG-jobs` with --tenant)."""
+    from tenantry.cli.serve import run_worker
+
+    run_worker(tenant)
 
 
 @app.command()

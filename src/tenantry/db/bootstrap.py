@@ -30,6 +30,8 @@ def bootstrap(settings: Settings, server_admin_url: str) -> str:
     db_url = database_admin_url(settings, server_admin_url)
     with psycopg.connect(libpq_dsn(db_url), autocommit=True) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        # GIN indexes that lead with tenant_id (a uuid) need btree_gin's operator classes.
+        conn.execute("CREATE EXTENSION IF NOT EXISTS btree_gin")
         conn.execute(
             sql.SQL("GRANT USAGE, CREATE ON SCHEMA public TO {}").format(sql.Identifier(OWNER_ROLE))
         )

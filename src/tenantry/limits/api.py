@@ -16,6 +16,7 @@ from tenantry.db.session import Database
 from tenantry.errors import ValidationFailed
 from tenantry.identity.dependencies import OPERATOR, Caller, guard
 from tenantry.identity.permissions import Permission
+from tenantry.knowledge import service as knowledge
 from tenantry.limits import service
 from tenantry.limits.schemas import TenantLimitsOut, UsageOut, UsageRow
 from tenantry.tenants import service as tenants
@@ -48,6 +49,7 @@ async def usage(
     async with db.tenant(subject.tenant.id) as session:
         days = await service.daily_usage(session, tenant_id=subject.tenant.id, start=start, end=end)
         current = await service.current_counts(session, tenant_id=subject.tenant.id)
+        current |= await knowledge.stored(session, tenant_id=subject.tenant.id)
     return UsageOut(
         tenant=policy.slug, tier=policy.tier, days=days, current=current, limits=policy.limits
     )

@@ -30,6 +30,24 @@ async def check_database(request: Request) -> dict[str, Any]:
     return {"name": "database", "status": status, "latency_ms": latency_ms, **detail}
 
 
+async def check_temporal(request: Request) -> dict[str, Any]:
+    client = getattr(request.app.state, "temporal", None)
+    if client is None:
+        return {"name": "temporal", "status": "ok", "latency_ms": 0.0, "configured": False}
+    started = time.perf_counter()
+    try:
+        await client.service_client.check_health()
+        status = "ok"
+    except Exception as exc:  # reported, not raised
+        status = f"down ({type(exc).__name__})"
+    latency_ms = round((time.perf_counter() - started) * 1000, 2)
+    return {
+        "name": "temporal",
+        "status": status if status == "ok" else "down",
+        "latency_ms": latency_ms,
+    }
+
+
 @router.get("/live", **PUBLIC)
 async def live() -> dict[str, str]:
     return {"status": "ok"}

@@ -1,0 +1,159 @@
+"""Ingestion activities. Each one is idempotent: run twice, it leaves what one run leaves.
+
+The tenant context is set by the interceptor from the workflow's headers; each activity still
+names the tenant of its input when it opens its transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import delete, select, text, update
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from tenantry.config import service as config_service
+from tenantry.db.session import Database
+from tenantry.knowledge.chunking import chunk_text
+from tenantry.knowledge.embeddings import Embedder
+from tenantry.knowledge.extract import UnreadableDocument, extract_text
+from tenantry.knowledge.ingest_types import FailInput, IngestInput
+from tenantry.knowledge.models import Chunk, Document, DocumentContent
+from tenantry.knowledge.search import vector_literal
+from tenantry.limits.metering import UPSERT
+from tenantry.settings import Settings
+from tenantry.tenants.models import Tenant
+
+EMBED_BATCH = 32
+INSERT_CHUNK = text(
+    "INSERT INTO chunks (tenant_id, id, document_id, ordinal, text, tsv, tags, created_at) "
+    "VALUES (:tenant_id, :id, :document_id, :ordinal, :text, "
+    "to_tsvector(CAST(:lang AS regconfig), :text), :tags, now())"
+)
+
+
+class KnowledgeActivities:
+    def __init__(self, db: Database, embedder: Embedder, settings: Settings) -> None:
+        self.db = db
+        self.embedder = embedder
+        self.settings = settings
+
+    @activity.defn(name="knowledge.prepare_chunks")
+    async def prepare_chunks(self, job: IngestInput) -> int:
+        """Extract and chunk; replaces the document's chunks in one transaction. -1: deleted."""
+        tenant_id, document_id = uuid.UUID(job.tenant_id), uuid.UUID(job.document_id)
+        async with self.db.tenant(tenant_id) as session:
+            document = await session.get(Document, (tenant_id, document_id))
+            if document is None:
+                return -1
+            content = await session.get(DocumentContent, (tenant_id, document_id))
+            tenant = await session.get(Tenant, tenant_id)
+            config = await config_service.effective(session, tenant_id=tenant_id, tier=tenant.tier)
+            try:
+                body = extract_text(content.content, document.source_type)
+            except UnreadableDocument as error:
+                raise ApplicationError(
+                    str(error), type="UnreadableDocument", non_retryable=True
+                ) from error
+            pieces = chunk_text(
+                f"{document.title}\n\n{body}",
+                size=self.settings.chunk_size,
+                overlap=self.settings.chunk_overlap,
+            )
+            await session.execute(
+                delete(Chunk).where(Chunk.tenant_id == tenant_id, Chunk.document_id == document_id)
+            )
+            language = config.config["language"]
+            await session.execute(
+                INSERT_CHUNK,
+                [
+                    {
+                        "tenant_id": tenant_id,
+                        "id": uuid.uuid4(),
+                        "document_id": document_id,
+                        "ordinal": i,
+                        "text": piece,
+                        "lang": language,
+                        "tags": document.tags,
+                    }
+                    for i, piece in enumerate(pieces)
+                ],
+            )
+            document.status = "processing"
+            document.chunk_count = len(pieces)
+        return len(pieces)
+
+    @activity.defn(name="knowledge.embed_chunks")
+    async def embed_chunks(self, job: IngestInput) -> int:
+        """Embed the chunks still without an embedding, a batch per transaction."""
+        tenant_id, document_id = uuid.UUID(job.tenant_id), uuid.UUID(job.document_id)
+        done = 0
+        while True:
+            async with self.db.tenant(tenant_id) as session:
+                batch = (
+                    await session.execute(
+                        select(Chunk.id, Chunk.text)
+                        .where(
+                            Chunk.tenant_id == tenant_id,
+                            Chunk.document_id == document_id,
+                            Chunk.embedding.is_(None),
+                        )
+                        .order_by(Chunk.ordinal)
+                        .limit(EMBED_BATCH)
+                    )
+                ).all()
+                if not batch:
+                    return done
+                vectors = await self.embedder.passages([row.text for row in batch])
+                await session.execute(
+                    text(
+                        "UPDATE chunks SET embedding = CAST(:v AS vector) WHERE tenant_id = :t AND id = :id"
+                    ),
+                    [
+                        {"v": vector_literal(v), "t": tenant_id, "id": row.id}
+                        for row, v in zip(batch, vectors, strict=True)
+                    ],
+                )
+            done += len(batch)
+            activity.heartbeat(done)
+
+    @activity.defn(name="knowledge.finish")
+    async def finish(self, job: IngestInput) -> None:
+        tenant_id, document_id = uuid.UUID(job.tenant_id), uuid.UUID(job.document_id)
+        async with self.db.tenant(tenant_id) as session:
+            result = await session.execute(
+                update(Document)
+                .where(
+                    Document.tenant_id == tenant_id,
+                    Document.id == document_id,
+                    Document.status != "ready",
+                )
+                .values(status="ready", error=None)
+            )
+            if result.rowcount:
+                day = await session.scalar(text("SELECT (now() AT TIME ZONE 'utc')::date"))
+                await session.execute(
+                    UPSERT,
+                    {
+                        "tenant_id": tenant_id,
+                        "day": day,
+                        "metric": "documents_ingested",
+                        "value": 1,
+                    },
+                )
+
+    @activity.defn(name="knowledge.fail")
+    async def fail(self, job: FailInput) -> None:
+        tenant_id, document_id = uuid.UUID(job.tenant_id), uuid.UUID(job.document_id)
+        async with self.db.tenant(tenant_id) as session:
+            await session.execute(
+                delete(Chunk).where(Chunk.tenant_id == tenant_id, Chunk.document_id == document_id)
+            )
+            await session.execute(
+                update(Document)
+                .where(Document.tenant_id == tenant_id, Document.id == document_id)
+                .values(status="failed", error=job.reason[:1000], chunk_count=0)
+            )
+
+    def all(self) -> list:
+        return [self.prepare_chunks, self.embed_chunks, self.finish, self.fail]

@@ -1,0 +1,215 @@
+"""`/v1/documents` and `/v1/search`: a tenant's knowledge base."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile, status
+from fastapi.responses import JSONResponse
+
+from tenantry.api_support import database, policy_of, settings_of
+from tenantry.db.session import Database
+from tenantry.errors import ServiceUnavailable, ValidationFailed
+from tenantry.identity.dependencies import Caller, guard
+from tenantry.identity.permissions import Permission
+from tenantry.knowledge import search as retrieval
+from tenantry.knowledge import service
+from tenantry.knowledge.extract import source_type_of
+from tenantry.knowledge.ingest_types import IngestInput
+from tenantry.knowledge.schemas import (
+    DocumentCreate,
+    DocumentOut,
+    DocumentPage,
+    HitOut,
+    SearchIn,
+    SearchOut,
+)
+from tenantry.limits.middleware import QuotaExceeded
+from tenantry.settings import Settings
+from tenantry.worker.queues import start_tenant_workflow, task_queue_for
+
+router = APIRouter(tags=["knowledge"])
+Db = Annotated[Database, Depends(database)]
+Config = Annotated[Settings, Depends(settings_of)]
+
+
+async def _create(
+    request: Request, subject, db: Database, settings: Settings, **fields
+) -> JSONResponse:
+    policy = await policy_of(request, subject.tenant.id)
+    async with db.tenant(subject.tenant.id) as session:
+        document, created = await service.create(
+            session,
+            tenant_id=subject.tenant.id,
+            actor=subject.audit_name,
+            limits=policy.limits,
+            max_bytes=settings.max_document_bytes,
+            **fields,
+        )
+    if created:
+        await _start_ingestion(request, subject, document, policy)
+        request.app.state.meter.add(subject.tenant.id, "documents_submitted")
+    body = DocumentOut.of(document).model_dump(mode="json")
+    code = status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK
+    return JSONResponse(
+        body, status_code=code, headers={"Location": f"/v1/documents/{document.id}"}
+    )
+
+
+async def _start_ingestion(request: Request, subject, document, policy) -> None:
+    """After the commit: the workflow finds the document it is told about."""
+    client = request.app.state.temporal
+    if client is None:
+        raise ServiceUnavailable("Ingestion is not available: no Temporal connection.")
+    job = IngestInput(str(subject.tenant.id), subject.tenant.slug, str(document.id))
+    await start_tenant_workflow(
+        client,
+        "IngestDocument",
+        job,
+        tenant=subject.tenant,
+        kind="ingest",
+        object_id=str(document.id),
+        task_queue=task_queue_for(
+            subject.tenant.slug, policy.config, request.app.state.settings.pool_task_queue
+        ),
+    )
+
+
+@router.post(
+    "/v1/documents",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=DocumentOut,
+    **guard(Permission.CONTENT_WRITE),
+)
+async def create_document(
+    body: DocumentCreate, subject: Caller, db: Db, settings: Config, request: Request
+):
+    return await _create(
+        request,
+        subject,
+        db,
+        settings,
+        title=body.title,
+        content=body.text.encode(),
+        source_type="txt",
+        filename=None,
+        tags=body.tags,
+        metadata=body.metadata,
+    )
+
+
+@router.post(
+    "/v1/documents/upload",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=DocumentOut,
+    **guard(Permission.CONTENT_WRITE),
+)
+async def upload_document(
+    subject: Caller,
+    db: Db,
+    settings: Config,
+    request: Request,
+    file: Annotated[UploadFile, File(description=".txt, .md, .html or .pdf")],
+    title: Annotated[str | None, Form(max_length=300)] = None,
+    tags: Annotated[str, Form(description="Comma-separated.")] = "",
+    metadata: Annotated[str, Form(description="A JSON object.")] = "{}",
+):
+    kind = source_type_of(file.filename, file.content_type)
+    try:
+        meta = json.loads(metadata)
+        if not isinstance(meta, dict):
+            raise ValueError
+    except ValueError:
+        raise ValidationFailed(
+            "metadata must be a JSON object.",
+            errors=[{"field": "form.metadata", "message": "not a JSON object"}],
+        ) from None
+    content = await file.read(settings.max_document_bytes + 1)
+    return await _create(
+        request,
+        subject,
+        db,
+        settings,
+        title=(title or file.filename or "untitled").strip(),
+        content=content,
+        source_type=kind,
+        filename=file.filename,
+        tags=[t.strip() for t in tags.split(",") if t.strip()],
+        metadata=meta,
+    )
+
+
+@router.get("/v1/documents", response_model=DocumentPage, **guard(Permission.CONTENT_READ))
+async def list_documents(
+    subject: Caller,
+    db: Db,
+    status_: Annotated[
+        Literal["pending", "processing", "ready", "failed"] | None, Query(alias="status")
+    ] = None,
+    tag: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> DocumentPage:
+    async with db.tenant(subject.tenant.id) as session:
+        rows, total = await service.list_documents(
+            session,
+            tenant_id=subject.tenant.id,
+            status=status_,
+            tag=tag,
+            limit=limit,
+            offset=offset,
+        )
+        items = [DocumentOut.of(d) for d in rows]
+    return DocumentPage(items=items, total=total, limit=limit, offset=offset)
+
+
+@router.get(
+    "/v1/documents/{document_id}", response_model=DocumentOut, **guard(Permission.CONTENT_READ)
+)
+async def show_document(document_id: uuid.UUID, subject: Caller, db: Db) -> DocumentOut:
+    async with db.tenant(subject.tenant.id) as session:
+        return DocumentOut.of(
+            await service.get(session, tenant_id=subject.tenant.id, document_id=document_id)
+        )
+
+
+@router.delete(
+    "/v1/documents/{document_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    **guard(Permission.CONTENT_WRITE),
+)
+async def delete_document(document_id: uuid.UUID, subject: Caller, db: Db) -> Response:
+    async with db.tenant(subject.tenant.id) as session:
+        await service.remove(session, tenant_id=subject.tenant.id, document_id=document_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/v1/search", response_model=SearchOut, **guard(Permission.CONTENT_READ))
+async def search(body: SearchIn, subject: Caller, db: Db, request: Request) -> SearchOut:
+    policy = await policy_of(request, subject.tenant.id)
+    decision = await request.app.state.rates.hit(
+        policy="searches",
+        tenant_key=str(subject.tenant.id),
+        per_minute=policy.limits.searches_per_minute,
+    )
+    if not decision.allowed:
+        raise QuotaExceeded(
+            f"The tenant's limit of {decision.quota} searches a minute is reached.",
+            headers={**decision.headers(), "Retry-After": str(max(1, decision.reset_seconds))},
+        )
+    vector = await request.app.state.embedder.query(body.query)
+    async with db.tenant(subject.tenant.id) as session:
+        hits = await retrieval.search(
+            session,
+            tenant_id=subject.tenant.id,
+            language=policy.config["language"],
+            query=body.query,
+            query_vector=vector,
+            limit=body.limit,
+            tags=body.filters.tags or None,
+            document_ids=body.filters.documents or None,
+        )
+    request.app.state.meter.add(subject.tenant.id, "searches")
+    return SearchOut(query=body.query, hits=[HitOut(**h.__dict__) for h in hits])

@@ -1,0 +1,91 @@
+"""Knowledge payloads."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+
+
+class DocumentCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: Title
+    text: Annotated[str, StringConstraints(min_length=1)]
+    tags: Annotated[list[Tag], Field(max_length=32)] = []
+    metadata: dict[str, Any] = {}
+
+
+class DocumentOut(BaseModel):
+    id: uuid.UUID
+    title: str
+    source_type: str
+    filename: str | None
+    size_bytes: int
+    tags: list[str]
+    metadata: dict[str, Any]
+    status: str
+    error: str | None
+    chunk_count: int
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, d) -> DocumentOut:
+        return cls(
+            id=d.id,
+            title=d.title,
+            source_type=d.source_type,
+            filename=d.filename,
+            size_bytes=d.size_bytes,
+            tags=d.tags,
+            metadata=d.metadata_,
+            status=d.status,
+            error=d.error,
+            chunk_count=d.chunk_count,
+            created_by=d.created_by,
+            created_at=d.created_at,
+            updated_at=d.updated_at,
+        )
+
+
+class DocumentPage(BaseModel):
+    items: list[DocumentOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class SearchFilters(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tags: Annotated[list[Tag], Field(max_length=16)] = []
+    documents: Annotated[list[uuid.UUID], Field(max_length=100)] = []
+
+
+class SearchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
+    limit: int = Field(default=10, ge=1, le=50)
+    filters: SearchFilters = SearchFilters()
+
+
+class HitOut(BaseModel):
+    chunk_id: uuid.UUID
+    document_id: uuid.UUID
+    title: str
+    text: str
+    score: float
+    highlight: str
+
+
+class SearchOut(BaseModel):
+    query: str
+    hits: list[HitOut]

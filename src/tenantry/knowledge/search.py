@@ -1,0 +1,101 @@
+"""Hybrid retrieval: nearest chunks by embedding (cosine) and best full-text matches in the
+tenant's language, fused by reciprocal rank fusion.
+
+Every query names `tenant_id = :tid` itself as well as relying on RLS: that is what lets the planner
+use a tenant's own HNSW index (a partial index) once it has one, and search exactly through the
+tenant's rows until then (recall 1.0).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+RRF_K = 60
+CANDIDATES = 50
+
+SEARCH = """
+WITH vec AS (
+    SELECT c.id, row_number() OVER (ORDER BY c.embedding <=> CAST(:qv AS vector)) AS rank
+    FROM (
+        SELECT id, embedding FROM chunks c
+        WHERE c.tenant_id = :tid AND c.embedding IS NOT NULL {filters}
+        ORDER BY c.embedding <=> CAST(:qv AS vector)
+        LIMIT :candidates
+    ) c
+), kw AS (
+    SELECT c.id, row_number() OVER (ORDER BY ts_rank_cd(c.tsv, q) DESC) AS rank
+    FROM chunks c, websearch_to_tsquery(CAST(:lang AS regconfig), :qt) q
+    WHERE c.tenant_id = :tid AND c.tsv @@ q {filters}
+    ORDER BY ts_rank_cd(c.tsv, q) DESC
+    LIMIT :candidates
+), fused AS (
+    SELECT id, sum(1.0 / (:rrf_k + rank)) AS score
+    FROM (SELECT id, rank FROM vec UNION ALL SELECT id, rank FROM kw) ranked
+    GROUP BY id
+)
+SELECT c.id, c.document_id, d.title, c.text, f.score,
+       ts_headline(CAST(:lang AS regconfig), c.text, websearch_to_tsquery(CAST(:lang AS regconfig), :qt),
+                   'MaxFragments=2, MinWords=5, MaxWords=30, StartSel=<mark>, StopSel=</mark>') AS highlight
+FROM fused f
+JOIN chunks c ON c.tenant_id = :tid AND c.id = f.id
+JOIN documents d ON d.tenant_id = c.tenant_id AND d.id = c.document_id
+ORDER BY f.score DESC, c.id
+LIMIT :limit
+"""
+
+
+@dataclass(frozen=True)
+class Hit:
+    chunk_id: uuid.UUID
+    document_id: uuid.UUID
+    title: str
+    text: str
+    score: float
+    highlight: str
+
+
+async def search(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    language: str,
+    query: str,
+    query_vector: list[float],
+    limit: int,
+    tags: list[str] | None = None,
+    document_ids: list[uuid.UUID] | None = None,
+) -> list[Hit]:
+    # Custom plans, so the planner sees the tenant's id and can pick its partial HNSW index;
+    # iterative scans, so filters on an HNSW scan still return enough rows.
+    await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+    await session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
+    await session.execute(text("SET LOCAL hnsw.ef_search = 100"))
+    filters, params = "", {}
+    if tags:
+        filters += " AND c.tags @> CAST(:tags AS text[])"
+        params["tags"] = tags
+    if document_ids:
+        filters += " AND c.document_id = ANY(CAST(:docs AS uuid[]))"
+        params["docs"] = document_ids
+    rows = await session.execute(
+        text(SEARCH.format(filters=filters)),
+        {
+            "tid": tenant_id,
+            "qv": vector_literal(query_vector),
+            "qt": query,
+            "lang": language,
+            "candidates": max(CANDIDATES, limit),
+            "rrf_k": RRF_K,
+            "limit": limit,
+            **params,
+        },
+    )
+    return [Hit(r.id, r.document_id, r.title, r.text, float(r.score), r.highlight) for r in rows]
+
+
+def vector_literal(vector: list[float]) -> str:
+    return "[" + ",".join(f"{x:.7g}" for x in vector) + "]"

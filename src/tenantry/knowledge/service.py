@@ -1,0 +1,129 @@
+"""Documents: created (deduplicated by content, within quotas), listed, shown and deleted."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import UTC, datetime, time
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tenantry.db.base import utcnow
+from tenantry.errors import NotFound, PayloadTooLarge
+from tenantry.knowledge.models import Document, DocumentContent
+from tenantry.limits.quotas import ensure_room
+from tenantry.tenants.tiers import Limits
+
+
+async def create(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    title: str,
+    content: bytes,
+    source_type: str,
+    filename: str | None,
+    tags: list[str],
+    metadata: dict[str, Any],
+    actor: str,
+    limits: Limits,
+    max_bytes: int,
+) -> tuple[Document, bool]:
+    """The new document (pending), or the existing one with the same content: (document, created)."""
+    if len(content) > max_bytes:
+        raise PayloadTooLarge(
+            f"Documents may be at most {max_bytes} bytes; this one is {len(content)}."
+        )
+    content_hash = hashlib.sha256(content).hexdigest()
+    existing = await session.scalar(
+        select(Document).where(
+            Document.tenant_id == tenant_id, Document.content_hash == content_hash
+        )
+    )
+    if existing is not None:
+        return existing, False
+    documents = await session.scalar(select(func.count()).where(Document.tenant_id == tenant_id))
+    ensure_room(quota="documents", used=int(documents or 0), limit=limits.documents)
+    today = datetime.combine(utcnow().date(), time(), tzinfo=UTC)
+    ingested = await session.scalar(
+        select(func.coalesce(func.sum(Document.size_bytes), 0)).where(
+            Document.tenant_id == tenant_id, Document.created_at >= today
+        )
+    )
+    ensure_room(
+        quota="ingestion_bytes_per_day",
+        used=int(ingested or 0),
+        limit=limits.ingestion_bytes_per_day,
+        adding=len(content),
+        status=413,
+    )
+    document = Document(
+        tenant_id=tenant_id,
+        id=uuid.uuid4(),
+        title=title,
+        source_type=source_type,
+        filename=filename,
+        content_hash=content_hash,
+        size_bytes=len(content),
+        tags=sorted(set(tags)),
+        metadata_=metadata,
+        status="pending",
+        chunk_count=0,
+        created_by=actor,
+    )
+    session.add(document)
+    await session.flush()
+    session.add(DocumentContent(tenant_id=tenant_id, document_id=document.id, content=content))
+    await session.flush()
+    return document, True
+
+
+async def list_documents(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    status: str | None,
+    tag: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[Document], int]:
+    query = select(Document).where(Document.tenant_id == tenant_id)
+    if status:
+        query = query.where(Document.status == status)
+    if tag:
+        query = query.where(Document.tags.contains([tag]))
+    total = await session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = await session.scalars(
+        query.order_by(Document.created_at.desc()).limit(limit).offset(offset)
+    )
+    return list(rows), int(total or 0)
+
+
+async def get(session: AsyncSession, *, tenant_id: uuid.UUID, document_id: uuid.UUID) -> Document:
+    document = await session.scalar(
+        select(Document).where(Document.tenant_id == tenant_id, Document.id == document_id)
+    )
+    if document is None:
+        raise NotFound("No such document.")
+    return document
+
+
+async def remove(session: AsyncSession, *, tenant_id: uuid.UUID, document_id: uuid.UUID) -> None:
+    """The document, its content and its chunks (foreign keys cascade)."""
+    await get(session, tenant_id=tenant_id, document_id=document_id)
+    await session.execute(
+        delete(Document).where(Document.tenant_id == tenant_id, Document.id == document_id)
+    )
+
+
+async def stored(session: AsyncSession, *, tenant_id: uuid.UUID) -> dict[str, int]:
+    row = (
+        await session.execute(
+            select(func.count(), func.coalesce(func.sum(Document.size_bytes), 0)).where(
+                Document.tenant_id == tenant_id
+            )
+        )
+    ).one()
+    return {"documents": int(row[0]), "stored_bytes": int(row[1])}

@@ -1,0 +1,77 @@
+"""Document ingestion as a durable workflow: chunk, embed, finish; a failure is recorded as such.
+
+Each step is an idempotent activity, so a worker killed at any point and restarted finishes the
+document without duplicate chunks.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from tenantry.knowledge.ingest_types import FailInput, IngestInput
+
+RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=5,
+    non_retryable_error_types=["UnreadableDocument"],
+)
+
+
+@workflow.defn(name="IngestDocument")
+class IngestDocument:
+    def __init__(self) -> None:
+        self.stage = "queued"
+
+    @workflow.run
+    async def run(self, job: IngestInput) -> str:
+        try:
+            self.stage = "chunking"
+            chunks = await workflow.execute_activity(
+                "knowledge.prepare_chunks",
+                job,
+                start_to_close_timeout=timedelta(minutes=5),
+                retry_policy=RETRY,
+                result_type=int,
+            )
+            if chunks < 0:
+                self.stage = "deleted"
+                return self.stage
+            self.stage = "embedding"
+            await workflow.execute_activity(
+                "knowledge.embed_chunks",
+                job,
+                start_to_close_timeout=timedelta(minutes=30),
+                heartbeat_timeout=timedelta(minutes=2),
+                retry_policy=RETRY,
+                result_type=int,
+            )
+            await workflow.execute_activity(
+                "knowledge.finish",
+                job,
+                start_to_close_timeout=timedelta(minutes=1),
+                retry_policy=RETRY,
+            )
+            self.stage = "ready"
+        except ActivityError as error:
+            reason = str(
+                error.cause.message if hasattr(error.cause, "message") else error.cause or error
+            )
+            await workflow.execute_activity(
+                "knowledge.fail",
+                FailInput(job.tenant_id, job.document_id, reason),
+                start_to_close_timeout=timedelta(minutes=1),
+                retry_policy=RETRY,
+            )
+            self.stage = "failed"
+        return self.stage
+
+    @workflow.query
+    def status(self) -> str:
+        return self.stage
