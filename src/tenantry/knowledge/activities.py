@@ -43,10 +43,17 @@ class KnowledgeActivities:
         """Extract and chunk; replaces the document's chunks in one transaction. -1: deleted."""
         tenant_id, document_id = uuid.UUID(job.tenant_id), uuid.UUID(job.document_id)
         async with self.db.tenant(tenant_id) as session:
-            document = await session.get(Document, (tenant_id, document_id))
+            document = await session.scalar(
+                select(Document).where(Document.tenant_id == tenant_id, Document.id == document_id)
+            )
             if document is None:
                 return -1
-            content = await session.get(DocumentContent, (tenant_id, document_id))
+            content = await session.scalar(
+                select(DocumentContent).where(
+                    DocumentContent.tenant_id == tenant_id,
+                    DocumentContent.document_id == document_id,
+                )
+            )
             tenant = await session.get(Tenant, tenant_id)
             config = await config_service.effective(session, tenant_id=tenant_id, tier=tenant.tier)
             try:
