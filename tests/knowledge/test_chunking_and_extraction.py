@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from tenantry.errors import ValidationFailed
@@ -22,7 +24,7 @@ def test_a_long_paragraph_is_cut_at_sentences_with_word_aligned_overlap():
     sentences = [f"Sentence number {i} talks about boilers and radiators." for i in range(40)]
     chunks = chunk_text(" ".join(sentences), size=300, overlap=60)
     assert len(chunks) > 5 and all(len(c) <= 300 for c in chunks)
-    for before, after in zip(chunks, chunks[1:], strict=False):
+    for before, after in itertools.pairwise(chunks):
         head = after.split(" ")[0]
         assert head in before.split(" ")  # the overlap starts on a whole word of the previous chunk
     joined = " ".join(chunks)
