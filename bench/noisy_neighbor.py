@@ -539,6 +539,23 @@ def report(
             round(server_us_per_loud, 1) if server_us_per_loud is not None else None
         ),
     }
+    by_slice = []
+    for row in cpu:
+        index = row["slice"]
+        lat = [
+            s.due_ns / 1e6 for c in quiet for s in c.samples if s.slice == index and s.status > 0
+        ]
+        loud_here = [s for s in loud.samples if s.slice == index]
+        by_slice.append(
+            {
+                "slice": index,
+                "phase": SLICES[index],
+                "quiet_p95_ms": round(percentile(lat, 95), 3) if lat else None,
+                "loud_sent": sum(1 for s in loud_here if s.status != -2),
+                "loud_not_sent": sum(1 for s in loud_here if s.status == -2),
+                **{k: round(v, 3) for k, v in row.items() if k not in ("slice", "phase")},
+            }
+        )
     quiet_bad = {
         c.name: {k: v for k, v in t.items() if k != "200"}
         for c in quiet
@@ -597,9 +614,7 @@ def report(
         "quiet_tenants": tenants,
         "quiet_non_200": quiet_bad,
         "loud_tenant": loud_figures,
-        "cpu_by_slice": [
-            {k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()} for r in cpu
-        ],
+        "by_slice": by_slice,
         "checks": checks,
         "server_log_tail": server_log,
         "wall_s": round(wall_s, 1),
@@ -681,6 +696,25 @@ def report(
         )
     )
     print("(CPU in cores, i.e. CPU seconds per second)")
+    print()
+    span = SLICE_S - SETTLE_S
+    print(
+        table(
+            ["slice", "quiet p95 ms", "loud sent", "not sent", "server", "other", "busy"],
+            [
+                [
+                    f"{r['slice'] + 1} {r['phase']}",
+                    r["quiet_p95_ms"],
+                    r["loud_sent"],
+                    r["loud_not_sent"],
+                    r["server_cpu_s"] / span,
+                    r["other_cpu_s"] / span,
+                    f"{r['machine_busy']:.0%}",
+                ]
+                for r in by_slice
+            ],
+        )
+    )
     if server_us_per_loud is not None:
         print(
             f"server CPU per loud request (B - A): {server_us_per_loud:.0f} us; per quiet "

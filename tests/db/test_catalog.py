@@ -55,3 +55,16 @@ async def test_the_application_refuses_a_role_that_bypasses_rls(stack):
                 await conn.execute(text("SELECT 1"))
     finally:
         await engine.dispose()
+
+
+def test_only_an_index_pinned_to_one_tenant_may_skip_tenant_id(stack):
+    with psycopg.connect(libpq_dsn(stack.admin_url)) as conn:
+        conn.execute("SET ROLE tenantry_owner")
+        conn.execute(
+            "CREATE INDEX pinned ON chunks (ordinal) WHERE tenant_id = '00000000-0000-0000-0000-000000000001'"
+        )
+        conn.execute("CREATE INDEX unpinned ON chunks (ordinal) WHERE ordinal > 3")
+        found = violations(conn)
+        conn.rollback()
+    assert "chunks: index unpinned does not lead with tenant_id" in found
+    assert not any("pinned does" in v and "unpinned" not in v for v in found)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from tenantry.cli import audit, config, identity, tenants
+from tenantry.cli import audit, config, identity, knowledge, tenants
 from tenantry.cli.common import opened_stack
 
 app = typer.Typer(help="Tenantry: one platform, many isolated tenants.", no_args_is_help=True)
@@ -16,6 +16,7 @@ app.add_typer(identity.users, name="users")
 app.add_typer(identity.operators_app, name="operators")
 app.add_typer(config.config_app, name="config")
 app.add_typer(config.limits_app, name="limits")
+app.add_typer(knowledge.app, name="knowledge")
 
 
 @app.command()

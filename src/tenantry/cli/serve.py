@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+import structlog
 import typer
 import uvicorn
 
 from tenantry.app import create_app
 from tenantry.knowledge.embeddings import checked_embedder
+from tenantry.knowledge.promotion import promote
 from tenantry.observability.logging import configure_logging
 from tenantry.settings import Settings, get_settings
 from tenantry.stack import FirstStart, Stack, provision_defaults, start_database
@@ -17,6 +19,8 @@ from tenantry.tenants.namespaces import dedicated_task_queue
 from tenantry.worker.client import connect
 from tenantry.worker.devserver import TemporalDevServer
 from tenantry.worker.runner import build_worker
+
+log = structlog.get_logger("tenantry.run")
 
 
 def serve() -> None:
@@ -49,15 +53,29 @@ async def _serve(stack: Stack, settings: Settings, first: FirstStart) -> None:
             await server.serve()
             return
         async with _worker(stack, settings, settings.pool_task_queue) as worker:
-            worker_task = asyncio.create_task(worker.run())
+            background = [
+                asyncio.create_task(worker.run()),
+                asyncio.create_task(_maintain(stack, settings)),
+            ]
             try:
                 await server.serve()
             finally:
                 await worker.shutdown()
-                await asyncio.gather(worker_task, return_exceptions=True)
+                background[1].cancel()
+                await asyncio.gather(*background, return_exceptions=True)
     finally:
         if devserver is not None:
             devserver.stop()
+
+
+async def _maintain(stack: Stack, settings: Settings, every_seconds: float = 300) -> None:
+    """Owner-side upkeep while the stack runs: tenants that grew get their own HNSW index."""
+    while True:
+        try:
+            await asyncio.to_thread(promote, stack.admin_url, threshold=settings.hnsw_threshold)
+        except Exception:  # upkeep must never take the API down; it retries next round
+            log.exception("knowledge index promotion failed")
+        await asyncio.sleep(every_seconds)
 
 
 @contextlib.asynccontextmanager

@@ -17,15 +17,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 RRF_K = 60
 CANDIDATES = 50
 
+NEAREST = """
+SELECT id, embedding FROM chunks c
+WHERE c.tenant_id = :tid AND c.embedding IS NOT NULL {filters}
+ORDER BY c.embedding <=> CAST(:qv AS vector)
+LIMIT :candidates
+"""
+
 SEARCH = """
 WITH vec AS (
     SELECT c.id, row_number() OVER (ORDER BY c.embedding <=> CAST(:qv AS vector)) AS rank
-    FROM (
-        SELECT id, embedding FROM chunks c
-        WHERE c.tenant_id = :tid AND c.embedding IS NOT NULL {filters}
-        ORDER BY c.embedding <=> CAST(:qv AS vector)
-        LIMIT :candidates
-    ) c
+    FROM ({nearest}) c
 ), kw AS (
     SELECT c.id, row_number() OVER (ORDER BY ts_rank_cd(c.tsv, q) DESC) AS rank
     FROM chunks c, websearch_to_tsquery(CAST(:lang AS regconfig), :qt) q
@@ -69,11 +71,7 @@ async def search(
     tags: list[str] | None = None,
     document_ids: list[uuid.UUID] | None = None,
 ) -> list[Hit]:
-    # Custom plans, so the planner sees the tenant's id and can pick its partial HNSW index;
-    # iterative scans, so filters on an HNSW scan still return enough rows.
-    await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
-    await session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
-    await session.execute(text("SET LOCAL hnsw.ef_search = 100"))
+    await tune_for_vectors(session)
     filters, params = "", {}
     if tags:
         filters += " AND c.tags @> CAST(:tags AS text[])"
@@ -82,7 +80,7 @@ async def search(
         filters += " AND c.document_id = ANY(CAST(:docs AS uuid[]))"
         params["docs"] = document_ids
     rows = await session.execute(
-        text(SEARCH.format(filters=filters)),
+        text(SEARCH.format(nearest=NEAREST.format(filters=filters), filters=filters)),
         {
             "tid": tenant_id,
             "qv": vector_literal(query_vector),
@@ -95,6 +93,26 @@ async def search(
         },
     )
     return [Hit(r.id, r.document_id, r.title, r.text, float(r.score), r.highlight) for r in rows]
+
+
+async def tune_for_vectors(session: AsyncSession) -> None:
+    # Custom plans, so the planner sees the tenant's id and can pick its partial HNSW index;
+    # iterative scans, so filters on an HNSW scan still return enough rows.
+    await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+    await session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
+    await session.execute(text("SET LOCAL hnsw.ef_search = 100"))
+
+
+async def nearest(
+    session: AsyncSession, *, tenant_id: uuid.UUID, query_vector: list[float], k: int
+) -> list[uuid.UUID]:
+    """The vector half of `search` alone: the tenant's k nearest chunks."""
+    await tune_for_vectors(session)
+    rows = await session.execute(
+        text(NEAREST.format(filters="")),
+        {"tid": tenant_id, "qv": vector_literal(query_vector), "candidates": k},
+    )
+    return [r.id for r in rows]
 
 
 def vector_literal(vector: list[float]) -> str:
