@@ -85,6 +85,7 @@ TIMEOUT = 5.0
 PATH = "/v1/me"
 SEED = 7
 SERVER_KEEP_ALIVE_S = 120  # uvicorn's default (5 s) would close a quiet tenant's idle connections
+OUTPUT = "noisy_neighbor.json"
 
 
 def serve_here() -> None:
@@ -619,7 +620,7 @@ def report(
         "server_log_tail": server_log,
         "wall_s": round(wall_s, 1),
     }
-    path = write_json("noisy_neighbor.json", result)
+    path = write_json(OUTPUT, result)
 
     print()
     print(
@@ -738,4 +739,15 @@ if __name__ == "__main__":
             default=LOAD_FRACTION,
             help="share of the measured capacity the quiet tenants send (default %(default)s)",
         )
-        asyncio.run(main(parser.parse_args()))
+        # Variations, to find out what a result depends on; the defaults are the benchmark.
+        parser.add_argument("--loud-factor", type=float, default=LOUD_FACTOR)
+        parser.add_argument("--loud-connections", type=int, default=LOUD_CONNECTIONS)
+        parser.add_argument("--slices", default=SLICES, help="A and B, in order")
+        parser.add_argument("--slice-seconds", type=float, default=SLICE_S)
+        parser.add_argument("--output", default=OUTPUT, help="file name under bench/results")
+        arguments = parser.parse_args()
+        if set(arguments.slices) != {"A", "B"}:
+            parser.error("--slices needs both A and B")
+        LOUD_FACTOR, LOUD_CONNECTIONS = arguments.loud_factor, arguments.loud_connections
+        SLICES, SLICE_S, OUTPUT = arguments.slices, arguments.slice_seconds, arguments.output
+        asyncio.run(main(arguments))

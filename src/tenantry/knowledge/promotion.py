@@ -57,7 +57,9 @@ def promote(
             )
             done.append(Promotion(tid, chunks, True))
         if done:
-            conn.execute("ANALYZE chunks")  # so the planner weighs the new indexes with fresh counts
+            conn.execute(
+                "ANALYZE chunks"
+            )  # so the planner weighs the new indexes with fresh counts
     return done
 
 

@@ -48,7 +48,7 @@ class IngestDocument:
                 "knowledge.embed_chunks",
                 job,
                 start_to_close_timeout=timedelta(minutes=30),
-                heartbeat_timeout=timedelta(minutes=2),
+                heartbeat_timeout=timedelta(seconds=15),
                 retry_policy=RETRY,
                 result_type=int,
             )
