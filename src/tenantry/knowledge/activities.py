@@ -156,11 +156,26 @@ class KnowledgeActivities:
             await session.execute(
                 delete(Chunk).where(Chunk.tenant_id == tenant_id, Chunk.document_id == document_id)
             )
-            await session.execute(
+            result = await session.execute(
                 update(Document)
-                .where(Document.tenant_id == tenant_id, Document.id == document_id)
+                .where(
+                    Document.tenant_id == tenant_id,
+                    Document.id == document_id,
+                    Document.status != "failed",
+                )
                 .values(status="failed", error=job.reason[:1000], chunk_count=0)
             )
+            if result.rowcount:  # counted once, however often Temporal retries this
+                await _count(session, tenant_id, "workflow_runs")
 
     def all(self) -> list:
         return [self.prepare_chunks, self.embed_chunks, self.finish, self.fail]
+
+
+async def _count(session, tenant_id: uuid.UUID, *metrics: str) -> None:
+    """Usage metering from the worker, in the activity's own transaction."""
+    day = await session.scalar(text("SELECT (now() AT TIME ZONE 'utc')::date"))
+    for metric in metrics:
+        await session.execute(
+            UPSERT, {"tenant_id": tenant_id, "day": day, "metric": metric, "value": 1}
+        )
