@@ -21,6 +21,7 @@ from tenantry.config.listener import ConfigListener
 from tenantry.db.session import Database, create_app_engine
 from tenantry.db.urls import app_url, libpq_dsn, sqlalchemy_url
 from tenantry.errors import AppError, Conflict, MalformedRequest, ValidationFailed
+from tenantry.events.api import router as webhooks_router
 from tenantry.identity.access_tokens import signing_key
 from tenantry.identity.admin_api import router as identity_admin_router
 from tenantry.identity.api import router as identity_router
@@ -29,6 +30,8 @@ from tenantry.identity.authn import Authenticator
 from tenantry.identity.sso_api import router as sso_router
 from tenantry.identity.throttle import LoginThrottle
 from tenantry.identity.users_api import router as users_router
+from tenantry.incidents.api import router as incidents_router
+from tenantry.incidents.external_api import router as external_router
 from tenantry.knowledge.api import router as knowledge_router
 from tenantry.knowledge.embeddings import checked_embedder
 from tenantry.limits.api import router as limits_router
@@ -125,6 +128,9 @@ def create_app(
     app.include_router(tiers_router)
     app.include_router(limits_router)
     app.include_router(knowledge_router)
+    app.include_router(incidents_router)
+    app.include_router(webhooks_router)
+    app.include_router(external_router)
     app.add_api_route("/metrics", metrics, include_in_schema=False)
     return app
 

@@ -88,6 +88,16 @@ class Settings(BaseSettings):
         default=20_000, ge=1, description="Chunks past which a tenant gets its own HNSW index."
     )
     max_document_bytes: int = Field(default=20_000_000, ge=1)
+    webhook_allowlist: tuple[str, ...] = Field(
+        default=(),
+        description="Hosts or networks (CIDR) that webhooks may reach although private or loopback.",
+    )
+    webhook_timeout_seconds: float = Field(default=10, gt=0)
+    llm_provider: Literal["none", "ollama", "openai"] = "none"
+    llm_url: str | None = None
+    llm_model: str = "llama3.2"
+    llm_api_key: SecretStr | None = None
+    llm_timeout_seconds: float = Field(default=30, gt=0)
     demo_tenants: bool = True
     cell: str = "main"
     cache_prefix: str = "tenantry"

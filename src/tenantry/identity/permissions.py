@@ -16,14 +16,18 @@ class Permission(StrEnum):
     CONFIG_READ = "config:read"
     CONFIG_MANAGE = "config:manage"
     USAGE_READ = "usage:read"
+    INCIDENTS_READ = "incidents:read"
+    INCIDENTS_WRITE = "incidents:write"
+    INCIDENTS_RESOLVE = "incidents:resolve"
+    WEBHOOKS_MANAGE = "webhooks:manage"
     CONTENT_READ = "content:read"
     CONTENT_WRITE = "content:write"
     EXTERNAL = "external"
 
 
 P = Permission
-_VIEWER = {P.ME, P.CONTENT_READ, P.CONFIG_READ}
-_MEMBER = _VIEWER | {P.CONTENT_WRITE, P.USERS_READ}
+_VIEWER = {P.ME, P.CONTENT_READ, P.CONFIG_READ, P.INCIDENTS_READ}
+_MEMBER = _VIEWER | {P.CONTENT_WRITE, P.USERS_READ, P.INCIDENTS_WRITE}
 _ADMIN = _MEMBER | {
     P.USERS_MANAGE,
     P.API_KEYS_READ,
@@ -32,6 +36,8 @@ _ADMIN = _MEMBER | {
     P.AUDIT_READ,
     P.CONFIG_MANAGE,
     P.USAGE_READ,
+    P.INCIDENTS_RESOLVE,
+    P.WEBHOOKS_MANAGE,
 }
 
 ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
@@ -42,8 +48,10 @@ ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
 }
 
 SCOPE_PERMISSIONS: dict[str, frozenset[Permission]] = {
-    "read": frozenset({P.ME, P.CONTENT_READ, P.USERS_READ, P.CONFIG_READ}),
-    "write": frozenset({P.ME, P.CONTENT_READ, P.CONTENT_WRITE}),
+    "read": frozenset({P.ME, P.CONTENT_READ, P.USERS_READ, P.CONFIG_READ, P.INCIDENTS_READ}),
+    "write": frozenset(
+        {P.ME, P.CONTENT_READ, P.CONTENT_WRITE, P.INCIDENTS_READ, P.INCIDENTS_WRITE}
+    ),
     "admin": frozenset(_ADMIN),
     "external": frozenset({P.ME, P.EXTERNAL}),
 }

@@ -212,4 +212,4 @@ async def search(body: SearchIn, subject: Caller, db: Db, request: Request) -> S
             document_ids=body.filters.documents or None,
         )
     request.app.state.meter.add(subject.tenant.id, "searches")
-    return SearchOut(query=body.query, hits=[HitOut(**h.__dict__) for h in hits])
+    return SearchOut(query=body.query, hits=[HitOut.of(h) for h in hits])

@@ -85,6 +85,17 @@ class HitOut(BaseModel):
     score: float
     highlight: str
 
+    @classmethod
+    def of(cls, hit) -> HitOut:
+        return cls(
+            chunk_id=hit.chunk_id,
+            document_id=hit.document_id,
+            title=hit.title,
+            text=hit.text,
+            score=hit.score,
+            highlight=hit.highlight,
+        )
+
 
 class SearchOut(BaseModel):
     query: str

@@ -39,7 +39,8 @@ WITH vec AS (
     FROM (SELECT id, rank FROM vec UNION ALL SELECT id, rank FROM kw) ranked
     GROUP BY id
 )
-SELECT c.id, c.document_id, d.title, c.text, f.score,
+SELECT c.id, c.document_id, d.title, c.text, f.score, d.tags,
+       1 - (c.embedding <=> CAST(:qv AS vector)) AS similarity,
        ts_headline(CAST(:lang AS regconfig), c.text, websearch_to_tsquery(CAST(:lang AS regconfig), :qt),
                    'MaxFragments=2, MinWords=5, MaxWords=30, StartSel=<mark>, StopSel=</mark>') AS highlight
 FROM fused f
@@ -58,6 +59,8 @@ class Hit:
     text: str
     score: float
     highlight: str
+    similarity: float | None = None  # cosine similarity to the query, when the chunk is embedded
+    tags: tuple[str, ...] = ()
 
 
 async def search(
@@ -92,7 +95,19 @@ async def search(
             **params,
         },
     )
-    return [Hit(r.id, r.document_id, r.title, r.text, float(r.score), r.highlight) for r in rows]
+    return [
+        Hit(
+            r.id,
+            r.document_id,
+            r.title,
+            r.text,
+            float(r.score),
+            r.highlight,
+            None if r.similarity is None else float(r.similarity),
+            tuple(r.tags),
+        )
+        for r in rows
+    ]
 
 
 async def tune_for_vectors(session: AsyncSession) -> None:

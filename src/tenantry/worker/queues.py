@@ -44,6 +44,7 @@ async def start_tenant_workflow(
     kind: str,
     object_id: str,
     task_queue: str,
+    id_reuse_policy: WorkflowIDReusePolicy = WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
 ) -> WorkflowHandle:
     with tenant_context(tenant):  # the interceptor puts it in the headers
         return await client.start_workflow(
@@ -51,7 +52,7 @@ async def start_tenant_workflow(
             arg,
             id=workflow_id(tenant.slug, kind, object_id),
             task_queue=task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+            id_reuse_policy=id_reuse_policy,
             search_attributes=TypedSearchAttributes([SearchAttributePair(TENANT_ID, tenant.slug)]),
             priority=Priority(
                 fairness_key=tenant.slug, fairness_weight=TIERS[tenant.tier].fairness_weight

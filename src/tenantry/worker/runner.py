@@ -6,22 +6,30 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from tenantry.db.session import Database
+from tenantry.events.activities import EventActivities
+from tenantry.events.workflows import DeliverWebhook
+from tenantry.incidents.activities import IncidentActivities
+from tenantry.incidents.workflows import IncidentWorkflow
 from tenantry.knowledge.activities import KnowledgeActivities
 from tenantry.knowledge.embeddings import Embedder
 from tenantry.knowledge.workflows import IngestDocument
 from tenantry.settings import Settings
 
-WORKFLOWS = [IngestDocument]
+WORKFLOWS = [IngestDocument, IncidentWorkflow, DeliverWebhook]
 
 
 def build_worker(
     client: Client, *, task_queue: str, db: Database, embedder: Embedder, settings: Settings
 ) -> Worker:
-    knowledge = KnowledgeActivities(db, embedder, settings)
+    activities = [
+        *KnowledgeActivities(db, embedder, settings).all(),
+        *IncidentActivities(db, embedder, settings).all(),
+        *EventActivities(db, settings).all(),
+    ]
     return Worker(
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
-        activities=knowledge.all(),
+        activities=activities,
         max_concurrent_activities=8,
     )

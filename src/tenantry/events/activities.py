@@ -1,0 +1,117 @@
+"""Sending one webhook: check the target, sign as Standard Webhooks says, POST, log the attempt."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import httpx
+from sqlalchemy import select
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from tenantry.db.base import utcnow
+from tenantry.db.session import Database
+from tenantry.events import signing
+from tenantry.events.models import WebhookDelivery, WebhookEndpoint
+from tenantry.events.targets import ForbiddenTarget, check_target
+from tenantry.events.types import DeliveryInput, GiveUpInput
+from tenantry.settings import Settings
+
+
+class EventActivities:
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+        self.http = httpx.AsyncClient(
+            timeout=settings.webhook_timeout_seconds, follow_redirects=False
+        )
+
+    async def _load(self, tenant_id: uuid.UUID, delivery_id: uuid.UUID):
+        async with self.db.tenant(tenant_id) as session:
+            row = (
+                await session.execute(
+                    select(WebhookDelivery, WebhookEndpoint)
+                    .join(
+                        WebhookEndpoint,
+                        (WebhookEndpoint.tenant_id == WebhookDelivery.tenant_id)
+                        & (WebhookEndpoint.id == WebhookDelivery.endpoint_id),
+                    )
+                    .where(
+                        WebhookDelivery.tenant_id == tenant_id, WebhookDelivery.id == delivery_id
+                    )
+                )
+            ).first()
+        return row
+
+    @activity.defn(name="events.deliver")
+    async def deliver(self, job: DeliveryInput) -> int:
+        tenant_id, delivery_id = uuid.UUID(job.tenant_id), uuid.UUID(job.delivery_id)
+        row = await self._load(tenant_id, delivery_id)
+        if row is None:
+            raise ApplicationError(
+                "the delivery or its endpoint was deleted", type="DeliveryGone", non_retryable=True
+            )
+        delivery, endpoint = row
+        if delivery.status == "delivered":
+            return delivery.last_status_code or 200
+        attempt = activity.info().attempt
+        try:
+            await check_target(endpoint.url, self.settings.webhook_allowlist)
+        except ForbiddenTarget as error:
+            await self._log(tenant_id, delivery_id, attempt, None, str(error))
+            raise ApplicationError(
+                str(error), type="ForbiddenTarget", non_retryable=True
+            ) from error
+        body = json.dumps(delivery.payload, separators=(",", ":"), ensure_ascii=False).encode()
+        headers = signing.headers(endpoint.secret, f"msg_{delivery.id.hex}", int(time.time()), body)
+        try:
+            response = await self.http.post(endpoint.url, content=body, headers=headers)
+        except httpx.HTTPError as error:
+            await self._log(
+                tenant_id, delivery_id, attempt, None, f"{type(error).__name__}: {error}"[:500]
+            )
+            raise ApplicationError(
+                f"could not reach the endpoint ({type(error).__name__})"
+            ) from error
+        if response.is_success:
+            await self._log(
+                tenant_id, delivery_id, attempt, response.status_code, None, delivered=True
+            )
+            return response.status_code
+        await self._log(
+            tenant_id, delivery_id, attempt, response.status_code, f"HTTP {response.status_code}"
+        )
+        raise ApplicationError(f"the endpoint answered HTTP {response.status_code}")
+
+    @activity.defn(name="events.give_up")
+    async def give_up(self, job: GiveUpInput) -> None:
+        async with self.db.tenant(uuid.UUID(job.tenant_id)) as session:
+            delivery = await session.scalar(
+                select(WebhookDelivery).where(
+                    WebhookDelivery.tenant_id == uuid.UUID(job.tenant_id),
+                    WebhookDelivery.id == uuid.UUID(job.delivery_id),
+                )
+            )
+            if delivery is not None and delivery.status != "delivered":
+                delivery.status, delivery.last_error = "failed", job.reason[:1000]
+
+    async def _log(
+        self, tenant_id, delivery_id, attempt, status_code, error, *, delivered: bool = False
+    ) -> None:
+        async with self.db.tenant(tenant_id) as session:
+            delivery = await session.scalar(
+                select(WebhookDelivery).where(
+                    WebhookDelivery.tenant_id == tenant_id, WebhookDelivery.id == delivery_id
+                )
+            )
+            if delivery is None:
+                return
+            delivery.attempts = max(delivery.attempts, attempt)
+            delivery.last_status_code, delivery.last_error = status_code, error
+            if delivered:
+                delivery.status, delivery.delivered_at = "delivered", utcnow()
+
+    def all(self) -> list:
+        return [self.deliver, self.give_up]

@@ -1,0 +1,140 @@
+"""`/v1/webhooks`: a tenant's endpoints, their delivery log, and redelivery on demand."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+
+from tenantry.api_support import database, policy_of, settings_of
+from tenantry.db.session import Database
+from tenantry.events import service
+from tenantry.events.dispatch import dispatch
+from tenantry.events.schemas import (
+    DeliveryOut,
+    DeliveryPage,
+    EndpointCreate,
+    EndpointCreated,
+    EndpointOut,
+    EndpointUpdate,
+)
+from tenantry.events.targets import validate_url
+from tenantry.identity.dependencies import Caller, guard
+from tenantry.identity.permissions import Permission
+from tenantry.settings import Settings
+from tenantry.worker.queues import task_queue_for
+
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+Db = Annotated[Database, Depends(database)]
+Config = Annotated[Settings, Depends(settings_of)]
+MANAGE = guard(Permission.WEBHOOKS_MANAGE)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=EndpointCreated, **MANAGE)
+async def create_endpoint(
+    body: EndpointCreate, subject: Caller, db: Db, settings: Config
+) -> EndpointCreated:
+    await validate_url(body.url, settings.webhook_allowlist)
+    async with db.tenant(subject.tenant.id) as session:
+        endpoint = await service.create_endpoint(
+            session, tenant_id=subject.tenant.id, data=body, actor=subject.audit_name
+        )
+        return EndpointCreated(
+            **EndpointOut.model_validate(endpoint).model_dump(), secret=endpoint.secret
+        )
+
+
+@router.get("", response_model=list[EndpointOut], **MANAGE)
+async def list_endpoints(subject: Caller, db: Db) -> list[EndpointOut]:
+    async with db.tenant(subject.tenant.id) as session:
+        return [
+            EndpointOut.model_validate(e)
+            for e in await service.list_endpoints(session, tenant_id=subject.tenant.id)
+        ]
+
+
+@router.get("/{endpoint_id}", response_model=EndpointOut, **MANAGE)
+async def show_endpoint(endpoint_id: uuid.UUID, subject: Caller, db: Db) -> EndpointOut:
+    async with db.tenant(subject.tenant.id) as session:
+        return EndpointOut.model_validate(
+            await service.get_endpoint(
+                session, tenant_id=subject.tenant.id, endpoint_id=endpoint_id
+            )
+        )
+
+
+@router.patch("/{endpoint_id}", response_model=EndpointOut, **MANAGE)
+async def update_endpoint(
+    endpoint_id: uuid.UUID, body: EndpointUpdate, subject: Caller, db: Db, settings: Config
+) -> EndpointOut:
+    if body.url is not None:
+        await validate_url(body.url, settings.webhook_allowlist)
+    async with db.tenant(subject.tenant.id) as session:
+        endpoint = await service.update_endpoint(
+            session,
+            tenant_id=subject.tenant.id,
+            endpoint_id=endpoint_id,
+            data=body,
+            actor=subject.audit_name,
+        )
+        return EndpointOut.model_validate(endpoint)
+
+
+@router.delete("/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT, **MANAGE)
+async def delete_endpoint(endpoint_id: uuid.UUID, subject: Caller, db: Db) -> Response:
+    async with db.tenant(subject.tenant.id) as session:
+        await service.delete_endpoint(
+            session, tenant_id=subject.tenant.id, endpoint_id=endpoint_id, actor=subject.audit_name
+        )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/{endpoint_id}/deliveries", response_model=DeliveryPage, **MANAGE)
+async def list_deliveries(
+    endpoint_id: uuid.UUID,
+    subject: Caller,
+    db: Db,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> DeliveryPage:
+    async with db.tenant(subject.tenant.id) as session:
+        rows, total = await service.list_deliveries(
+            session,
+            tenant_id=subject.tenant.id,
+            endpoint_id=endpoint_id,
+            limit=limit,
+            offset=offset,
+        )
+        items = [DeliveryOut.model_validate(d) for d in rows]
+    return DeliveryPage(items=items, total=total, limit=limit, offset=offset)
+
+
+@router.post(
+    "/{endpoint_id}/deliveries/{delivery_id}/redeliver",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=DeliveryOut,
+    **MANAGE,
+)
+async def redeliver(
+    endpoint_id: uuid.UUID,
+    delivery_id: uuid.UUID,
+    subject: Caller,
+    db: Db,
+    request: Request,
+    settings: Config,
+) -> DeliveryOut:
+    policy = await policy_of(request, subject.tenant.id)
+    async with db.tenant(subject.tenant.id) as session:
+        delivery = await service.reset_for_redelivery(
+            session, tenant_id=subject.tenant.id, endpoint_id=endpoint_id, delivery_id=delivery_id
+        )
+        out = DeliveryOut.model_validate(delivery)
+    await dispatch(
+        request.app.state.temporal,
+        tenant=subject.tenant,
+        delivery_ids=[delivery_id],
+        task_queue=task_queue_for(subject.tenant.slug, policy.config, settings.pool_task_queue),
+        max_attempts=policy.config["webhooks"]["max_attempts"],
+    )
+    return out

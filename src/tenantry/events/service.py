@@ -1,0 +1,164 @@
+"""Webhook endpoints, and events recorded as one delivery per subscribed endpoint."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tenantry.audit import service as audit
+from tenantry.db.base import utcnow
+from tenantry.errors import NotFound
+from tenantry.events.models import WebhookDelivery, WebhookEndpoint
+from tenantry.events.schemas import EndpointCreate, EndpointUpdate
+from tenantry.events.signing import new_secret
+
+
+async def create_endpoint(
+    session: AsyncSession, *, tenant_id: uuid.UUID, data: EndpointCreate, actor: str
+) -> WebhookEndpoint:
+    endpoint = WebhookEndpoint(
+        tenant_id=tenant_id,
+        id=uuid.uuid4(),
+        url=data.url,
+        secret=new_secret(),
+        events=sorted(set(data.events)),
+        description=data.description,
+        active=True,
+    )
+    session.add(endpoint)
+    await session.flush()
+    await audit.record(
+        session,
+        tenant_id=tenant_id,
+        actor=actor,
+        action="webhook.created",
+        target=f"webhook:{endpoint.id}",
+        after={"url": endpoint.url, "events": endpoint.events},
+    )
+    return endpoint
+
+
+async def list_endpoints(session: AsyncSession, *, tenant_id: uuid.UUID) -> list[WebhookEndpoint]:
+    return list(
+        await session.scalars(
+            select(WebhookEndpoint)
+            .where(WebhookEndpoint.tenant_id == tenant_id)
+            .order_by(WebhookEndpoint.created_at)
+        )
+    )
+
+
+async def get_endpoint(
+    session: AsyncSession, *, tenant_id: uuid.UUID, endpoint_id: uuid.UUID
+) -> WebhookEndpoint:
+    endpoint = await session.scalar(
+        select(WebhookEndpoint).where(
+            WebhookEndpoint.tenant_id == tenant_id, WebhookEndpoint.id == endpoint_id
+        )
+    )
+    if endpoint is None:
+        raise NotFound("No such webhook endpoint.")
+    return endpoint
+
+
+async def update_endpoint(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    endpoint_id: uuid.UUID,
+    data: EndpointUpdate,
+    actor: str,
+) -> WebhookEndpoint:
+    endpoint = await get_endpoint(session, tenant_id=tenant_id, endpoint_id=endpoint_id)
+    before = {"url": endpoint.url, "events": endpoint.events, "active": endpoint.active}
+    for field, value in data.model_dump(exclude_unset=True).items():
+        setattr(endpoint, field, sorted(set(value)) if field == "events" else value)
+    await session.flush()
+    await audit.record(
+        session,
+        tenant_id=tenant_id,
+        actor=actor,
+        action="webhook.updated",
+        target=f"webhook:{endpoint.id}",
+        before=before,
+        after={"url": endpoint.url, "events": endpoint.events, "active": endpoint.active},
+    )
+    return endpoint
+
+
+async def delete_endpoint(
+    session: AsyncSession, *, tenant_id: uuid.UUID, endpoint_id: uuid.UUID, actor: str
+) -> None:
+    endpoint = await get_endpoint(session, tenant_id=tenant_id, endpoint_id=endpoint_id)
+    await audit.record(
+        session,
+        tenant_id=tenant_id,
+        actor=actor,
+        action="webhook.deleted",
+        target=f"webhook:{endpoint.id}",
+        before={"url": endpoint.url},
+    )
+    await session.delete(endpoint)
+
+
+async def record_event(
+    session: AsyncSession, *, tenant_id: uuid.UUID, event_type: str, data: dict[str, Any]
+) -> list[uuid.UUID]:
+    """One pending delivery per active endpoint that listens to `event_type`; returns their ids."""
+    event_id = f"evt_{uuid.uuid4().hex}"
+    payload = {"type": event_type, "timestamp": utcnow().isoformat(), "data": data}
+    endpoints = await session.scalars(
+        select(WebhookEndpoint).where(
+            WebhookEndpoint.tenant_id == tenant_id, WebhookEndpoint.active.is_(True)
+        )
+    )
+    ids = []
+    for endpoint in endpoints:
+        if "*" in endpoint.events or event_type in endpoint.events:
+            delivery = WebhookDelivery(
+                tenant_id=tenant_id,
+                id=uuid.uuid4(),
+                endpoint_id=endpoint.id,
+                event_id=event_id,
+                event_type=event_type,
+                payload=payload,
+                status="pending",
+                attempts=0,
+            )
+            session.add(delivery)
+            ids.append(delivery.id)
+    await session.flush()
+    return ids
+
+
+async def list_deliveries(
+    session: AsyncSession, *, tenant_id: uuid.UUID, endpoint_id: uuid.UUID, limit: int, offset: int
+) -> tuple[list[WebhookDelivery], int]:
+    await get_endpoint(session, tenant_id=tenant_id, endpoint_id=endpoint_id)
+    query = select(WebhookDelivery).where(
+        WebhookDelivery.tenant_id == tenant_id, WebhookDelivery.endpoint_id == endpoint_id
+    )
+    total = await session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = await session.scalars(
+        query.order_by(WebhookDelivery.created_at.desc()).limit(limit).offset(offset)
+    )
+    return list(rows), int(total or 0)
+
+
+async def reset_for_redelivery(
+    session: AsyncSession, *, tenant_id: uuid.UUID, endpoint_id: uuid.UUID, delivery_id: uuid.UUID
+) -> WebhookDelivery:
+    delivery = await session.scalar(
+        select(WebhookDelivery).where(
+            WebhookDelivery.tenant_id == tenant_id,
+            WebhookDelivery.endpoint_id == endpoint_id,
+            WebhookDelivery.id == delivery_id,
+        )
+    )
+    if delivery is None:
+        raise NotFound("No such delivery.")
+    delivery.status, delivery.last_error = "pending", None
+    return delivery

@@ -1,0 +1,70 @@
+"""Seed 003's external API, for systems that hold an API key of scope `external`:
+`POST /v1/external/incidents` and `GET /v1/external/knowledge/search`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, status
+
+from tenantry.api_support import database, policy_of
+from tenantry.db.session import Database
+from tenantry.errors import Forbidden
+from tenantry.identity.dependencies import Caller, guard
+from tenantry.identity.permissions import Permission
+from tenantry.incidents.api import report
+from tenantry.incidents.schemas import ExternalIncidentCreate, IncidentCreate, IncidentOut
+from tenantry.knowledge import search as retrieval
+from tenantry.knowledge.schemas import HitOut, SearchOut
+
+router = APIRouter(prefix="/v1/external", tags=["external"])
+Db = Annotated[Database, Depends(database)]
+
+
+async def _enabled(request: Request, subject) -> dict:
+    policy = await policy_of(request, subject.tenant.id)
+    if not policy.config["features"]["external_api"]:
+        raise Forbidden(
+            "The external API is switched off for this tenant.", code="feature-disabled"
+        )
+    return policy.config
+
+
+@router.post(
+    "/incidents",
+    status_code=status.HTTP_201_CREATED,
+    response_model=IncidentOut,
+    **guard(Permission.EXTERNAL),
+)
+async def external_incident(
+    body: ExternalIncidentCreate, subject: Caller, db: Db, request: Request
+) -> IncidentOut:
+    await _enabled(request, subject)
+    data = IncidentCreate(**body.model_dump(exclude={"reporter", "external_ref"}))
+    reporter = f"external:{subject.name}:{body.reporter}"
+    return await report(
+        request, subject, db, data, reporter, extra={"external_ref": body.external_ref}
+    )
+
+
+@router.get("/knowledge/search", response_model=SearchOut, **guard(Permission.EXTERNAL))
+async def external_search(
+    subject: Caller,
+    db: Db,
+    request: Request,
+    q: Annotated[str, Query(min_length=1, max_length=1000, description="The question.")],
+    limit: Annotated[int, Query(ge=1, le=20)] = 5,
+) -> SearchOut:
+    config = await _enabled(request, subject)
+    vector = await request.app.state.embedder.query(q)
+    async with db.tenant(subject.tenant.id) as session:
+        hits = await retrieval.search(
+            session,
+            tenant_id=subject.tenant.id,
+            language=config["language"],
+            query=q,
+            query_vector=vector,
+            limit=limit,
+        )
+    request.app.state.meter.add(subject.tenant.id, "searches")
+    return SearchOut(query=q, hits=[HitOut.of(h) for h in hits])

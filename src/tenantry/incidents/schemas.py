@@ -1,0 +1,113 @@
+"""Incident payloads."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+Severity = Literal["low", "medium", "high", "critical"]
+Status = Literal["open", "triaged", "awaiting_approval", "resolved", "closed"]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+
+class IncidentCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: Annotated[Text, StringConstraints(max_length=300)]
+    description: Annotated[Text, StringConstraints(max_length=20_000)]
+    area: Annotated[str, StringConstraints(max_length=100)] | None = None
+    severity: Severity = "medium"
+    assignee: Annotated[str, StringConstraints(max_length=200)] | None = None
+
+
+class ExternalIncidentCreate(IncidentCreate):
+    reporter: Annotated[Text, StringConstraints(max_length=200)] = Field(
+        description="Who reported it in the calling system."
+    )
+    external_ref: Annotated[str, StringConstraints(max_length=200)] | None = None
+
+
+class ResolveIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    resolution: Annotated[Text, StringConstraints(max_length=20_000)]
+
+
+class RejectIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Annotated[str, StringConstraints(max_length=2_000)] | None = None
+
+
+class SourceOut(BaseModel):
+    ref: int
+    document_id: uuid.UUID
+    title: str
+    excerpt: str
+    similarity: float | None
+    past_incident: bool
+
+
+class EventOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    at: datetime
+    actor: str
+    kind: str
+    data: dict[str, Any]
+
+
+class IncidentOut(BaseModel):
+    number: str
+    id: uuid.UUID
+    title: str
+    description: str
+    area: str | None
+    severity: Severity
+    reporter: str
+    assignee: str | None
+    status: Status
+    proposal: str | None
+    confidence: float | None
+    sources: list[dict[str, Any]]
+    resolution: str | None
+    resolved_by: str | None
+    resolved_at: datetime | None
+    knowledge_document_id: uuid.UUID | None
+    created_at: datetime
+    updated_at: datetime
+    timeline: list[EventOut] | None = None
+
+    @classmethod
+    def of(cls, incident, timeline=None) -> IncidentOut:
+        return cls(
+            number=incident.handle,
+            id=incident.id,
+            title=incident.title,
+            description=incident.description,
+            area=incident.area,
+            severity=incident.severity,
+            reporter=incident.reporter,
+            assignee=incident.assignee,
+            status=incident.status,
+            proposal=incident.proposal,
+            confidence=incident.confidence,
+            sources=incident.sources,
+            resolution=incident.resolution,
+            resolved_by=incident.resolved_by,
+            resolved_at=incident.resolved_at,
+            knowledge_document_id=incident.knowledge_document_id,
+            created_at=incident.created_at,
+            updated_at=incident.updated_at,
+            timeline=None if timeline is None else [EventOut.model_validate(e) for e in timeline],
+        )
+
+
+class IncidentPage(BaseModel):
+    items: list[IncidentOut]
+    total: int
+    limit: int
+    offset: int
