@@ -14,7 +14,7 @@ async def test_numbers_are_per_tenant_and_have_no_gaps_under_concurrency(
 ):
     from tests.conftest import bearer, login
 
-    tenant, headers = desk
+    _, headers = desk
     created = await asyncio.gather(
         *(report(client, headers, title=f"Fallo {i}") for i in range(12))
     )
