@@ -25,14 +25,16 @@ is `GET /v1/me` with `X-API-Key`, sent by a minimal HTTP/1.1 client over keep-al
    TIMEOUT seconds; timeouts and connection errors are counted.
 
 Reported: each quiet tenant's p95 in A and in B, the ratio B/A per tenant, the worst and the
-median ratio (the aim: worst <= 1.2); for the loud tenant, its 200s and 429s (and any other
+median ratio (the aim: worst <= 1.2), with a noise floor: the same ratios between two halves of
+the A slices (and of the B slices) alone; for the loud tenant, its 200s and 429s (and any other
 answer), the p50/p95 latency of its 429s, timeouts and errors; and per phase the CPU the client,
 the server, PostgreSQL and anything else (other processes) used, and how busy the machine was:
 other processes on a 2-core machine skew the figures, so a run with much "other" CPU is worth
 repeating.
 
-Run from the repository root:  .venv/bin/python bench/noisy_neighbor.py
-Results: printed, and written to bench/results/noisy_neighbor.json.
+Run from the repository root:  .venv/bin/python bench/noisy_neighbor.py   (about 2 minutes)
+Results: printed, and written to bench/results/noisy_neighbor.json. Variations (--help):
+--load-fraction, --loud-factor, --loud-connections, --slices, --slice-seconds, --output.
 """
 
 from __future__ import annotations
@@ -302,6 +304,34 @@ def latencies_ms(samples: list[Sample], phase: str, *, sent: bool = False) -> li
     ]
 
 
+def control_ratios(quiet: list[Client], phase: str) -> dict[str, Any] | None:
+    """Noise floor: p95 ratios between two halves of the same phase's slices, per tenant.
+
+    The slices are paired outside-in (first with last...) and the pairs dealt to the halves in
+    turn, so both halves have the same mean position in the run (drift cancels out, as for B/A).
+    Each half has half the samples, so this floor is somewhat noisier than the B/A ratios.
+    """
+    indices = [i for i, p in enumerate(SLICES) if p == phase]
+    pairs = [(indices[i], indices[-1 - i]) for i in range(len(indices) // 2)]
+    halves: list[set[int]] = [set(), set()]
+    for n, pair in enumerate(pairs):
+        halves[n % 2].update(pair)
+    if not halves[1]:
+        return None
+    ratios = []
+    for client in quiet:
+        first, second = (
+            [s.due_ns / 1e6 for s in client.samples if s.slice in half and s.status > 0]
+            for half in halves
+        )
+        ratios.append(percentile(second, 95) / percentile(first, 95))
+    return {
+        "halves": [sorted(h) for h in halves],
+        **ratio_stats(ratios),
+        "per_tenant": [round(r, 3) for r in ratios],
+    }
+
+
 def quantiles(values: list[float]) -> dict[str, float | int | None]:
     if not values:
         return {"n": 0, "p50_ms": None, "p95_ms": None, "p99_ms": None, "max_ms": None}
@@ -566,6 +596,8 @@ def report(
     summary = {
         "p95_ratio": ratio_stats(ratios),
         "p95_ratio_from_write": ratio_stats(sent_ratios),
+        "control_a_over_a": control_ratios(quiet, "A"),
+        "control_b_over_b": control_ratios(quiet, "B"),
         "aim_worst_ratio_at_most": 1.2,
         "met": max(ratios) <= 1.2,
     }
@@ -669,6 +701,13 @@ def report(
         f"(aim: worst <= 1.2 - {'met' if summary['met'] else 'NOT met'}); from the write: "
         f"worst {w['worst']:.3f}, median {w['median']:.3f}"
     )
+    for phase in ("A", "B"):
+        control = summary[f"control_{phase.lower()}_over_{phase.lower()}"]
+        if control is not None:
+            print(
+                f"noise floor, p95 of slices {control['halves'][1]} over {control['halves'][0]} "
+                f"({phase} only): worst {control['worst']:.3f}, median {control['median']:.3f}"
+            )
     if quiet_bad:
         print(f"quiet tenants' answers other than 200: {quiet_bad}")
     lr, l200 = loud_figures["latency_429"], loud_figures["latency_200"]
