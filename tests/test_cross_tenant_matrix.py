@@ -11,6 +11,7 @@ compared with a snapshot taken before, and B's answer must not contain any of A'
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Callable
@@ -35,6 +36,10 @@ class World:
     a_target_user: Any
     a_key_ids: dict[str, str]
     a_document_id: str
+    a_waiting: str  # an incident of A awaiting approval
+    a_resolved: str  # an incident of A already resolved
+    a_endpoint_id: str
+    a_delivery_id: str
     headers: dict[str, dict[str, str]]
     a_identifiers: set[str]
 
@@ -180,6 +185,43 @@ CASES: dict[tuple[str, str], Case] = {
         204, params=lambda w: {"document_id": w.a_document_id}
     ),
     ("POST", "/v1/search"): Case(200, body=lambda w: {"query": A_SECRET_WORD}),
+    ("POST", "/v1/incidents"): Case(
+        201, body=lambda w: {"title": "Matrix", "description": "Incident"}
+    ),
+    ("GET", "/v1/incidents"): Case(200),
+    ("GET", "/v1/incidents/{number}"): Case(200, params=lambda w: {"number": w.a_waiting}),
+    ("GET", "/v1/incidents/{number}/workflow"): Case(200, params=lambda w: {"number": w.a_waiting}),
+    ("POST", "/v1/incidents/{number}/approve"): Case(202, params=lambda w: {"number": w.a_waiting}),
+    ("POST", "/v1/incidents/{number}/reject"): Case(202, params=lambda w: {"number": w.a_waiting}),
+    ("POST", "/v1/incidents/{number}/resolve"): Case(
+        202,
+        params=lambda w: {"number": w.a_waiting},
+        body=lambda w: {"resolution": "Fixed by the matrix."},
+    ),
+    ("POST", "/v1/incidents/{number}/close"): Case(200, params=lambda w: {"number": w.a_resolved}),
+    ("POST", "/v1/incidents/{number}/reopen"): Case(200, params=lambda w: {"number": w.a_resolved}),
+    ("POST", "/v1/webhooks"): Case(201, body=lambda w: {"url": "http://127.0.0.1:9/matrix"}),
+    ("GET", "/v1/webhooks"): Case(200),
+    ("GET", "/v1/webhooks/{endpoint_id}"): Case(
+        200, params=lambda w: {"endpoint_id": w.a_endpoint_id}
+    ),
+    ("PATCH", "/v1/webhooks/{endpoint_id}"): Case(
+        200, params=lambda w: {"endpoint_id": w.a_endpoint_id}, body=lambda w: {"active": False}
+    ),
+    ("DELETE", "/v1/webhooks/{endpoint_id}"): Case(
+        204, params=lambda w: {"endpoint_id": w.a_endpoint_id}
+    ),
+    ("GET", "/v1/webhooks/{endpoint_id}/deliveries"): Case(
+        200, params=lambda w: {"endpoint_id": w.a_endpoint_id}
+    ),
+    ("POST", "/v1/webhooks/{endpoint_id}/deliveries/{delivery_id}/redeliver"): Case(
+        202, params=lambda w: {"endpoint_id": w.a_endpoint_id, "delivery_id": w.a_delivery_id}
+    ),
+    # Only keys of scope `external` pass; no caller of the matrix holds one (tested apart).
+    ("POST", "/v1/external/incidents"): Case(
+        201, body=lambda w: {"title": "x", "description": "y", "reporter": "erp"}
+    ),
+    ("GET", "/v1/external/knowledge/search"): Case(200, query={"q": A_SECRET_WORD}),
 }
 
 
@@ -210,7 +252,9 @@ def lacking_scope(permission: Permission) -> str | None:
     return next((s for s, granted in SCOPE_PERMISSIONS.items() if permission not in granted), None)
 
 
-async def build_world(client, make_tenant, make_user, operator_headers, temporal_client) -> World:
+async def build_world(
+    client, make_tenant, make_user, operator_headers, temporal_client, db
+) -> World:
     a, b = await make_tenant(), await make_tenant()
     a_admin = await make_user(a, "admin")
     a_viewer = await make_user(a, "viewer")
@@ -259,6 +303,15 @@ async def build_world(client, make_tenant, make_user, operator_headers, temporal
     # Let the platform finish its own work on A first, so the snapshots see only the callers'.
     handle = temporal_client.get_workflow_handle(f"{a.slug}/ingest/{document.json()['id']}")
     assert await handle.result() == "ready"
+    waiting = await _incident(client, headers["a_admin"], temporal_client, a, resolve=False)
+    resolved = await _incident(client, headers["a_admin"], temporal_client, a, resolve=True)
+    endpoint = await client.post(
+        "/v1/webhooks",
+        json={"url": "http://127.0.0.1:9/a", "events": ["document.ready"]},
+        headers=headers["a_admin"],
+    )
+    assert endpoint.status_code == 201, endpoint.text
+    delivery_id = await _failed_delivery(db, a, endpoint.json()["id"])
     identifiers = {
         str(a.id),
         a.slug,
@@ -270,7 +323,63 @@ async def build_world(client, make_tenant, make_user, operator_headers, temporal
         *key_ids.values(),
     }
     identifiers |= {document.json()["id"], marker}
-    return World(a, b, a_target, key_ids, document.json()["id"], headers, identifiers)
+    return World(
+        a,
+        b,
+        a_target,
+        key_ids,
+        document.json()["id"],
+        waiting,
+        resolved,
+        endpoint.json()["id"],
+        delivery_id,
+        headers,
+        identifiers,
+    )
+
+
+async def _incident(client, headers, temporal_client, tenant, *, resolve: bool) -> str:
+    """An incident of A, left waiting for a person or resolved; its workflow's work all done."""
+    created = await client.post(
+        "/v1/incidents", json={"title": "World", "description": "Setup"}, headers=headers
+    )
+    assert created.status_code == 201, created.text
+    number = created.json()["number"]
+    run = temporal_client.get_workflow_handle(
+        f"{tenant.slug}/incident/{number.removeprefix('INC-')}"
+    )
+    for _ in range(400):
+        if (await run.query("state"))["status"] == "awaiting_approval":
+            break
+        await asyncio.sleep(0.05)
+    if resolve:
+        await client.post(
+            f"/v1/incidents/{number}/resolve", json={"resolution": "Done."}, headers=headers
+        )
+        await run.result()
+        shown = (await client.get(f"/v1/incidents/{number}", headers=headers)).json()
+        learned = temporal_client.get_workflow_handle(
+            f"{tenant.slug}/ingest/{shown['knowledge_document_id']}"
+        )
+        assert await learned.result() == "ready"
+    return number
+
+
+async def _failed_delivery(db, tenant, endpoint_id: str) -> str:
+    """A delivery of A's that already failed, as the delivery workflow leaves one."""
+    from sqlalchemy import text
+
+    delivery_id = str(uuid.uuid4())
+    async with db.tenant(tenant.id) as session:
+        await session.execute(
+            text(
+                "INSERT INTO webhook_deliveries (tenant_id, id, endpoint_id, event_id, event_type, payload, "
+                "status, attempts, last_error, created_at, updated_at) VALUES (:t, :d, :e, 'evt_m', "
+                "'document.ready', '{}', 'failed', 2, 'HTTP 503', now(), now())"
+            ),
+            {"t": tenant.id, "d": delivery_id, "e": endpoint_id},
+        )
+    return delivery_id
 
 
 def snapshot(admin_sql, tenant_id) -> str:
@@ -298,7 +407,7 @@ def snapshot(admin_sql, tenant_id) -> str:
 
 
 async def test_every_route_for_every_caller(
-    app, make_tenant, make_user, operator_headers, admin_sql, temporal_client, worker
+    app, make_tenant, make_user, operator_headers, admin_sql, temporal_client, worker, db
 ):
     schema = app.openapi()
     routes = [
@@ -320,7 +429,7 @@ async def test_every_route_for_every_caller(
         if method != "GET" or shared_world is None:
             async with _client(app, address := address + 1) as client:
                 world = await build_world(
-                    client, make_tenant, make_user, operator_headers, temporal_client
+                    client, make_tenant, make_user, operator_headers, temporal_client, db
                 )
             if method == "GET":
                 shared_world = world
