@@ -77,7 +77,7 @@ async def test_layers_and_sources(client, admin, operator_headers, standard_temp
         ),
         ({"language": "klingon"}, "body.language"),
         ({"branding": "blue"}, "body.branding"),
-        ({"llm": {"provider": "openai"}}, "body.llm.provider"),
+        ({"embeddings": {"provider": "ollama"}}, "body.embeddings.provider"),
         ({"limits": {"requests_per_minute": 100_000}}, "body.limits.requests_per_minute"),
     ],
 )
