@@ -84,3 +84,36 @@ async def test_killed_worker_resumes_without_duplicates(
     shown = (await client.get(f"/v1/documents/{document_id}", headers=headers)).json()
     assert rows == ordinals == embedded == shown["chunk_count"] > 32
     assert shown["status"] == "ready"
+
+
+async def test_an_incident_waiting_for_a_person_survives_its_worker(
+    client, make_tenant, make_user, temporal_client
+):
+    from tests.incidents.conftest import handle, report, until_waiting
+
+    tenant = await make_tenant()
+    headers = bearer(
+        (await login(client, tenant, await make_user(tenant, "admin")))["access_token"]
+    )
+    await client.patch(
+        "/v1/config", json={"features": {"dedicated_workers": True}}, headers=headers
+    )
+    first = start_worker(tenant.slug)
+    try:
+        incident = await report(client, headers, severity="high")
+        before = await until_waiting(temporal_client, tenant, incident["number"])
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+    second = start_worker(tenant.slug)
+    try:
+        # The new worker replays the history: same state, still waiting for the person.
+        assert await until_waiting(temporal_client, tenant, incident["number"]) == before
+        approved = await client.post(f"/v1/incidents/{incident['number']}/approve", headers=headers)
+        assert approved.status_code == 202
+        assert await handle(temporal_client, tenant, incident["number"]).result() == "approved"
+    finally:
+        second.terminate()
+        second.wait(timeout=30)
+    done = (await client.get(f"/v1/incidents/{incident['number']}", headers=headers)).json()
+    assert done["status"] == "resolved" and done["resolution"] == before["proposal"]

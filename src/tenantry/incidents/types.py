@@ -18,7 +18,7 @@ class Triage:
     auto_resolve: bool
     proposal: str
     confidence: float
-    escalate_after_minutes: int
+    escalate_after_minutes: float
     webhook_attempts: int
 
 

@@ -1,0 +1,96 @@
+"""The escalation timer, without waiting real hours: the same workflow and escalation activity,
+with a triage that hands the workflow a timer of about a second instead of the tenant's hours."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+from temporalio import activity
+from temporalio.worker import Worker
+
+from tenantry.events.activities import EventActivities
+from tenantry.events.workflows import DeliverWebhook
+from tenantry.incidents.activities import IncidentActivities
+from tenantry.incidents.types import IncidentInput, Triage
+from tenantry.incidents.workflows import IncidentWorkflow
+from tests.conftest import bearer, login
+from tests.incidents.conftest import handle, report
+
+
+class FastClock(IncidentActivities):
+    """Triage as usual, then the escalation period shrunk from minutes to about a second."""
+
+    seen_minutes: list[float] = []
+
+    @activity.defn(name="incidents.triage")
+    async def triage(self, job: IncidentInput) -> Triage:
+        result = await super().triage(job)
+        self.seen_minutes.append(result.escalate_after_minutes)
+        return dataclasses.replace(result, escalate_after_minutes=0.02)
+
+
+async def test_nobody_acts_so_severity_rises_and_escalations_are_emitted(
+    client, make_tenant, make_user, temporal_client, stack, settings, embedder, admin_sql, worker
+):
+    tenant = await make_tenant()
+    headers = bearer(
+        (await login(client, tenant, await make_user(tenant, "admin")))["access_token"]
+    )
+    await client.patch(
+        "/v1/config",
+        json={
+            "features": {"dedicated_workers": True},
+            "incidents": {"escalation_after_minutes": 240},
+        },
+        headers=headers,
+    )
+    await client.post(
+        "/v1/webhooks",
+        json={"url": "http://127.0.0.1:9/erp", "events": ["incident.escalated"]},
+        headers=headers,
+    )
+    db = stack.database(pool_size=2)
+    activities = FastClock(db, embedder, settings)
+    fast = Worker(
+        temporal_client,
+        task_queue=f"tenant-{tenant.slug}-jobs",
+        workflows=[IncidentWorkflow, DeliverWebhook],
+        activities=[
+            activities.triage,
+            activities.request_approval,
+            activities.reject,
+            activities.escalate,
+            activities.resolve,
+            *EventActivities(db, settings).all(),
+        ],
+    )
+    try:
+        async with fast:
+            incident = await report(client, headers, severity="medium")
+            run = handle(temporal_client, tenant, incident["number"])
+            for _ in range(400):  # until two escalations happened (bounded)
+                state = await asyncio.wait_for(run.query("state"), 10)
+                if state["escalations"] >= 2:
+                    break
+                await asyncio.sleep(0.05)
+            assert (
+                await client.post(f"/v1/incidents/{incident['number']}/approve", headers=headers)
+            ).status_code == 202
+            assert await run.result() == "approved"
+    finally:
+        await db.dispose()
+    assert activities.seen_minutes == [240]  # the tenant's own setting reached the workflow
+    assert state["escalations"] >= 2 and state["waiting_for_person"]
+    done = (await client.get(f"/v1/incidents/{incident['number']}", headers=headers)).json()
+    escalated = [e for e in done["timeline"] if e["kind"] == "escalated"]
+    assert [(e["data"]["from"], e["data"]["to"]) for e in escalated[:2]] == [
+        ("medium", "high"),
+        ("high", "critical"),
+    ]
+    assert done["severity"] == "critical" and done["status"] == "resolved"
+    emitted = admin_sql.execute(
+        "SELECT count(*) FROM webhook_deliveries WHERE tenant_id = %s AND event_type = 'incident.escalated'",
+        [tenant.id],
+    ).fetchone()[0]
+    assert emitted == len(escalated)
