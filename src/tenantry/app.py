@@ -37,6 +37,7 @@ from tenantry.knowledge.embeddings import checked_embedder
 from tenantry.limits.api import router as limits_router
 from tenantry.limits.backends import concurrency_backend, rate_storage
 from tenantry.limits.connections import ConnectionShares
+from tenantry.limits.early import EarlyRefusal
 from tenantry.limits.metering import UsageMeter
 from tenantry.limits.middleware import LimitsMiddleware
 from tenantry.limits.policy import PolicyStore
@@ -115,6 +116,7 @@ def create_app(
         TenantContextMiddleware,
         authenticate=Authenticator(app.state),
         max_body_bytes=settings.max_body_bytes,
+        precheck=EarlyRefusal(app.state),
     )
     _install_error_handlers(app)
     app.include_router(health_router)

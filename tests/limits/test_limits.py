@@ -151,3 +151,29 @@ def test_cli_sets_and_shows_limits(stack, make_tenant_sync):
     assert cleared["overrides"] == {"requests_per_minute": 600}
     bad = runner.invoke(cli, ["limits", "set", slug, "requests_per_minute=-3"])
     assert bad.exit_code == 2 and "requests_per_minute" in bad.stderr
+
+
+async def test_a_tenant_past_its_rate_is_refused_before_authentication(
+    client, keyed, operator_headers, admin_sql
+):
+    tenant, _, key = keyed
+    await client.patch(
+        f"/v1/admin/tenants/{tenant.slug}/limits",
+        json={"requests_per_minute": 5},
+        headers=operator_headers,
+    )
+    forged = {
+        "X-API-Key": key["X-API-Key"][:-6] + "forged"
+    }  # names the tenant, holds no valid secret
+    assert [(await client.get("/v1/me", headers=key)).status_code for _ in range(3)] == [200] * 3
+    # Forged credentials are refused as unknown, and do not spend the tenant's quota.
+    assert {(await client.get("/v1/me", headers=forged)).status_code for _ in range(10)} == {401}
+    assert [(await client.get("/v1/me", headers=key)).status_code for _ in range(3)] == [
+        200,
+        200,
+        429,
+    ]
+    # Once the tenant is past its rate, even a forged credential is answered 429 without a
+    # database lookup: the refusal happens before authentication.
+    early = await client.get("/v1/me", headers=forged)
+    assert early.status_code == 429 and early.headers["ratelimit"].startswith('"default";r=0;')

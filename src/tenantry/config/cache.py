@@ -51,5 +51,6 @@ class PrefixCache(Generic[T]):
         return list(self._entries)
 
     def peek(self, key: str) -> Any:
+        """The live entry under `key`, or None; never loads."""
         entry = self._entries.get(key)
-        return entry[1] if entry else None
+        return entry[1] if entry and entry[0] > time.monotonic() else None

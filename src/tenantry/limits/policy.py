@@ -54,6 +54,11 @@ class PolicyStore:
         self.cache.put(cache_key(policy.cache_prefix, "policy"), policy, generation=generation)
         return policy
 
+    def cached(self, tenant_id: uuid.UUID) -> TenantPolicy | None:
+        """The policy if this process holds it now; never touches the database."""
+        prefix = self._prefixes.get(tenant_id)
+        return self.cache.peek(cache_key(prefix, "policy")) if prefix else None
+
     async def _load(self, tenant_id: uuid.UUID) -> TenantPolicy:
         async with self.db.tenant(tenant_id) as session:
             tenant = await session.get(Tenant, tenant_id)

@@ -31,6 +31,14 @@ class RateLimits:
     def __init__(self, storage: Storage) -> None:
         self.limiter = SlidingWindowCounterRateLimiter(storage)
 
+    async def peek(self, *, policy: str, tenant_key: str, per_minute: int) -> RateDecision:
+        """The window as it stands, without counting this request."""
+        item = RateLimitItemPerMinute(per_minute)
+        allowed = await self.limiter.test(item, policy, tenant_key)
+        stats = await self.limiter.get_window_stats(item, policy, tenant_key)
+        reset = max(0, math.ceil(stats.reset_time - time.time()))
+        return RateDecision(policy, allowed, per_minute, 60, max(0, stats.remaining), reset)
+
     async def hit(
         self, *, policy: str, tenant_key: str, per_minute: int, cost: int = 1
     ) -> RateDecision:

@@ -28,14 +28,24 @@ from tenantry.tenancy.subjects import (
 )
 
 Authenticate = Callable[[Scope], Awaitable[Subject | None]]
+Precheck = Callable[[Scope], Awaitable[None]]
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 log = structlog.get_logger("tenantry.access")
 
 
 class TenantContextMiddleware:
-    def __init__(self, app: ASGIApp, *, authenticate: Authenticate, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        authenticate: Authenticate,
+        max_body_bytes: int,
+        precheck: Precheck | None = None,
+    ) -> None:
         self.app = app
         self.authenticate = authenticate
+        # Runs before authentication, and may refuse (a tenant already past its rate, say).
+        self.precheck = precheck
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -61,6 +71,8 @@ class TenantContextMiddleware:
         try:
             try:
                 self._check_length(headers)
+                if self.precheck is not None:
+                    await self.precheck(scope)
                 subject = await self.authenticate(scope)
             except AppError as error:
                 await problem_response(error, instance=scope["path"])(
