@@ -29,6 +29,10 @@ format: $(INSTALLED)
 bench: $(INSTALLED)
 	$(BIN)/python bench/rls_tax.py
 	$(BIN)/python bench/provision.py
+	$(BIN)/python bench/auth.py
+	$(BIN)/python bench/noisy_neighbor.py
+	$(BIN)/python bench/search.py
+	$(BIN)/python bench/workflows.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
