@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response, status
@@ -36,48 +37,62 @@ def _answer(outcome: Outcome) -> TokenOut:
     raise Unauthorized(INVALID)
 
 
+async def _throttled_login(
+    request: Request, db: Database, tenant_slug: str, principal: str, check: Callable
+) -> TokenOut:
+    """Both logins: refused once the account or the address has used its failures; a failure is
+    counted after the transaction that audited it committed."""
+    throttle = request.app.state.login_throttle
+    keys = throttle.keys(tenant_slug, principal, request.client.host if request.client else "-")
+    await throttle.check(keys)
+    async with db.control() as session:
+        tenant = await session.scalar(select(Tenant).where(Tenant.slug == tenant_slug))
+        outcome = await check(session, tenant)
+    if outcome.failure == "invalid":
+        await throttle.failed(keys)
+    return _answer(outcome)
+
+
 @router.post(
     "/v1/auth/login", response_model=TokenOut, response_model_exclude_none=True, **guard(PUBLIC)
 )
 async def login(body: LoginIn, request: Request, db: Db, settings: Config) -> TokenOut:
-    throttle = request.app.state.login_throttle
-    keys = throttle.keys(body.tenant, body.email, request.client.host if request.client else "-")
-    await throttle.check(keys)
-    async with db.control() as session:
-        tenant = await session.scalar(select(Tenant).where(Tenant.slug == body.tenant))
-        outcome = await sessions.login(
+    key = request.app.state.signing_key
+    return await _throttled_login(
+        request,
+        db,
+        body.tenant,
+        body.email,
+        lambda session, tenant: sessions.login(
             session,
             tenant=tenant,
             email=body.email,
             password=body.password,
             settings=settings,
-            key=request.app.state.signing_key,
-        )
-    if outcome.failure == "invalid":
-        await throttle.failed(keys)
-    return _answer(outcome)
+            key=key,
+        ),
+    )
 
 
 @router.post(
     "/v1/auth/ldap", response_model=TokenOut, response_model_exclude_none=True, **guard(PUBLIC)
 )
 async def ldap_login(body: LdapLoginIn, request: Request, db: Db, settings: Config) -> TokenOut:
-    throttle = request.app.state.login_throttle
-    keys = throttle.keys(body.tenant, body.username, request.client.host if request.client else "-")
-    await throttle.check(keys)
-    async with db.control() as session:
-        tenant = await session.scalar(select(Tenant).where(Tenant.slug == body.tenant))
-        outcome = await sso.login(
+    key = request.app.state.signing_key
+    return await _throttled_login(
+        request,
+        db,
+        body.tenant,
+        body.username,
+        lambda session, tenant: sso.login(
             session,
             tenant=tenant,
             username=body.username,
             password=body.password,
             settings=settings,
-            key=request.app.state.signing_key,
-        )
-    if outcome.failure == "invalid":
-        await throttle.failed(keys)
-    return _answer(outcome)
+            key=key,
+        ),
+    )
 
 
 @router.post(
