@@ -6,12 +6,13 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.audit.chain import GENESIS, event_digest
 from tenantry.audit.models import AuditEvent
 from tenantry.db.base import utcnow
+from tenantry.db.paging import page
 from tenantry.tenancy.subjects import current_request_id
 from tenantry.tenants.models import Tenant
 
@@ -116,6 +117,4 @@ async def list_events(
     session: AsyncSession, *, tenant_id: uuid.UUID, limit: int, offset: int
 ) -> tuple[list[AuditEvent], int]:
     base = select(AuditEvent).where(AuditEvent.tenant_id == tenant_id)
-    total = await session.scalar(select(func.count()).select_from(base.subquery()))
-    rows = await session.scalars(base.order_by(AuditEvent.seq.desc()).limit(limit).offset(offset))
-    return list(rows), int(total or 0)
+    return await page(session, base, order_by=AuditEvent.seq.desc(), limit=limit, offset=offset)

@@ -13,12 +13,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.config.layers import diff, merge_patch, overlay, sources
 from tenantry.config.models import ConfigVersion, TierConfigVersion
 from tenantry.config.schema import PLATFORM_DEFAULTS, TenantConfig
+from tenantry.db.paging import page
 from tenantry.errors import NotFound, ValidationFailed
 from tenantry.settings import Settings
 from tenantry.tenants.tiers import Limits
@@ -178,11 +179,9 @@ async def list_versions(
     session: AsyncSession, *, tenant_id: uuid.UUID, limit: int, offset: int
 ) -> tuple[list[ConfigVersion], int]:
     query = select(ConfigVersion).where(ConfigVersion.tenant_id == tenant_id)
-    total = await session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = await session.scalars(
-        query.order_by(ConfigVersion.version.desc()).limit(limit).offset(offset)
+    return await page(
+        session, query, order_by=ConfigVersion.version.desc(), limit=limit, offset=offset
     )
-    return list(rows), int(total or 0)
 
 
 async def get_version(

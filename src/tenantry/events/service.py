@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.audit import service as audit
 from tenantry.db.base import utcnow
+from tenantry.db.paging import page
 from tenantry.errors import NotFound
 from tenantry.events.models import WebhookDelivery, WebhookEndpoint
 from tenantry.events.schemas import EndpointCreate, EndpointUpdate
@@ -141,11 +142,9 @@ async def list_deliveries(
     query = select(WebhookDelivery).where(
         WebhookDelivery.tenant_id == tenant_id, WebhookDelivery.endpoint_id == endpoint_id
     )
-    total = await session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = await session.scalars(
-        query.order_by(WebhookDelivery.created_at.desc()).limit(limit).offset(offset)
+    return await page(
+        session, query, order_by=WebhookDelivery.created_at.desc(), limit=limit, offset=offset
     )
-    return list(rows), int(total or 0)
 
 
 async def reset_for_redelivery(

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.audit import service as audit
 from tenantry.db.base import utcnow
+from tenantry.db.paging import page
 from tenantry.errors import NotFound, ValidationFailed
 from tenantry.identity.models import ApiKey
 from tenantry.identity.schemas import ApiKeyCreate
@@ -66,11 +67,7 @@ async def list_keys(
     session: AsyncSession, *, tenant_id: uuid.UUID, limit: int, offset: int
 ) -> tuple[list[ApiKey], int]:
     query = select(ApiKey).where(ApiKey.tenant_id == tenant_id)
-    total = await session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = await session.scalars(
-        query.order_by(ApiKey.created_at.desc()).limit(limit).offset(offset)
-    )
-    return list(rows), int(total or 0)
+    return await page(session, query, order_by=ApiKey.created_at.desc(), limit=limit, offset=offset)
 
 
 async def get(session: AsyncSession, *, tenant_id: uuid.UUID, key_id: uuid.UUID) -> ApiKey:

@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.audit import service as audit
+from tenantry.db.paging import page
 from tenantry.errors import Conflict, Forbidden, NotFound
 from tenantry.identity.models import User
 from tenantry.identity.passwords import check_policy, hash_password
@@ -76,9 +77,7 @@ async def list_users(
     session: AsyncSession, *, tenant_id: uuid.UUID, limit: int, offset: int
 ) -> tuple[list[User], int]:
     query = select(User).where(User.tenant_id == tenant_id)
-    total = await session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = await session.scalars(query.order_by(User.email).limit(limit).offset(offset))
-    return list(rows), int(total or 0)
+    return await page(session, query, order_by=User.email, limit=limit, offset=offset)
 
 
 async def get(session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid.UUID) -> User:

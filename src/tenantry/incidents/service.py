@@ -7,9 +7,10 @@ import re
 import uuid
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tenantry.db.paging import page
 from tenantry.errors import Conflict, NotFound
 from tenantry.incidents.models import Incident, IncidentEvent
 from tenantry.incidents.schemas import IncidentCreate
@@ -143,9 +144,7 @@ async def list_incidents(
         query = query.where(Incident.severity == severity)
     if area:
         query = query.where(Incident.area == area)
-    total = await session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = await session.scalars(query.order_by(Incident.number.desc()).limit(limit).offset(offset))
-    return list(rows), int(total or 0)
+    return await page(session, query, order_by=Incident.number.desc(), limit=limit, offset=offset)
 
 
 def check_transition(incident: Incident, action: str) -> None:

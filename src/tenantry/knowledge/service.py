@@ -11,6 +11,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.db.base import utcnow
+from tenantry.db.paging import page
 from tenantry.errors import NotFound, PayloadTooLarge
 from tenantry.knowledge.models import Document, DocumentContent
 from tenantry.limits.quotas import ensure_room
@@ -94,11 +95,9 @@ async def list_documents(
         query = query.where(Document.status == status)
     if tag:
         query = query.where(Document.tags.contains([tag]))
-    total = await session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = await session.scalars(
-        query.order_by(Document.created_at.desc()).limit(limit).offset(offset)
+    return await page(
+        session, query, order_by=Document.created_at.desc(), limit=limit, offset=offset
     )
-    return list(rows), int(total or 0)
 
 
 async def get(session: AsyncSession, *, tenant_id: uuid.UUID, document_id: uuid.UUID) -> Document:

@@ -9,12 +9,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.audit import service as audit
 from tenantry.db.base import utcnow
 from tenantry.db.catalog import tenant_tables
+from tenantry.db.paging import page
 from tenantry.db.session import Database, set_tenant
 from tenantry.errors import Conflict, NotFound
 from tenantry.settings import Settings
@@ -84,9 +85,7 @@ async def list_tenants(
     )
     if tier:
         query = query.where(Tenant.tier == tier)
-    total = await session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = await session.scalars(query.order_by(Tenant.slug).limit(limit).offset(offset))
-    return list(rows), int(total or 0)
+    return await page(session, query, order_by=Tenant.slug, limit=limit, offset=offset)
 
 
 async def update(session: AsyncSession, *, slug: str, data: TenantUpdate, actor: str) -> Tenant:
