@@ -8,6 +8,7 @@ import threading
 
 import pytest
 from ldap3 import Connection, Server
+from tenacity import Retrying, stop_after_delay, wait_fixed
 
 from tests.conftest import bearer, login
 from tests.servers import free_port, require_binary, wait_for_line
@@ -59,15 +60,20 @@ def slapd(tmp_path_factory):
         wait_for_line(proc, "slapd starting")
         # Keep draining its log so slapd never blocks on a full pipe.
         threading.Thread(target=proc.stderr.read, daemon=True).start()
-        _load(url)
+        _load(url, proc)
         yield url
     finally:
         proc.terminate()
         proc.wait(timeout=10)
 
 
-def _load(url: str) -> None:
-    conn = Connection(Server(url), user=ROOT_DN, password=ROOT_PW, auto_bind=True)
+def _load(url: str, proc: subprocess.Popen) -> None:
+    # Seen once right after apt-get installed slapd: it logged "slapd starting" and refused the
+    # first connection. Bind until it answers, for as long as it is alive.
+    for attempt in Retrying(stop=stop_after_delay(15), wait=wait_fixed(0.2), reraise=True):
+        with attempt:
+            assert proc.poll() is None, f"slapd exited with {proc.returncode}"
+            conn = Connection(Server(url), user=ROOT_DN, password=ROOT_PW, auto_bind=True)
     conn.add(SUFFIX, ["dcObject", "organization"], {"o": "Tenantry test", "dc": "tenantry"})
     conn.add(f"ou=people,{SUFFIX}", ["organizationalUnit"], {"ou": "people"})
     conn.add(f"ou=groups,{SUFFIX}", ["organizationalUnit"], {"ou": "groups"})
