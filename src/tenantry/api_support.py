@@ -1,4 +1,7 @@
-"""FastAPI dependencies shared by every router: the database, the settings, tenant policies."""
+"""FastAPI dependencies shared by every router: the database, the settings, tenant policies.
+
+`async def`, so FastAPI calls them on the event loop instead of through its thread pool.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +11,11 @@ from tenantry.db.session import Database
 from tenantry.settings import Settings
 
 
-def database(request: Request) -> Database:
+async def database(request: Request) -> Database:
     return request.app.state.db
 
 
-def settings_of(request: Request) -> Settings:
+async def settings_of(request: Request) -> Settings:
     return request.app.state.settings
 
 

@@ -5,7 +5,12 @@ the transaction, so a pooled connection never carries a tenant into the next req
 
 The driver runs in autocommit and we send BEGIN ourselves, pipelined with `set_config`: psycopg's
 implicit BEGIN waits for its own answer before anything else is sent, which would cost the tenant
-a round trip of its own on every transaction.
+a round trip of its own on every transaction. Transaction-local settings a query needs (a vector
+search's planner settings) ride in the same `set_config` statement.
+
+Pooled connections are not pinged on checkout (a `SELECT 1` round trip on every transaction):
+they are recycled after `POOL_RECYCLE_SECONDS`, and one found dead by the transaction's first
+round trip, before anything of the transaction ran, is dropped and replaced once.
 """
 
 from __future__ import annotations
@@ -13,9 +18,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
+import psycopg
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import (
@@ -27,7 +34,9 @@ from sqlalchemy.ext.asyncio import (
 from tenantry.tenancy.context import current_tenant
 
 TenantSlots = Callable[[uuid.UUID], asyncio.Semaphore | None]
+TENANT_SETTING = "tenantry.tenant_id"
 SET_TENANT = "SELECT set_config('tenantry.tenant_id', %s, true)"
+POOL_RECYCLE_SECONDS = 1800
 
 # The application must be subject to RLS: refuse superusers, BYPASSRLS roles and table owners.
 UNSAFE_ROLE_CHECK = """
@@ -47,7 +56,8 @@ def create_app_engine(url: URL, *, pool_size: int, max_overflow: int) -> AsyncEn
         url,
         pool_size=pool_size,
         max_overflow=max_overflow,
-        pool_pre_ping=True,
+        # No pre-ping round trip per checkout: see the module's docstring.
+        pool_recycle=POOL_RECYCLE_SECONDS,
         # Transactions are opened by `Database` itself (see the module's docstring).
         isolation_level="AUTOCOMMIT",
     )
@@ -77,28 +87,94 @@ class Database:
         self.tenant_slots = tenant_slots
 
     @asynccontextmanager
-    async def tenant(self, tenant_id: uuid.UUID | None = None) -> AsyncIterator[AsyncSession]:
-        """A transaction that sees only `tenant_id` (default: the current tenant context)."""
+    async def tenant(
+        self,
+        tenant_id: uuid.UUID | None = None,
+        *,
+        local_settings: Mapping[str, str] | None = None,
+    ) -> AsyncIterator[AsyncSession]:
+        """A transaction that sees only `tenant_id` (default: the current tenant context).
+
+        `local_settings`: PostgreSQL settings local to the transaction (`SET LOCAL`), set in its
+        first round trip; the session's `info["local_settings"]` tells what was set.
+        """
         tid = tenant_id or current_tenant().id
         slot = self.tenant_slots(tid) if self.tenant_slots else None
-        async with slot or contextlib.nullcontext(), self._transaction(tid) as session:
+        async with (
+            slot or contextlib.nullcontext(),
+            self._transaction(tid, local_settings or {}) as session,
+        ):
             yield session
 
     @asynccontextmanager
     async def control(self) -> AsyncIterator[AsyncSession]:
         """A transaction with no tenant: the control plane's tables only; tenant tables read empty."""
-        async with self._transaction(None) as session:
+        async with self._transaction(None, {}) as session:
             yield session
 
+    async def run_once(
+        self, tenant_id: uuid.UUID | None, statement: str, params: Sequence[Any] = ()
+    ) -> list[tuple]:
+        """One statement in a transaction of its own, in one round trip, on the driver directly:
+        the rows as tuples. For the request path's hottest reads.
+
+        No BEGIN nor COMMIT: the tenant's `set_config` and the statement are pipelined before one
+        Sync, and PostgreSQL runs everything up to a Sync as one implicit transaction, so the
+        setting holds for the statement and ends with it. The statement may run twice (a read, or
+        a write that is the same when repeated): a connection found dead is replaced and it is
+        retried.
+        """
+        for attempt in (1, 2):
+            async with self._connection() as (conn, driver):
+                try:
+                    if tenant_id is None:
+                        cursor = await driver.execute(statement, params)
+                    else:
+                        async with driver.pipeline():
+                            await driver.execute(*_set_local({TENANT_SETTING: str(tenant_id)}))
+                            cursor = await driver.execute(statement, params)
+                except psycopg.OperationalError:
+                    if attempt == 1 and _dead(driver):
+                        await conn.invalidate()
+                        continue
+                    raise
+                return await cursor.fetchall() if cursor.description is not None else []
+        raise AssertionError("unreachable")
+
     @asynccontextmanager
-    async def _transaction(self, tenant_id: uuid.UUID | None) -> AsyncIterator[AsyncSession]:
+    async def _connection(self):
         async with self.engine.connect() as conn:
-            driver = (await conn.get_raw_connection()).driver_connection
-            async with driver.pipeline():
-                await driver.execute("BEGIN")
-                if tenant_id is not None:
-                    await driver.execute(SET_TENANT, [str(tenant_id)])
+            yield conn, (await conn.get_raw_connection()).driver_connection
+
+    @asynccontextmanager
+    async def _begun(self, tenant_id: uuid.UUID | None, local_settings: Mapping[str, str]):
+        """A pooled connection with the transaction begun, in one round trip."""
+        values = dict(local_settings)
+        if tenant_id is not None:
+            values[TENANT_SETTING] = str(tenant_id)
+        for attempt in (1, 2):
+            async with self._connection() as (conn, driver):
+                try:
+                    async with driver.pipeline():
+                        await driver.execute("BEGIN")
+                        if values:
+                            await driver.execute(*_set_local(values))
+                except psycopg.OperationalError:
+                    # Dead before anything of the transaction ran: safe to start again, once.
+                    if attempt == 1 and _dead(driver):
+                        await conn.invalidate()
+                        continue
+                    raise
+                yield conn, driver
+                return
+
+    @asynccontextmanager
+    async def _transaction(
+        self, tenant_id: uuid.UUID | None, local_settings: Mapping[str, str]
+    ) -> AsyncIterator[AsyncSession]:
+        async with self._begun(tenant_id, local_settings) as (conn, driver):
             session = AsyncSession(bind=conn, expire_on_commit=False, autoflush=True)
+            session.info["local_settings"] = dict(local_settings)
             try:
                 yield session
                 await session.flush()
@@ -112,6 +188,16 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def _set_local(values: Mapping[str, str]) -> tuple[str, list[str]]:
+    """One statement setting every value for the current transaction only (`SET LOCAL`)."""
+    calls = ", ".join("set_config(%s, %s, true)" for _ in values)
+    return f"SELECT {calls}", [part for item in values.items() for part in item]
+
+
+def _dead(driver: psycopg.AsyncConnection) -> bool:
+    return driver.closed or driver.broken
 
 
 async def set_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> None:

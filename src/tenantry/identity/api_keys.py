@@ -1,4 +1,7 @@
-"""Tenant API keys: shown once, stored as a digest with a lookup id, scoped, expiring, revocable."""
+"""Tenant API keys: shown once, stored as a digest with a lookup id, scoped, expiring, revocable.
+
+A key is checked on every request by `authn` (one statement, no ORM).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from tenantry.db.paging import page
 from tenantry.errors import NotFound, ValidationFailed
 from tenantry.identity.models import ApiKey
 from tenantry.identity.schemas import ApiKeyCreate
-from tenantry.identity.tokens import API_KEY_PREFIX, digest, new_tenant_secret, same_digest
+from tenantry.identity.tokens import API_KEY_PREFIX, digest, new_tenant_secret
 from tenantry.limits.quotas import ensure_room
 
 
@@ -93,21 +96,4 @@ async def revoke(
             target=f"api_key:{key.id}",
             before={"name": key.name, "scopes": key.scopes},
         )
-    return key
-
-
-async def authenticate(
-    session: AsyncSession, *, tenant_id: uuid.UUID, lookup: str, secret: str
-) -> ApiKey | None:
-    """The live key matching `secret`, or None; records use at most once a minute."""
-    key = await session.scalar(
-        select(ApiKey).where(ApiKey.tenant_id == tenant_id, ApiKey.lookup == lookup)
-    )
-    if key is None or not same_digest(key.key_hash, digest(secret)):
-        return None
-    now = utcnow()
-    if key.revoked_at is not None or (key.expires_at is not None and key.expires_at <= now):
-        return None
-    if key.last_used_at is None or (now - key.last_used_at).total_seconds() > 60:
-        key.last_used_at = now
     return key

@@ -3,6 +3,9 @@
 The subject (and its tenant, refused when suspended or the user disabled) was resolved by the
 middleware; `guard(...)` both enforces the permission and publishes it in the OpenAPI schema as
 `x-permission`, which the cross-tenant test matrix reads.
+
+Every dependency here is `async def`: FastAPI runs a plain `def` one in its thread pool, a hop
+that cost more than the check itself on every request.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ def _authenticated() -> Subject:
 
 
 def require_tenant_permission(permission: Permission):
-    def check() -> Subject:
+    async def check() -> Subject:
         subject = _authenticated()
         if subject.is_operator or subject.tenant is None:
             raise Forbidden("Operators reach a tenant's data only through /v1/admin routes.")
@@ -41,7 +44,7 @@ def require_tenant_permission(permission: Permission):
 
 
 def require_operator(*, allow_bootstrap: bool = False):
-    def check() -> Subject:
+    async def check() -> Subject:
         subject = _authenticated()
         if not subject.is_operator:
             raise Forbidden("This route is for platform operators.")
@@ -68,7 +71,7 @@ def guard(permission: Permission | str) -> dict[str, Any]:
     }
 
 
-def caller() -> Subject:
+async def caller() -> Subject:
     """The authenticated subject, for handlers whose guard already checked it."""
     return _authenticated()
 

@@ -57,7 +57,7 @@ class IncidentActivities:
             ).config
         question = f"{incident.title}\n\n{incident.description}"
         vector = await self.embedder.query(question)
-        async with self.db.tenant(tenant_id) as session:
+        async with self.db.tenant(tenant_id, local_settings=retrieval.VECTOR_SETTINGS) as session:
             hits = await retrieval.search(
                 session,
                 tenant_id=tenant_id,

@@ -57,7 +57,7 @@ async def external_search(
 ) -> SearchOut:
     config = await _enabled(request, subject)
     vector = await request.app.state.embedder.query(q)
-    async with db.tenant(subject.tenant.id) as session:
+    async with db.tenant(subject.tenant.id, local_settings=retrieval.VECTOR_SETTINGS) as session:
         hits = await retrieval.search(
             session,
             tenant_id=subject.tenant.id,

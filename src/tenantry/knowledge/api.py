@@ -200,7 +200,7 @@ async def search(body: SearchIn, subject: Caller, db: Db, request: Request) -> S
             headers={**decision.headers(), "Retry-After": str(max(1, decision.reset_seconds))},
         )
     vector = await request.app.state.embedder.query(body.query)
-    async with db.tenant(subject.tenant.id) as session:
+    async with db.tenant(subject.tenant.id, local_settings=retrieval.VECTOR_SETTINGS) as session:
         hits = await retrieval.search(
             session,
             tenant_id=subject.tenant.id,

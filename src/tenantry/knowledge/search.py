@@ -16,6 +16,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 RRF_K = 60
 CANDIDATES = 50
+# Custom plans, so the planner sees the tenant's id and can pick its partial HNSW index;
+# iterative scans, so filters on an HNSW scan still return enough rows. Local to the transaction:
+# open it with `db.tenant(..., local_settings=VECTOR_SETTINGS)` and they cost no round trip.
+VECTOR_SETTINGS = {
+    "plan_cache_mode": "force_custom_plan",
+    "hnsw.iterative_scan": "relaxed_order",
+    "hnsw.ef_search": "100",
+}
+TUNE = text(
+    "SELECT set_config('plan_cache_mode', :plan, true), "
+    "set_config('hnsw.iterative_scan', :scan, true), set_config('hnsw.ef_search', :ef, true)"
+)
 
 NEAREST = """
 SELECT id, embedding FROM chunks c
@@ -111,11 +123,19 @@ async def search(
 
 
 async def tune_for_vectors(session: AsyncSession) -> None:
-    # Custom plans, so the planner sees the tenant's id and can pick its partial HNSW index;
-    # iterative scans, so filters on an HNSW scan still return enough rows.
-    await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
-    await session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
-    await session.execute(text("SET LOCAL hnsw.ef_search = 100"))
+    """VECTOR_SETTINGS for the session's transaction: nothing to do when it was opened with them,
+    otherwise one round trip."""
+    if session.info.get("local_settings", {}).items() >= VECTOR_SETTINGS.items():
+        return
+    values = VECTOR_SETTINGS
+    await session.execute(
+        TUNE,
+        {
+            "plan": values["plan_cache_mode"],
+            "scan": values["hnsw.iterative_scan"],
+            "ef": values["hnsw.ef_search"],
+        },
+    )
 
 
 async def nearest(

@@ -8,30 +8,11 @@ never counted, so a forged credential cannot spend anyone's quota.
 
 from __future__ import annotations
 
-import uuid
-
-from starlette.datastructures import Headers
 from starlette.types import Scope
 
-from tenantry.identity import access_tokens
-from tenantry.identity.authn import bearer_token
-from tenantry.identity.tokens import API_KEY_PREFIX, parse_tenant_secret
+from tenantry.identity.credentials import credential_of
 from tenantry.limits.middleware import QuotaExceeded
 from tenantry.observability.metrics import RATE_LIMITED
-
-
-def tenant_named_by(scope: Scope, signing_key: str) -> uuid.UUID | None:
-    headers = Headers(scope=scope)
-    token = headers.get("x-api-key") or bearer_token(headers)
-    if not token:
-        return None
-    if token.startswith(API_KEY_PREFIX):
-        parsed = parse_tenant_secret(API_KEY_PREFIX, token)
-        return parsed.tenant_id if parsed else None
-    if access_tokens.looks_like_jwt(token):
-        claims = access_tokens.decode(signing_key, token)
-        return claims.tenant_id if claims else None
-    return None
 
 
 class EarlyRefusal:
@@ -39,7 +20,9 @@ class EarlyRefusal:
         self.state = state
 
     async def __call__(self, scope: Scope) -> None:
-        tenant_id = tenant_named_by(scope, self.state.signing_key)
+        # Parsed once: authentication reads the same credential (a JWT is not verified twice).
+        credential = credential_of(scope, self.state.signing_key)
+        tenant_id = credential.tenant_id if credential else None
         if tenant_id is None:
             return
         policy = self.state.policies.cached(tenant_id)
