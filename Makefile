@@ -30,6 +30,7 @@ bench: $(INSTALLED)
 	$(BIN)/python bench/rls_tax.py
 	$(BIN)/python bench/provision.py
 	$(BIN)/python bench/auth.py
+	$(BIN)/python bench/request_path.py
 	$(BIN)/python bench/noisy_neighbor.py
 	$(BIN)/python bench/search.py
 	$(BIN)/python bench/workflows.py

@@ -47,11 +47,11 @@ from typing import Any
 import httpx
 
 from common import (
-    CONTENT_LENGTH,
     Meter,
     free_port,
     machine,
     now_iso,
+    raw_load,
     serve,
     server_version,
     start_server,
@@ -93,36 +93,6 @@ async def httpx_load(client: httpx.AsyncClient, path: str, headers: dict[str, st
             latencies.append(time.perf_counter_ns() - start)
             if response.status_code != 200:
                 bad += 1
-
-    start = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-    return time.perf_counter() - start, latencies, bad
-
-
-async def raw_load(port: int, path: str, headers: dict[str, str], n: int) -> Load:
-    """The same as `httpx_load` with a minimal HTTP/1.1 client, one connection per worker."""
-    lines = [f"GET {path} HTTP/1.1", f"host: 127.0.0.1:{port}"]
-    lines += [f"{k}: {v}" for k, v in headers.items()]
-    request = ("\r\n".join(lines) + "\r\n\r\n").encode()
-    remaining, latencies, bad = n, [], 0
-
-    async def worker() -> None:
-        nonlocal remaining, bad
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
-            while remaining > 0:
-                remaining -= 1
-                start = time.perf_counter_ns()
-                writer.write(request)
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = CONTENT_LENGTH.search(head)
-                await reader.readexactly(int(length.group(1)) if length else 0)
-                latencies.append(time.perf_counter_ns() - start)
-                if head[9:12] != b"200":
-                    bad += 1
-        finally:
-            writer.close()
-            await writer.wait_closed()
 
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
@@ -235,7 +205,7 @@ async def main() -> None:
                     path, headers = requests[name]
                     if kind == "httpx":
                         return httpx_load(client, path, headers, n)
-                    return raw_load(port, path, headers, n)
+                    return raw_load(port, path, headers, n, CONCURRENCY)
 
                 for kind in CLIENTS:
                     for name in VARIANTS:
