@@ -45,6 +45,18 @@ class ProvisionError(RuntimeError):
     pass
 
 
+class RetryingClient(httpx.AsyncClient):
+    """Setup is not the measurement: a 503 (load shed) or 429 is retried after its Retry-After."""
+
+    async def request(self, method, url, **kwargs) -> httpx.Response:
+        for _ in range(20):
+            response = await super().request(method, url, **kwargs)
+            if response.status_code not in (429, 503):
+                return response
+            await asyncio.sleep(min(10.0, float(response.headers.get("retry-after", "1"))))
+        return response
+
+
 def _ok(response: httpx.Response, *expected: int) -> dict[str, Any]:
     if response.status_code not in expected:
         raise ProvisionError(
@@ -143,13 +155,13 @@ async def provision(
     *,
     tenants: int,
     identities: int,
-    parallel: int = 8,
+    parallel: int = 4,
     prefix: str | None = None,
 ) -> dict[str, Any]:
     """Create everything and return the plan (see the module's docstring)."""
     prefix = prefix or f"load-{uuid.uuid4().hex[:6]}"
     timeout = httpx.Timeout(120.0)
-    async with httpx.AsyncClient(base_url=base_url, timeout=timeout) as client:
+    async with RetryingClient(base_url=base_url, timeout=timeout) as client:
         ops = await operator_headers(client, bootstrap_token)
         gate = asyncio.Semaphore(parallel)
 
