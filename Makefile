@@ -19,12 +19,12 @@ test: $(INSTALLED) lint
 	$(BIN)/pytest
 
 lint: $(INSTALLED)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench deploy
+	$(BIN)/ruff format --check src tests bench deploy
 
 format: $(INSTALLED)
-	$(BIN)/ruff check --fix src tests bench
-	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench deploy
+	$(BIN)/ruff format src tests bench deploy
 
 bench: $(INSTALLED)
 	$(BIN)/python bench/rls_tax.py

@@ -1,0 +1,1 @@
+"""Offline deployment artefacts: nginx, Kubernetes, Docker, and the tools that render and check them."""
