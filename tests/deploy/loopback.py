@@ -40,6 +40,7 @@ class Backends:
     arrivals: list[Arrival] = field(default_factory=list)
     servers: list[ThreadingHTTPServer] = field(default_factory=list)
     frozen: set[int] = field(default_factory=set)
+    unavailable: set[int] = field(default_factory=set)
     thaw: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -97,6 +98,13 @@ class Backends:
                     backends.arrivals.append(arrival)
                 if index in backends.frozen:
                     backends.thaw.wait()
+                    return
+                if index in backends.unavailable:
+                    # As the API answers when shedding load: 503 with its own Retry-After.
+                    self.send_response(503)
+                    self.send_header("Retry-After", "7")
+                    self.send_header("content-length", "0")
+                    self.end_headers()
                     return
                 body = json.dumps({"backend": index}).encode()
                 self.send_response(200)

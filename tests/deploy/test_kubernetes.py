@@ -240,6 +240,8 @@ def test_network_policies_open_only_the_platform_paths(phase):
             assert not policies.allows(PROMETHEUS, service, port), name
         assert not policies.allows(API, service, port + 1), name
     assert policies.allows(MIGRATE, services["postgres"], 5432)
+    assert not policies.allows(component("redis"), services["postgres"], 5432)
+    assert not policies.allows(component("redis"), services["temporal"], 7233)
     assert not policies.allows(MIGRATE, services["redis"], 6379)
 
     # Webhooks leave from workers to public addresses only; the API reaches providers on 443.

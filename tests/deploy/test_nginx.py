@@ -110,6 +110,22 @@ def test_post_is_never_resent_after_a_timeout_but_get_is_retried_elsewhere():
         loopback.stop()
 
 
+def test_a_503_is_retried_elsewhere_for_get_and_passed_through_for_post(loopback: Loopback):
+    loopback.backends.unavailable.add(2)
+    with loopback.client() as client:
+        posts = [client.post("/v1/search", json={}) for _ in range(3)]
+        gets = [client.get("/v1/search").status_code for _ in range(6)]
+    # A POST that a replica answered is never re-sent: the client gets that replica's own 503,
+    # with its own Retry-After and no second one from nginx.
+    assert sorted(r.status_code for r in posts) == [200, 200, 503]
+    assert len(loopback.backends.seen(method="POST")) == 3
+    (refused,) = [r for r in posts if r.status_code == 503]
+    assert refused.headers.get_list("retry-after") == ["7"]
+    # GETs that met the 503 went on to another replica.
+    assert gets == [200] * 6
+    assert loopback.backends.seen(backend=2, method="GET")
+
+
 def test_login_zone_allows_five_a_minute_per_address(loopback: Loopback):
     login = {"tenant": "chogar", "email": "ana@chogar.example", "password": "x"}
     with loopback.client() as client:
