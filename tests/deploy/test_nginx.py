@@ -83,10 +83,13 @@ def test_a_killed_replica_is_skipped_and_no_get_fails(loopback: Loopback):
     loopback.backends.kill(1)
     with loopback.client() as client:
         statuses = [client.get(f"/v1/documents?page={i}").status_code for i in range(30)]
+        # A POST that could not connect was never sent, so it is safe to send elsewhere.
+        posts = [client.post("/v1/incidents", json={"n": i}).status_code for i in range(6)]
     assert statuses == [200] * 30
+    assert posts == [200] * 6
     served = Counter(a.backend for a in loopback.backends.seen())
     assert served[1] == 0
-    assert served[0] + served[2] == 30
+    assert served[0] + served[2] == 36
 
 
 def test_post_is_never_resent_after_a_timeout_but_get_is_retried_elsewhere():
@@ -146,6 +149,30 @@ def test_login_zone_allows_five_a_minute_per_address(loopback: Loopback):
     assert operator.status_code == 429
     assert len(loopback.backends.seen(method="POST")) == 5
     assert other_route.status_code == 200
+
+
+def test_behind_a_trusted_proxy_the_forwarded_address_is_the_client():
+    # A load balancer on 127.0.0.1 in front of nginx: its X-Forwarded-For names the client, and
+    # both the API and the login zone see that client, not the balancer.
+    loopback = start_loopback(trusted_proxies=("127.0.0.1/32",))
+    login = {"tenant": "chogar", "email": "ana@chogar.example", "password": "x"}
+    try:
+        with loopback.client() as client:
+            first = [
+                client.post(
+                    "/v1/auth/login", json=login, headers={"X-Forwarded-For": "203.0.113.9"}
+                ).status_code
+                for _ in range(6)
+            ]
+            other = client.post(
+                "/v1/auth/login", json=login, headers={"X-Forwarded-For": "198.51.100.7"}
+            )
+    finally:
+        loopback.stop()
+    assert first == [200] * 5 + [429]
+    assert other.status_code == 200
+    forwarded = [a.headers["x-forwarded-for"] for a in loopback.backends.seen()]
+    assert forwarded == ["203.0.113.9"] * 5 + ["198.51.100.7"]
 
 
 def test_security_headers_request_ids_and_forwarded_for(loopback: Loopback):
