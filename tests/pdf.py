@@ -1,6 +1,9 @@
-"""A minimal one-page PDF writer for tests and examples (Helvetica, WinAnsi: Spanish accents)."""
+"""A minimal one-page PDF writer for tests and examples (Helvetica, WinAnsi: Spanish accents),
+and the hostile PDFs the sandbox must stop."""
 
 from __future__ import annotations
+
+import zlib
 
 
 def _escape(line: str) -> bytes:
@@ -14,12 +17,32 @@ def simple_pdf(lines: list[str]) -> bytes:
         + b" ".join(b"(" + _escape(line) + b") '" for line in lines)
         + b" ET"
     )
+    return _one_page(b"<< /Length " + str(len(stream)).encode() + b" >>", stream)
+
+
+def flate_pdf(stream: bytes) -> bytes:
+    """One page whose content stream is stored compressed (FlateDecode), as most PDFs do."""
+    packed = zlib.compress(stream, 9)
+    return _one_page(
+        b"<< /Length " + str(len(packed)).encode() + b" /Filter /FlateDecode >>", packed
+    )
+
+
+def pdf_bomb(inflated_bytes: int = 6_000_000) -> bytes:
+    """About 15 KB on disk; its content stream inflates to `inflated_bytes` of drawing operators."""
+    line = b"0 0 m 612 792 l S\n"
+    return flate_pdf(
+        b"BT /F1 11 Tf 56 760 Td (Plano) Tj ET\n" + line * (inflated_bytes // len(line))
+    )
+
+
+def _one_page(stream_dict: bytes, stream: bytes) -> bytes:
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
         b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
         b"/Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream",
+        stream_dict + b"\nstream\n" + stream + b"\nendstream",
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
     ]
     out = bytearray(b"%PDF-1.4\n")

@@ -76,6 +76,19 @@ class Settings(BaseSettings):
     temporal_namespace: str = "default"
     temporal_port: int = Field(default=7233, ge=1, le=65535)
     run_worker: bool = Field(default=True, description="`tenantry run` also runs a worker.")
+    api_processes: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        description="API processes `tenantry run` serves from; more than one needs Redis.",
+    )
+    drain_seconds: float = Field(
+        default=5,
+        ge=0,
+        description="After SIGTERM: readiness answers 503 this long while requests are still served.",
+    )
+    shutdown_grace_seconds: float = Field(
+        default=20, gt=0, description="Then: how long in-flight requests get to finish."
+    )
     embedding_provider: Literal["local", "ollama", "openai"] = "local"
     embedding_url: str | None = None
     embedding_model: str = "multilingual-e5-small"
@@ -88,6 +101,19 @@ class Settings(BaseSettings):
         default=20_000, ge=1, description="Chunks past which a tenant gets its own HNSW index."
     )
     max_document_bytes: int = Field(default=20_000_000, ge=1)
+    extract_timeout_seconds: float = Field(
+        default=60, gt=0, description="Wall-clock limit for extracting and chunking one document."
+    )
+    extract_memory_mb: int = Field(
+        default=1024, ge=128, description="Address-space limit of the extraction process."
+    )
+    extract_max_pages: int = Field(default=1000, ge=1)
+    extract_max_inflation: float = Field(
+        default=100,
+        ge=1,
+        description="PDF content may inflate to this many times the upload (at least 1 MB).",
+    )
+    max_chunks_per_document: int = Field(default=2000, ge=1)
     webhook_allowlist: tuple[str, ...] = Field(
         default=(),
         description="Hosts or networks (CIDR) that webhooks may reach although private or loopback.",

@@ -14,11 +14,11 @@ from temporalio.exceptions import ApplicationError
 
 from tenantry.config import service as config_service
 from tenantry.db.session import Database
-from tenantry.knowledge.chunking import chunk_text
 from tenantry.knowledge.embeddings import Embedder
-from tenantry.knowledge.extract import UnreadableDocument, extract_text
+from tenantry.knowledge.extract import UnreadableDocument
 from tenantry.knowledge.ingest_types import FailInput, IngestInput
 from tenantry.knowledge.models import Chunk, Document, DocumentContent
+from tenantry.knowledge.sandbox import Extractor
 from tenantry.knowledge.search import vector_literal
 from tenantry.limits.metering import UPSERT
 from tenantry.settings import Settings
@@ -37,36 +37,39 @@ class KnowledgeActivities:
         self.db = db
         self.embedder = embedder
         self.settings = settings
+        self.extractor = Extractor(settings)
 
     @activity.defn(name="knowledge.prepare_chunks")
     async def prepare_chunks(self, job: IngestInput) -> int:
-        """Extract and chunk; replaces the document's chunks in one transaction. -1: deleted."""
+        """Extract and chunk; replaces the document's chunks in one transaction. -1: deleted.
+
+        No transaction stays open while the sandbox reads the document (up to its time limit).
+        """
         tenant_id, document_id = uuid.UUID(job.tenant_id), uuid.UUID(job.document_id)
         async with self.db.tenant(tenant_id) as session:
-            document = await session.scalar(
-                select(Document).where(Document.tenant_id == tenant_id, Document.id == document_id)
-            )
+            document = await self._document(session, tenant_id, document_id)
             if document is None:
                 return -1
             content = await session.scalar(
-                select(DocumentContent).where(
+                select(DocumentContent.content).where(
                     DocumentContent.tenant_id == tenant_id,
                     DocumentContent.document_id == document_id,
                 )
             )
+            title, source_type = document.title, document.source_type
+        try:
+            prepared = await self.extractor.prepare(content, source_type, title=title)
+        except UnreadableDocument as error:
+            raise ApplicationError(
+                str(error), type="UnreadableDocument", non_retryable=True
+            ) from None
+        pieces = prepared.chunks
+        async with self.db.tenant(tenant_id) as session:
+            document = await self._document(session, tenant_id, document_id)
+            if document is None:
+                return -1
             tenant = await session.get(Tenant, tenant_id)
             config = await config_service.effective(session, tenant_id=tenant_id, tier=tenant.tier)
-            try:
-                body = extract_text(content.content, document.source_type)
-            except UnreadableDocument as error:
-                raise ApplicationError(
-                    str(error), type="UnreadableDocument", non_retryable=True
-                ) from error
-            pieces = chunk_text(
-                f"{document.title}\n\n{body}",
-                size=self.settings.chunk_size,
-                overlap=self.settings.chunk_overlap,
-            )
             await session.execute(
                 delete(Chunk).where(Chunk.tenant_id == tenant_id, Chunk.document_id == document_id)
             )
@@ -90,9 +93,19 @@ class KnowledgeActivities:
             document.chunk_count = len(pieces)
         return len(pieces)
 
+    @staticmethod
+    async def _document(session, tenant_id: uuid.UUID, document_id: uuid.UUID):
+        return await session.scalar(
+            select(Document).where(Document.tenant_id == tenant_id, Document.id == document_id)
+        )
+
     @activity.defn(name="knowledge.embed_chunks")
     async def embed_chunks(self, job: IngestInput) -> int:
-        """Embed the chunks still without an embedding, a batch per transaction."""
+        """Embed the chunks still without an embedding, a batch at a time.
+
+        The embedder runs between two transactions (a thread for the local model), so no
+        connection is held while it computes.
+        """
         tenant_id, document_id = uuid.UUID(job.tenant_id), uuid.UUID(job.document_id)
         done = 0
         while True:
@@ -109,12 +122,14 @@ class KnowledgeActivities:
                         .limit(EMBED_BATCH)
                     )
                 ).all()
-                if not batch:
-                    return done
-                vectors = await self.embedder.passages([row.text for row in batch])
+            if not batch:
+                return done
+            vectors = await self.embedder.passages([row.text for row in batch])
+            async with self.db.tenant(tenant_id) as session:
                 await session.execute(
                     text(
-                        "UPDATE chunks SET embedding = CAST(:v AS vector) WHERE tenant_id = :t AND id = :id"
+                        "UPDATE chunks SET embedding = CAST(:v AS vector) "
+                        "WHERE tenant_id = :t AND id = :id AND embedding IS NULL"
                     ),
                     [
                         {"v": vector_literal(v), "t": tenant_id, "id": row.id}

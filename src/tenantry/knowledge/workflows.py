@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from tenantry.knowledge.ingest_types import FailInput, IngestInput
@@ -60,9 +60,7 @@ class IngestDocument:
             )
             self.stage = "ready"
         except ActivityError as error:
-            reason = str(
-                error.cause.message if hasattr(error.cause, "message") else error.cause or error
-            )
+            reason = _plain_reason(error)
             await workflow.execute_activity(
                 "knowledge.fail",
                 FailInput(job.tenant_id, job.document_id, reason),
@@ -75,3 +73,13 @@ class IngestDocument:
     @workflow.query
     def status(self) -> str:
         return self.stage
+
+
+def _plain_reason(error: ActivityError) -> str:
+    """What the tenant reads: the document's own problem, never an internal error's text (SQL)."""
+    cause = error.cause
+    if isinstance(cause, ApplicationError) and cause.type == "UnreadableDocument":
+        return cause.message
+    if isinstance(cause, TimeoutError):
+        return "processing the document took too long"
+    return "the document could not be processed (an internal error; the worker logged it)"
