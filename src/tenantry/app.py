@@ -35,7 +35,7 @@ from tenantry.incidents.external_api import router as external_router
 from tenantry.knowledge.api import router as knowledge_router
 from tenantry.knowledge.embeddings import checked_embedder
 from tenantry.limits.api import router as limits_router
-from tenantry.limits.backends import concurrency_backend, rate_storage
+from tenantry.limits.backends import RedisHealth, concurrency_backend, rate_storage
 from tenantry.limits.connections import ConnectionShares
 from tenantry.limits.early import EarlyRefusal
 from tenantry.limits.metering import UsageMeter
@@ -46,7 +46,7 @@ from tenantry.limits.shedding import LoadMonitor
 from tenantry.observability.health import check_database, check_temporal
 from tenantry.observability.health import router as health_router
 from tenantry.observability.metrics import REGISTRY
-from tenantry.problems import problem_response
+from tenantry.problems import problem_response, unexpected_error
 from tenantry.settings import Settings, get_settings
 from tenantry.tenancy.middleware import TenantContextMiddleware
 from tenantry.tenants.api import router as tenants_router
@@ -71,10 +71,11 @@ def create_app(
         state = app.state
         state.config_cache = PrefixCache(settings.config_cache_seconds)
         state.policies = PolicyStore(db, state.config_cache)
-        storage = rate_storage(settings)
+        redis_health = RedisHealth()
+        storage = rate_storage(settings, redis_health)
         state.rates = RateLimits(storage)
         state.login_throttle = LoginThrottle(settings.login_attempts_per_minute, storage)
-        state.concurrency = concurrency_backend(settings)
+        state.concurrency = concurrency_backend(settings, redis_health)
         state.meter = UsageMeter()
         state.load = LoadMonitor(
             capacity=settings.max_in_flight,
@@ -191,11 +192,6 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception):
+        # Requests are answered by the tenant middleware; this is for anything outside it.
         log.exception("unhandled error", error=type(exc).__name__)
-        error = AppError(
-            "An unexpected error occurred; it has been logged with the request id.",
-            status=500,
-            code="internal-error",
-            title="Internal error",
-        )
-        return problem_response(error, instance=request.url.path)
+        return problem_response(unexpected_error(exc), instance=request.url.path)

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from starlette.responses import JSONResponse
 
-from tenantry.errors import PROBLEM_CONTENT_TYPE, AppError
+from tenantry.db.availability import database_unavailable
+from tenantry.errors import PROBLEM_CONTENT_TYPE, AppError, ServiceUnavailable
+
+DATABASE_RETRY_AFTER_SECONDS = 5
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    code, title = "database-unavailable", "Database unavailable"
 
 
 def problem_response(error: AppError, *, instance: str | None = None) -> JSONResponse:
@@ -13,4 +20,20 @@ def problem_response(error: AppError, *, instance: str | None = None) -> JSONRes
         status_code=error.status,
         headers=error.headers,
         media_type=PROBLEM_CONTENT_TYPE,
+    )
+
+
+def unexpected_error(error: BaseException) -> AppError:
+    """What an error no handler expected becomes: 503 when the database is out of reach (a
+    retry may succeed), otherwise 500. Its text never reaches the client."""
+    if database_unavailable(error):
+        return DatabaseUnavailable(
+            "The database cannot be reached right now; retry shortly.",
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+        )
+    return AppError(
+        "An unexpected error occurred; it has been logged with the request id.",
+        status=500,
+        code="internal-error",
+        title="Internal error",
     )

@@ -3,25 +3,149 @@
 Rates use the `limits` library (sliding-window counters, the same algorithm on both storages).
 Concurrency needs leases that expire when a process dies, which `limits` does not offer: a sorted
 set per tenant on Redis (member: lease id, score: expiry), or a dict in memory.
+
+Redis down never answers 500: `RedisHealth` notices the failure (a metric, one log line per
+outage) and for a moment stops asking Redis; meanwhile rate limits fail open (see `rates.py`),
+and concurrency and login throttling count in this process's memory.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from typing import Protocol
+from typing import Any, Protocol
 
-from limits.aio.storage import MemoryStorage, Storage
+import structlog
+from limits.aio.storage import (
+    MemoryStorage,
+    MovingWindowSupport,
+    SlidingWindowCounterSupport,
+    Storage,
+)
+from limits.errors import StorageError
 from limits.storage import storage_from_string
 
+from tenantry.observability.metrics import LIMITS_DEGRADED
 from tenantry.settings import Settings
 
+log = structlog.get_logger("tenantry.limits")
+# A Redis that does not answer within this costs each request at most this much.
+REDIS_TIMEOUT_SECONDS = 0.5
 
-def rate_storage(settings: Settings) -> Storage:
+
+class RedisHealth:
+    """Whether to ask Redis now: after a failure, not for `retry_seconds`."""
+
+    def __init__(self, *, retry_seconds: float = 2.0) -> None:
+        self.retry_seconds = retry_seconds
+        self.down_until = 0.0
+        self.down = False
+
+    def available(self) -> bool:
+        return time.monotonic() >= self.down_until
+
+    def failed(self, error: BaseException) -> None:
+        self.down_until = time.monotonic() + self.retry_seconds
+        if not self.down:
+            self.down = True
+            log.warning(
+                "redis unavailable: rate limits fail open; concurrency and login throttling "
+                "count in this process's memory",
+                error=type(error).__name__,
+            )
+
+    def succeeded(self) -> None:
+        if self.down:
+            self.down = False
+            log.info("redis is back: limits are shared again")
+
+
+def _redis_uri(url: str) -> str:
+    for plain, scheme in (("unix://", "async+redis+unix://"), ("redis://", "async+redis://")):
+        if url.startswith(plain):
+            return scheme + url[len(plain) :]
+    return url
+
+
+def rate_storage(settings: Settings, health: RedisHealth | None = None) -> Storage:
     if settings.redis_url:
-        uri = settings.redis_url.replace("redis://", "async+redis://", 1)
-        return storage_from_string(uri, implementation="redispy", key_prefix="tenantry-limits")
+        redis = storage_from_string(
+            _redis_uri(settings.redis_url),
+            implementation="redispy",
+            key_prefix="tenantry-limits",
+            wrap_exceptions=True,
+            socket_timeout=REDIS_TIMEOUT_SECONDS,
+            socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+        )
+        return FallbackStorage(redis, health or RedisHealth())
     return MemoryStorage()
+
+
+class FallbackStorage(Storage, MovingWindowSupport, SlidingWindowCounterSupport):
+    """Redis while it answers, this process's memory while it does not."""
+
+    STORAGE_SCHEME = None
+
+    def __init__(self, primary: Storage, health: RedisHealth) -> None:
+        super().__init__()
+        self.primary = primary
+        self.fallback = MemoryStorage()
+        self.health = health
+
+    @property
+    def degraded(self) -> bool:
+        return not self.health.available()
+
+    @property
+    def base_exceptions(self) -> type[Exception]:
+        return StorageError
+
+    async def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        if self.health.available():
+            try:
+                result = await getattr(self.primary, name)(*args, **kwargs)
+            except StorageError as error:
+                self.health.failed(error)
+            else:
+                self.health.succeeded()
+                return result
+        LIMITS_DEGRADED.labels("memory").inc()
+        return await getattr(self.fallback, name)(*args, **kwargs)
+
+    async def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        return await self._call("incr", key, expiry, amount)
+
+    async def get(self, key: str) -> int:
+        return await self._call("get", key)
+
+    async def get_expiry(self, key: str) -> float:
+        return await self._call("get_expiry", key)
+
+    async def check(self) -> bool:
+        return await self._call("check")
+
+    async def reset(self) -> int | None:
+        return await self._call("reset")
+
+    async def clear(self, key: str) -> None:
+        return await self._call("clear", key)
+
+    async def acquire_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
+        return await self._call("acquire_entry", key, limit, expiry, amount)
+
+    async def get_moving_window(self, key: str, limit: int, expiry: int) -> tuple[float, int]:
+        return await self._call("get_moving_window", key, limit, expiry)
+
+    async def acquire_sliding_window_entry(
+        self, key: str, limit: int, expiry: int, amount: int = 1
+    ) -> bool:
+        return await self._call("acquire_sliding_window_entry", key, limit, expiry, amount)
+
+    async def get_sliding_window(self, key: str, expiry: int) -> tuple[int, float, int, float]:
+        return await self._call("get_sliding_window", key, expiry)
+
+    async def clear_sliding_window(self, key: str, expiry: int) -> None:
+        return await self._call("clear_sliding_window", key, expiry)
 
 
 class Concurrency(Protocol):
@@ -63,7 +187,11 @@ class RedisConcurrency:
     def __init__(self, url: str, *, lease_seconds: float = 120) -> None:
         import redis.asyncio as redis
 
-        self.client = redis.Redis.from_url(url)
+        self.client = redis.Redis.from_url(
+            url,
+            socket_timeout=REDIS_TIMEOUT_SECONDS,
+            socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+        )
         self.lease_ms = int(lease_seconds * 1000)
         self._acquire = self.client.register_script(ACQUIRE)
 
@@ -88,5 +216,61 @@ class RedisConcurrency:
         await self.client.aclose()
 
 
-def concurrency_backend(settings: Settings) -> Concurrency:
-    return RedisConcurrency(settings.redis_url) if settings.redis_url else MemoryConcurrency()
+class FallbackConcurrency:
+    """Leases on Redis while it answers; in this process's memory while it does not.
+
+    A lease taken on Redis whose release fails (Redis went away meanwhile) expires on its own.
+    """
+
+    MEMORY = "mem:"
+
+    def __init__(self, primary: RedisConcurrency, health: RedisHealth) -> None:
+        self.primary = primary
+        self.fallback = MemoryConcurrency()
+        self.health = health
+
+    async def acquire(self, key: str, limit: int) -> str | None:
+        if self.health.available():
+            try:
+                lease = await self.primary.acquire(key, limit)
+            except REDIS_ERRORS as error:
+                self.health.failed(error)
+            else:
+                self.health.succeeded()
+                return lease
+        LIMITS_DEGRADED.labels("concurrency").inc()
+        lease = await self.fallback.acquire(key, limit)
+        return self.MEMORY + lease if lease else None
+
+    async def release(self, key: str, lease: str) -> None:
+        if lease.startswith(self.MEMORY):
+            await self.fallback.release(key, lease.removeprefix(self.MEMORY))
+            return
+        try:
+            await self.primary.release(key, lease)
+        except REDIS_ERRORS as error:
+            self.health.failed(error)
+
+    async def in_use(self, key: str) -> int:
+        try:
+            return await self.primary.in_use(key) + await self.fallback.in_use(key)
+        except REDIS_ERRORS:
+            return await self.fallback.in_use(key)
+
+    async def close(self) -> None:
+        await self.primary.close()
+
+
+def _redis_errors() -> tuple[type[BaseException], ...]:
+    import redis
+
+    return (redis.RedisError, OSError)
+
+
+REDIS_ERRORS = _redis_errors()
+
+
+def concurrency_backend(settings: Settings, health: RedisHealth | None = None) -> Concurrency:
+    if not settings.redis_url:
+        return MemoryConcurrency()
+    return FallbackConcurrency(RedisConcurrency(settings.redis_url), health or RedisHealth())

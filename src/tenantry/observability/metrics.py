@@ -42,3 +42,10 @@ IN_FLIGHT = Gauge("tenantry_in_flight_requests", "Requests being served.", regis
 EVENT_LOOP_LAG = Gauge(
     "tenantry_event_loop_lag_seconds", "How late the event loop runs a timer.", registry=REGISTRY
 )
+LIMITS_DEGRADED = Counter(
+    "tenantry_limits_degraded",
+    "Limit decisions taken without Redis: `rate` failed open, `concurrency` and `memory` "
+    "(login throttling) counted in this process's memory.",
+    ["limit"],
+    registry=REGISTRY,
+)

@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tenantry.errors import AppError, PayloadTooLarge
 from tenantry.observability.metrics import HTTP_LATENCY, HTTP_REQUESTS
-from tenantry.problems import problem_response
+from tenantry.problems import problem_response, unexpected_error
 from tenantry.tenancy.context import reset_current_tenant, set_current_tenant
 from tenantry.tenancy.subjects import (
     Subject,
@@ -56,12 +56,13 @@ class TenantContextMiddleware:
         given = headers.get("x-request-id", "")
         request_id = given if REQUEST_ID.match(given) else uuid.uuid4().hex
         started = time.perf_counter()
-        status = {"code": 500}
+        status: dict = {"code": 500, "started": False}
         subject: Subject | None = None
 
         async def send_with_request_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
+                status["started"] = True
                 MutableHeaders(scope=message)["X-Request-ID"] = request_id
             await send(message)
 
@@ -84,6 +85,19 @@ class TenantContextMiddleware:
             if subject and subject.tenant:
                 structlog.contextvars.bind_contextvars(tenant=subject.tenant.slug)
             await self.app(scope, self._limited(receive), send_with_request_id)
+        except Exception as exc:
+            # Answered here, inside the request id's context, so that the 5xx and its log line
+            # carry the id (the app-level handler runs outside this middleware).
+            if status["started"]:  # too late to answer anything else
+                raise
+            error = exc if isinstance(exc, AppError) else unexpected_error(exc)
+            if error.status == 500:
+                log.exception("unhandled error", error=type(exc).__name__)
+            else:
+                log.warning("dependency unavailable", error=type(exc).__name__, status=error.status)
+            await problem_response(error, instance=scope["path"])(
+                scope, receive, send_with_request_id
+            )
         finally:
             self._observe(scope, subject, status["code"], time.perf_counter() - started)
             if tenant_token is not None:
