@@ -76,7 +76,7 @@ def create_app(
         state.rates = RateLimits(storage)
         state.login_throttle = LoginThrottle(settings.login_attempts_per_minute, storage)
         state.concurrency = concurrency_backend(settings, redis_health)
-        state.meter = UsageMeter()
+        state.meter = UsageMeter(spill_dir=settings.home / "usage-spill")
         state.load = LoadMonitor(
             capacity=settings.max_in_flight,
             lag_threshold_seconds=settings.loop_lag_threshold_ms / 1000,
@@ -99,6 +99,7 @@ def create_app(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await state.meter.close(db)
             if hasattr(state.concurrency, "close"):
                 await state.concurrency.close()
             await db.dispose()
