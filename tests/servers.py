@@ -88,14 +88,16 @@ def start_api(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
     import sys
 
     port = free_port()
+    # One API process and no worker of its own, unless the caller asks (the session has a worker).
+    defaults = {"TENANTRY_API_PROCESSES": "1", "TENANTRY_RUN_WORKER": "false"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "tenantry.cli", "run"],
-        env={**env, "TENANTRY_PORT": str(port), "TENANTRY_LOG_JSON": "false"},
+        env={**defaults, **env, "TENANTRY_PORT": str(port), "TENANTRY_LOG_JSON": "false"},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
-    wait_for_line(proc, "Application startup complete", "stdout")
+    wait_for_line(proc, "Ctrl-C stops everything.", "stdout")
     # Keep reading its log, so the process never blocks on a full pipe.
     import threading
 

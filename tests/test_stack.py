@@ -14,6 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.runtime.helpers import fresh_home, remove_home
+
 pytestmark = pytest.mark.slow
 
 
@@ -25,7 +27,12 @@ def free_port() -> int:
 
 def start(home: Path, port: int) -> tuple[subprocess.Popen, list[str]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TENANTRY_")}
-    env.update(TENANTRY_HOME=str(home), TENANTRY_PORT=str(port), TENANTRY_LOG_JSON="false")
+    env.update(
+        TENANTRY_HOME=str(home),
+        TENANTRY_PORT=str(port),
+        TENANTRY_TEMPORAL_PORT=str(free_port()),
+        TENANTRY_LOG_JSON="false",
+    )
     proc = subprocess.Popen(
         [sys.executable, "-m", "tenantry.cli", "run"],
         env=env,
@@ -36,7 +43,7 @@ def start(home: Path, port: int) -> tuple[subprocess.Popen, list[str]]:
     seen: list[str] = []
     for line in proc.stdout:  # the server says when it is ready; no polling
         seen.append(line)
-        if "Application startup complete" in line:
+        if "Ctrl-C stops everything." in line:
             return proc, seen
     raise AssertionError("tenantry run exited early:\n" + "".join(seen))
 
@@ -64,8 +71,10 @@ def operator_login(port: int, bootstrap_token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def test_run_first_start_ctrl_c_and_restart(tmp_path):
-    home, port = tmp_path / "home", free_port()
+def test_run_first_start_ctrl_c_and_restart():
+    # Not under tmp_path: another pytest starting makes that 0700, and the embedded PostgreSQL
+    # runs as another user when the tests run as root.
+    home, port = fresh_home(), free_port()
     proc, output = start(home, port)
     try:
         text = "".join(output)
@@ -88,3 +97,4 @@ def test_run_first_start_ctrl_c_and_restart(tmp_path):
     finally:
         stop(proc)
     assert proc.returncode == 0
+    remove_home(home)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -53,8 +54,20 @@ async def live() -> dict[str, str]:
     return {"status": "ok"}
 
 
+def serving(request: Request) -> dict[str, Any]:
+    """How this process serves: its event loop (uvloop under `tenantry run`) and HTTP parser."""
+    state = request.app.state
+    return {
+        "loop": type(asyncio.get_running_loop()).__module__.split(".")[0],
+        "http": getattr(state, "http_parser", "unknown"),
+        "draining": getattr(state, "draining", False),
+    }
+
+
 @router.get("/ready", **PUBLIC)
 async def ready(request: Request) -> JSONResponse:
+    if getattr(request.app.state, "draining", False):  # stopping: send new requests elsewhere
+        return JSONResponse({"status": "draining", "checks": []}, status_code=503)
     checks = [await check(request) for check in request.app.state.health_checks]
     ok = all(c["status"] == "ok" for c in checks)
     return JSONResponse(
@@ -67,6 +80,10 @@ async def detailed(request: Request) -> JSONResponse:
     components = [await check(request) for check in request.app.state.health_checks]
     ok = all(c["status"] == "ok" for c in components)
     return JSONResponse(
-        {"status": "ok" if ok else "degraded", "components": components},
+        {
+            "status": "ok" if ok else "degraded",
+            "components": components,
+            "server": serving(request),
+        },
         status_code=200 if ok else 503,
     )

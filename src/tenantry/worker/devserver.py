@@ -60,10 +60,16 @@ class TemporalDevServer:
     def launch(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
         with open(self.home / "temporal.log", "ab") as log:
-            self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT)
+            # Its own process group: a Ctrl-C reaches `tenantry run`, which stops it in order.
+            self.process = subprocess.Popen(
+                self.command(), stdout=log, stderr=subprocess.STDOUT, process_group=0
+            )
 
     async def start(self) -> str:
         self.launch()
+        return await self.start_launched()
+
+    async def start_launched(self) -> str:
         # The server takes a few seconds to open its port; wait until a client gets through.
         async for attempt in AsyncRetrying(
             stop=stop_after_delay(60), wait=wait_fixed(0.25), reraise=True
@@ -74,11 +80,11 @@ class TemporalDevServer:
                 await Client.connect(self.address)
         return self.address
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 20) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(timeout=20)
+                self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.process.kill()
         self.process = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from temporalio.client import Client
 from temporalio.worker import Worker
 
@@ -19,7 +21,13 @@ WORKFLOWS = [IngestDocument, IncidentWorkflow, DeliverWebhook]
 
 
 def build_worker(
-    client: Client, *, task_queue: str, db: Database, embedder: Embedder, settings: Settings
+    client: Client,
+    *,
+    task_queue: str,
+    db: Database,
+    embedder: Embedder,
+    settings: Settings,
+    graceful_shutdown_timeout: timedelta = timedelta(0),
 ) -> Worker:
     activities = [
         *KnowledgeActivities(db, embedder, settings).all(),
@@ -32,4 +40,5 @@ def build_worker(
         workflows=WORKFLOWS,
         activities=activities,
         max_concurrent_activities=8,
+        graceful_shutdown_timeout=graceful_shutdown_timeout,
     )

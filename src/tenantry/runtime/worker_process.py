@@ -1,0 +1,125 @@
+"""The worker process of `tenantry run`: every tenant's workflows and activities, and the owner's
+upkeep (HNSW promotion), away from the API processes.
+
+It runs at a lower CPU priority (nice 10): on a machine it shares with the API, tenant work
+waits for requests, not the other way round. A signal stops it within its grace period whatever
+Temporal's state: a watchdog ends the process if the Temporal SDK is still retrying a server that
+has gone away.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import threading
+from datetime import timedelta
+
+import structlog
+
+from tenantry.db.session import Database, create_app_engine
+from tenantry.db.urls import app_url
+from tenantry.knowledge.embeddings import checked_embedder
+from tenantry.knowledge.promotion import promote
+from tenantry.observability.logging import configure_logging
+from tenantry.runtime.children import die_with_parent, tell_ready
+from tenantry.settings import Settings, get_settings
+from tenantry.worker.client import connect
+from tenantry.worker.runner import build_worker
+
+log = structlog.get_logger("tenantry.worker")
+INTERRUPT_GRACE_SECONDS = 3.0
+UPKEEP_EVERY_SECONDS = 300
+
+
+async def serve(settings: Settings, ready_fd: int | None) -> None:
+    stopping = asyncio.Event()
+    grace = {"seconds": settings.shutdown_grace_seconds}
+    loop = asyncio.get_running_loop()
+
+    def stop(sig: int) -> None:
+        if sig == signal.SIGINT:
+            grace["seconds"] = min(grace["seconds"], INTERRUPT_GRACE_SECONDS)
+        if not stopping.is_set():
+            _watchdog(grace["seconds"] + 2)
+        stopping.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop, sig)
+
+    db = Database(
+        create_app_engine(app_url(settings, settings.database_url), pool_size=4, max_overflow=0)
+    )
+    try:
+        client = await connect(settings.temporal_address, settings.temporal_namespace)
+        embedder = await checked_embedder(settings)
+        worker = build_worker(
+            client,
+            task_queue=settings.pool_task_queue,
+            db=db,
+            embedder=embedder,
+            settings=settings,
+            graceful_shutdown_timeout=timedelta(seconds=settings.shutdown_grace_seconds),
+        )
+        running = asyncio.create_task(worker.run())
+        upkeep = asyncio.create_task(_upkeep(settings))
+        log.info("worker running", task_queue=settings.pool_task_queue)
+        tell_ready(ready_fd)
+        await asyncio.wait(
+            [running, asyncio.create_task(stopping.wait())], return_when="FIRST_COMPLETED"
+        )
+        upkeep.cancel()
+        if not running.done():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(worker.shutdown(), grace["seconds"])
+        await asyncio.gather(running, upkeep, return_exceptions=True)
+    finally:
+        await db.dispose()
+
+
+async def _upkeep(settings: Settings) -> None:
+    """Owner-side upkeep: tenants that grew get their own HNSW index."""
+    while True:
+        try:
+            await asyncio.to_thread(
+                promote, settings.database_url, threshold=settings.hnsw_threshold
+            )
+        except Exception:  # upkeep must never take the worker down; it retries next round
+            log.exception("knowledge index promotion failed")
+        await asyncio.sleep(UPKEEP_EVERY_SECONDS)
+
+
+def _watchdog(seconds: float) -> None:
+    """The SDK may keep retrying a Temporal that is gone; the process ends regardless."""
+
+    def expire() -> None:
+        log.warning("worker did not stop within its grace period; exiting", seconds=seconds)
+        os._exit(0)
+
+    timer = threading.Timer(seconds, expire)
+    timer.daemon = True
+    timer.start()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--ready-fd", type=int)
+    args = parser.parse_args(argv)
+    die_with_parent()
+    os.nice(10)
+    settings = get_settings()
+    configure_logging(level=settings.log_level, json=settings.log_json)
+    asyncio.run(serve(settings, args.ready_fd))
+    log.info("worker stopped")
+    # The Temporal SDK's runtime threads may still wait on a server that is gone; nothing is
+    # left to do, so do not wait for them.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
