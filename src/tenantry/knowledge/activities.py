@@ -6,6 +6,8 @@ names the tenant of its input when it opens its transaction.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 
 from sqlalchemy import delete, select, text, update
@@ -124,7 +126,8 @@ class KnowledgeActivities:
                 ).all()
             if not batch:
                 return done
-            vectors = await self.embedder.passages([row.text for row in batch])
+            async with _heartbeating(done):
+                vectors = await self.embedder.passages([row.text for row in batch])
             async with self.db.tenant(tenant_id) as session:
                 await session.execute(
                     text(
@@ -185,6 +188,23 @@ class KnowledgeActivities:
 
     def all(self) -> list:
         return [self.prepare_chunks, self.embed_chunks, self.finish, self.fail]
+
+
+@contextlib.asynccontextmanager
+async def _heartbeating(progress: int, every_seconds: float = 5):
+    """Heartbeat while a batch is embedded: on a busy machine one batch may take longer than the
+    heartbeat timeout, and the activity would be retried for nothing."""
+
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(every_seconds)
+            activity.heartbeat(progress)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
 
 
 async def _count(session, tenant_id: uuid.UUID, *metrics: str) -> None:
