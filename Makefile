@@ -34,6 +34,7 @@ bench: $(INSTALLED)
 	$(BIN)/python bench/noisy_neighbor.py
 	$(BIN)/python bench/search.py
 	$(BIN)/python bench/workflows.py
+	$(BIN)/python bench/hostile_upload.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
