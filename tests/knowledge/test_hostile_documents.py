@@ -38,10 +38,17 @@ async def _attempts_of(temporal_client, tenant, document_id: str, activity: str)
 
 
 @pytest.fixture
-async def neighbour(client, make_tenant, make_user):
-    """Another tenant, with a key, that keeps working while the hostile upload is read."""
+async def neighbour(client, make_tenant, make_user, operator_headers):
+    """Another tenant, with a key, that keeps working while the hostile upload is read; its own
+    limits are out of reach, so that only its neighbour could slow it."""
     tenant = await make_tenant(tier="standard")
     admin = await make_user(tenant, "admin")
+    raised = await client.patch(
+        f"/v1/admin/tenants/{tenant.slug}/limits",
+        json={"requests_per_minute": 1_000_000},
+        headers=operator_headers,
+    )
+    assert raised.status_code == 200, raised.text
     return bearer((await login(client, tenant, admin))["access_token"])
 
 
