@@ -116,8 +116,8 @@ class Supervisor:
             first = self._start_services()
             self._start_children()
             self._banner(first)
-            signal.signal(signal.SIGINT, self._on_signal)
-            signal.signal(signal.SIGTERM, self._on_signal)
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                signal.signal(sig, self._on_signal)
             code = self._supervise()
         except KeyboardInterrupt:
             self.stop_mode = self.stop_mode or "interrupt"
