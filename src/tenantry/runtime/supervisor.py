@@ -90,6 +90,8 @@ class Supervisor:
     redis: LocalRedis | None = None
     listener: socket.socket | None = None
     children: list[Child] = field(default_factory=list)
+    plan: Plan | None = None
+    env: dict[str, str] = field(default_factory=dict)
     stop_mode: str | None = None
     wake: threading.Event = field(default_factory=threading.Event)
 
