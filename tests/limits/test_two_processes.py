@@ -22,7 +22,8 @@ def two_apis(tmp_path_factory):
     env = {**os.environ, "TENANTRY_REDIS_URL": redis_url}
     apis: list[tuple[subprocess.Popen, str]] = []
     try:
-        apis = [start_api(env) for _ in range(2)]
+        for _ in range(2):  # one at a time, so that a failed second start still stops the first
+            apis.append(start_api(env))
         yield [url for _, url in apis]
     finally:
         for proc, _ in apis:

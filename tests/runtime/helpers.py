@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import psutil
 
+from tenantry.runtime.pidfiles import PidRegistry
 from tests.servers import free_port
 
 READY = "Ctrl-C stops everything."
@@ -111,6 +112,21 @@ class Run:
         if self.process.poll() is None:
             self.process.send_signal(sig)
         return self.process.wait(timeout=timeout)
+
+    def cleanup(self) -> None:
+        """After a failed test: stop this run as an operator would, and whatever it left."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        PidRegistry(self.home).stop_orphans()
+        postmaster = self.postmaster()
+        if postmaster is not None:
+            postmaster.send_signal(signal.SIGINT)  # PostgreSQL's fast shutdown
+            gone([postmaster], timeout=30)
 
     def bootstrap_token(self) -> str:
         return re.search(r"(tnop_[A-Za-z0-9_-]+)", self.text).group(1)

@@ -73,8 +73,7 @@ def test_several_api_processes_on_uvloop_share_limits_and_one_ctrl_c_stops_every
         assert "Tenantry stopped." in run.text
         assert gone(processes) == []
     finally:
-        if run.process.poll() is None:
-            run.process.kill()
+        run.cleanup()
         remove_home(home)
 
 
@@ -145,9 +144,9 @@ def test_a_start_after_kill_9_handles_the_orphans_and_sigterm_drains_first():
         assert "Tenantry stopped." in second.text
         assert gone([*processes, postmaster]) == []
     finally:
-        for run in (first, second):
-            if run is not None and run.process.poll() is None:
-                run.process.kill()
+        for run in (second, first):
+            if run is not None:
+                run.cleanup()
         remove_home(home)
 
 
