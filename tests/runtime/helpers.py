@@ -162,4 +162,11 @@ def tenant_key(run: Run, operators: dict[str, str], slug: str = "chogar") -> dic
 def gone(processes: list[psutil.Process], timeout: float = 15) -> list[psutil.Process]:
     """Those of `processes` still alive after `timeout` (a bound, not a measurement)."""
     _, alive = psutil.wait_procs(processes, timeout=timeout)
-    return [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    return [p for p in alive if _still_running(p)]
+
+
+def _still_running(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False

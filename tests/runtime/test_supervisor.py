@@ -8,6 +8,7 @@ import asyncio
 import signal
 
 import httpx
+import psutil
 import pytest
 
 from tenantry.runtime.supervisor import plan_processes
@@ -29,7 +30,14 @@ MANUAL = "\n\n".join(
 
 
 def _named(processes, marker: str):
-    return [p for p in processes if marker in " ".join(p.cmdline())]
+    return [p for p in processes if marker in _command(p)]
+
+
+def _command(process: psutil.Process) -> str:
+    try:
+        return " ".join(process.cmdline())
+    except psutil.Error:  # a short-lived process (a PostgreSQL backend) that has just ended
+        return ""
 
 
 def test_several_api_processes_on_uvloop_share_limits_and_one_ctrl_c_stops_everything():
