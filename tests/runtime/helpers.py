@@ -36,10 +36,20 @@ def remove_home(home: Path) -> None:
 class Run:
     """One `tenantry run`; its console is read by a thread into `lines`."""
 
-    def __init__(self, home: Path, port: int | None = None, **settings: str) -> None:
+    def __init__(
+        self,
+        home: Path,
+        port: int | None = None,
+        *,
+        command: str = "run",
+        keep_settings: bool = False,
+        **settings: str,
+    ) -> None:
         self.home = home
         self.port = port or free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TENANTRY_")}
+        env = {
+            k: v for k, v in os.environ.items() if keep_settings or not k.startswith("TENANTRY_")
+        }
         env.update(
             TENANTRY_HOME=str(home),
             TENANTRY_PORT=str(self.port),
@@ -48,7 +58,7 @@ class Run:
             **settings,
         )
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tenantry.cli", "run"],
+            [sys.executable, "-m", "tenantry.cli", command],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

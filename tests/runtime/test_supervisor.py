@@ -5,7 +5,9 @@ run left behind, and SIGTERM that drains before stopping."""
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+from pathlib import Path
 
 import httpx
 import psutil
@@ -21,7 +23,7 @@ from tests.runtime.helpers import (
     remove_home,
     tenant_key,
 )
-from tests.servers import free_port, require_binary
+from tests.servers import free_port, require_binary, start_redis
 
 pytestmark = pytest.mark.slow
 MANUAL = "\n\n".join(
@@ -156,6 +158,41 @@ def test_a_start_after_kill_9_handles_the_orphans_and_sigterm_drains_first():
             if run is not None:
                 run.cleanup()
         remove_home(home)
+
+
+def test_serve_runs_only_the_api_processes_and_stops_on_sigterm(stack):
+    """`tenantry serve`, the containers' entry point: the session's PostgreSQL, Temporal and a
+    Redis are external to it; it starts none of them, and no worker."""
+    redis_dir = fresh_home()
+    redis_dir.mkdir(parents=True)
+    redis, redis_url = start_redis(redis_dir)
+    serve = None
+    try:
+        serve = Run(
+            Path(os.environ["TENANTRY_HOME"]),
+            command="serve",
+            keep_settings=True,
+            TENANTRY_API_PROCESSES="2",
+            TENANTRY_REDIS_URL=redis_url,
+            TENANTRY_DRAIN_SECONDS="1",
+        )
+        assert (
+            "Ready: 2 API processes (uvloop, httptools) sharing limits through Redis." in serve.text
+        )
+        children = psutil.Process(serve.process.pid).children(recursive=True)
+        assert len(_named(children, "tenantry.runtime.api_process")) == 2
+        for absent in ("worker_process", "temporal", "redis-server", "postgres"):
+            assert not _named(children, absent), absent
+        assert httpx.get(f"{serve.url}/health/ready").status_code == 200
+        assert serve.stop(signal.SIGTERM, timeout=120) == 0
+        assert "draining: readiness answers 503" in serve.text
+        assert gone(children) == []
+    finally:
+        if serve is not None and serve.process.poll() is None:
+            serve.process.kill()
+        redis.terminate()
+        redis.wait(timeout=10)
+        remove_home(redis_dir)
 
 
 def test_several_api_processes_need_redis_or_fall_back_to_one():

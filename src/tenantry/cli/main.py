@@ -27,6 +27,15 @@ def run() -> None:
     serve()
 
 
+@app.command(name="serve")
+def serve_api() -> None:
+    """Serve the API only (TENANTRY_API_PROCESSES processes) against an external PostgreSQL,
+    Temporal and Redis: the container entry point. SIGTERM drains, then stops."""
+    from tenantry.cli.serve import serve
+
+    serve(services=False)
+
+
 @app.command()
 def worker(
     tenant: Annotated[str | None, typer.Option(help="Serve this tenant's dedicated queue.")] = None,

@@ -17,10 +17,10 @@ from tenantry.worker.client import connect
 from tenantry.worker.runner import build_worker
 
 
-def serve() -> None:
+def serve(*, services: bool = True) -> None:
     settings = get_settings()
     configure_logging(level=settings.log_level, json=settings.log_json)
-    raise typer.Exit(supervisor.serve(settings))
+    raise typer.Exit(supervisor.serve(settings, services=services))
 
 
 @contextlib.asynccontextmanager

@@ -29,7 +29,7 @@ import psycopg
 import structlog
 import typer
 
-from tenantry.db.urls import libpq_dsn
+from tenantry.db.urls import app_url, libpq_dsn
 from tenantry.runtime.children import spawn
 from tenantry.runtime.pidfiles import SUPERVISOR, PidRegistry
 from tenantry.runtime.redis_local import LocalRedis, redis_binary
@@ -83,7 +83,12 @@ def plan_processes(settings: Settings, binary: str | None) -> Plan:
 
 @dataclass
 class Supervisor:
+    """`services=True`: `tenantry run`, the whole local stack. `services=False`: `tenantry serve`,
+    only the API processes, against a PostgreSQL, Temporal and Redis that run elsewhere (the
+    container entry point); no worker, no migrations, nothing recorded under the home."""
+
     settings: Settings
+    services: bool = True
     registry: PidRegistry = field(init=False)
     stack: Stack | None = None
     devserver: TemporalDevServer | None = None
@@ -102,7 +107,7 @@ class Supervisor:
         # Local services (PostgreSQL, Temporal, Redis) belong to one run per home; a run whose
         # services are all external may share its home with others (several API hosts).
         settings = self.settings
-        owns_services = (
+        owns_services = self.services and (
             settings.embedded
             or settings.temporal_address is None
             or (settings.api_processes > 1 and not settings.redis_url)
@@ -115,7 +120,7 @@ class Supervisor:
             if owns_services:
                 for line in self.registry.stop_orphans():
                     typer.echo(line)
-            first = self._start_services()
+            first = self._start_services() if self.services else self._external_only()
             self._start_children()
             self._banner(first)
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -163,17 +168,32 @@ class Supervisor:
         self.plan = plan
         return first
 
+    def _external_only(self) -> FirstStart:
+        settings = self.settings
+        if not (settings.database_url or settings.app_database_url):
+            raise RuntimeError(
+                "`tenantry serve` needs TENANTRY_DATABASE_URL (or TENANTRY_APP_DATABASE_URL); "
+                "`tenantry run` starts a local stack instead."
+            )
+        self.plan = plan_processes(settings, binary=None)  # no local Redis in this mode
+        if self.plan.note:
+            typer.echo(self.plan.note)
+            log.warning("one API process", reason=self.plan.note)
+        return FirstStart(False, None, ())
+
     def _child_env(self) -> dict[str, str]:
         settings, stack = self.settings, self.stack
-        pool, overflow = _pool_sizes(stack.admin_url, self.plan.api_processes, settings)
+        database = stack.admin_url if stack else _application_dsn(settings)
+        pool, overflow = _pool_sizes(database, self.plan.api_processes, settings)
         env = dict(os.environ)
         env.update(
             TENANTRY_HOME=str(settings.home),
-            TENANTRY_DATABASE_URL=stack.admin_url,
             TENANTRY_API_PROCESSES=str(self.plan.api_processes),
             TENANTRY_DB_POOL_SIZE=str(pool),
             TENANTRY_DB_MAX_OVERFLOW=str(overflow),
         )
+        if stack is not None:
+            env["TENANTRY_DATABASE_URL"] = stack.admin_url
         if settings.temporal_address:
             env["TENANTRY_TEMPORAL_ADDRESS"] = settings.temporal_address
         if settings.redis_url:
@@ -184,7 +204,7 @@ class Supervisor:
         self.env = self._child_env()
         self.listener = _listen(self.settings.host, self.settings.port)
         fd = self.listener.fileno()
-        if self.settings.run_worker:
+        if self.services and self.settings.run_worker:
             self.children.append(Child("worker", "tenantry.runtime.worker_process", []))
         for i in range(self.plan.api_processes):
             self.children.append(
@@ -227,7 +247,7 @@ class Supervisor:
         base = f"http://{settings.host}:{settings.port}"
         where = (
             f"embedded PostgreSQL under {settings.home}"
-            if self.stack.embedded
+            if self.stack and self.stack.embedded
             else "external PostgreSQL"
         )
         apis = self.plan.api_processes
@@ -246,7 +266,7 @@ class Supervisor:
         if first.demo_tenants:
             lines.append(f"  demo tenants: {', '.join(first.demo_tenants)}")
         shared = " sharing limits through Redis" if apis > 1 else ""
-        worker = " and a worker" if settings.run_worker else ""
+        worker = " and a worker" if self.services and settings.run_worker else ""
         lines.append(
             f"Ready: {apis} API process{'es' if apis > 1 else ''} (uvloop, httptools){shared}"
             f"{worker}. Ctrl-C stops everything."
@@ -377,9 +397,15 @@ def _pool_sizes(admin_url: str, processes: int, settings: Settings) -> tuple[int
     return lowered, per_process - lowered
 
 
-def serve(settings: Settings) -> int:
+def _application_dsn(settings: Settings) -> str:
+    if settings.app_database_url:
+        return settings.app_database_url
+    return app_url(settings, settings.database_url).render_as_string(hide_password=False)
+
+
+def serve(settings: Settings, *, services: bool = True) -> int:
     try:
-        return Supervisor(settings).run()
+        return Supervisor(settings, services=services).run()
     except RuntimeError as error:
         typer.echo(f"tenantry run: {error}", err=True)
         return 1
