@@ -20,7 +20,12 @@ from tenantry.config.cache import PrefixCache
 from tenantry.config.listener import ConfigListener
 from tenantry.db.session import Database, create_app_engine
 from tenantry.db.urls import app_url, libpq_dsn, sqlalchemy_url
-from tenantry.errors import AppError, Conflict, MalformedRequest, ValidationFailed
+from tenantry.errors import (
+    AppError,
+    Conflict,
+    MalformedRequest,
+    ValidationFailed,
+)
 from tenantry.events.api import router as webhooks_router
 from tenantry.identity.access_tokens import signing_key
 from tenantry.identity.admin_api import router as identity_admin_router
@@ -47,6 +52,7 @@ from tenantry.observability.health import check_database, check_temporal
 from tenantry.observability.health import router as health_router
 from tenantry.observability.metrics import REGISTRY
 from tenantry.problems import problem_response, unexpected_error
+from tenantry.retry_middleware import RetryTransactions
 from tenantry.settings import Settings, get_settings
 from tenantry.tenancy.middleware import TenantContextMiddleware
 from tenantry.tenants.api import router as tenants_router
@@ -113,6 +119,8 @@ def create_app(
     app.state.settings = settings
     app.state.signing_key = signing_key(settings)
     app.state.health_checks = [check_database, check_temporal]
+    # Innermost: a request whose transaction hit a deadlock or serialisation failure runs again.
+    app.add_middleware(RetryTransactions, state=app.state, replay_limit=settings.max_body_bytes)
     app.add_middleware(LimitsMiddleware, state=app.state)
     app.add_middleware(
         TenantContextMiddleware,

@@ -88,5 +88,18 @@ class ServiceUnavailable(AppError):
     status, code, title = 503, "service-unavailable", "Service unavailable"
 
 
+class TransactionConflict(ServiceUnavailable):
+    """A serialisation failure or deadlock that retrying did not resolve: nothing was saved."""
+
+    code, title = "transaction-conflict", "Conflicting changes at the same time"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The change collided with others made at the same time and was not saved; "
+            "send it again.",
+            headers={"Retry-After": "1"},
+        )
+
+
 class TenantContextMissing(RuntimeError):
     """Raised when code that needs a tenant runs without one: a programming error, never a 4xx."""

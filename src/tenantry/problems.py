@@ -5,7 +5,8 @@ from __future__ import annotations
 from starlette.responses import JSONResponse
 
 from tenantry.db.availability import database_unavailable
-from tenantry.errors import PROBLEM_CONTENT_TYPE, AppError, ServiceUnavailable
+from tenantry.db.retry import is_retryable
+from tenantry.errors import PROBLEM_CONTENT_TYPE, AppError, ServiceUnavailable, TransactionConflict
 
 DATABASE_RETRY_AFTER_SECONDS = 5
 
@@ -24,8 +25,11 @@ def problem_response(error: AppError, *, instance: str | None = None) -> JSONRes
 
 
 def unexpected_error(error: BaseException) -> AppError:
-    """What an error no handler expected becomes: 503 when the database is out of reach (a
-    retry may succeed), otherwise 500. Its text never reaches the client."""
+    """What an error no handler expected becomes: 503 when the database is out of reach or a
+    transaction conflict outlived its retries (a retry may succeed), otherwise 500. Its text never
+    reaches the client."""
+    if is_retryable(error):  # outside the retried router (authentication, say): busy, not broken
+        return TransactionConflict()
     if database_unavailable(error):
         return DatabaseUnavailable(
             "The database cannot be reached right now; retry shortly.",

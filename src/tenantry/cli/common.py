@@ -13,8 +13,9 @@ from typing import Any, TypeVar
 import typer
 from pydantic import BaseModel, ValidationError
 
+from tenantry.db.retry import is_retryable
 from tenantry.db.session import Database
-from tenantry.errors import AppError
+from tenantry.errors import AppError, TransactionConflict
 from tenantry.settings import get_settings
 from tenantry.stack import Stack, start_database
 
@@ -35,12 +36,20 @@ def opened_stack():
 
 
 def run_with_db(work: Callable[[Database, Stack], Awaitable[T]]) -> T:
-    """Run `work` against the database, turning expected errors into a message and exit code 1."""
+    """Run `work` against the database, turning expected errors into a message and exit code 1.
+
+    A command whose transaction failed with a serialisation failure or a deadlock runs again
+    under the database's retry policy; commands print only after `work` returns, and their earlier
+    transactions are idempotent, so running one twice shows and leaves what one run would.
+    """
 
     async def main(stack: Stack) -> T:
         db = stack.database()
         try:
-            return await work(db, stack)
+            async for attempt in db.retrying():
+                with attempt:
+                    return await work(db, stack)
+            raise AssertionError("unreachable: tenacity re-raises the last failure")
         finally:
             await db.dispose()
 
@@ -49,6 +58,11 @@ def run_with_db(work: Callable[[Database, Stack], Awaitable[T]]) -> T:
             return asyncio.run(main(stack))
     except AppError as error:
         fail(f"{error.title}: {error.detail}")
+    except Exception as error:
+        if not is_retryable(error):
+            raise
+        conflict = TransactionConflict()
+        fail(f"{conflict.title}: {conflict.detail}")
     raise AssertionError("unreachable")
 
 

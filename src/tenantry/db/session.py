@@ -18,9 +18,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from sqlalchemy import event, text
@@ -31,8 +31,10 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from tenantry.db.retry import RetryPolicy, is_retryable
 from tenantry.tenancy.context import current_tenant
 
+T = TypeVar("T")
 TenantSlots = Callable[[uuid.UUID], asyncio.Semaphore | None]
 TENANT_SETTING = "tenantry.tenant_id"
 SET_TENANT = "SELECT set_config('tenantry.tenant_id', %s, true)"
@@ -79,12 +81,44 @@ def _refuse_unsafe_role(dbapi_connection, _record) -> None:
 
 
 class Database:
-    """Hands out transactions; the caller (request, activity, command) owns commit and rollback."""
+    """Hands out transactions; the caller (request, activity, command) owns commit and rollback.
 
-    def __init__(self, engine: AsyncEngine, *, tenant_slots: TenantSlots | None = None) -> None:
+    It also owns the retry policy for transactions that failed with a serialisation failure or
+    a deadlock: `retrying()` for the unit of work that re-runs them, `run()` for a body that wants
+    an explicitly retried transaction of its own.
+    """
+
+    is_retryable = staticmethod(is_retryable)
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        tenant_slots: TenantSlots | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
         self.engine = engine
         # Optional cap on how many connections one tenant holds at once (its tier's share).
         self.tenant_slots = tenant_slots
+        self.retry = retry or RetryPolicy()
+
+    def retrying(self):
+        """A fresh tenacity `AsyncRetrying` with this database's policy."""
+        return self.retry.retrying()
+
+    async def run(
+        self,
+        body: Callable[[AsyncSession], Awaitable[T]],
+        *,
+        tenant_id: uuid.UUID | None = None,
+        control: bool = False,
+    ) -> T:
+        """`body` in a tenant (or control-plane) transaction, run again on a retryable failure."""
+        async for attempt in self.retrying():
+            with attempt:
+                async with self.control() if control else self.tenant(tenant_id) as session:
+                    return await body(session)
+        raise AssertionError("unreachable: tenacity re-raises the last failure")
 
     @asynccontextmanager
     async def tenant(

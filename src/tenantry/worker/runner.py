@@ -16,6 +16,7 @@ from tenantry.knowledge.activities import KnowledgeActivities
 from tenantry.knowledge.embeddings import Embedder
 from tenantry.knowledge.workflows import IngestDocument
 from tenantry.settings import Settings
+from tenantry.worker.retry import RetryTransactions
 
 WORKFLOWS = [IngestDocument, IncidentWorkflow, DeliverWebhook]
 
@@ -41,4 +42,5 @@ def build_worker(
         activities=activities,
         max_concurrent_activities=8,
         graceful_shutdown_timeout=graceful_shutdown_timeout,
+        interceptors=[RetryTransactions(db)],
     )
