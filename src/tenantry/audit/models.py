@@ -28,3 +28,14 @@ class AuditEvent(TenantOwned, Base):
     after: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     prev_hash: Mapped[str] = mapped_column(Text)
     hash: Mapped[str] = mapped_column(Text)
+
+
+class AuditHead(TenantOwned, Base):
+    """The newest event of a tenant's chain, kept apart from the chain so that removing the newest
+    events is detected; no table references it, so locking it never upgrades a foreign key's lock."""
+
+    __tablename__ = "audit_heads"
+
+    tenant_id: Mapped[uuid.UUID]
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(Text)

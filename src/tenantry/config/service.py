@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tenantry.config.layers import diff, merge_patch, overlay, sources
 from tenantry.config.models import ConfigVersion, TierConfigVersion
 from tenantry.config.schema import PLATFORM_DEFAULTS, TenantConfig
+from tenantry.db.locks import serialise
 from tenantry.db.paging import page
 from tenantry.errors import NotFound, ValidationFailed
 from tenantry.settings import Settings
@@ -114,6 +115,8 @@ async def patch_tenant(
     settings: Settings,
     limits: Limits,
 ) -> ConfigVersion:
+    # Changes queue: each merges onto the version the previous one committed.
+    await serialise(session, "config", tenant_id)
     version, current = await tenant_document(session, tenant_id)
     return await _save_tenant(
         session,
@@ -140,6 +143,7 @@ async def rollback_tenant(
     settings: Settings,
     limits: Limits,
 ) -> ConfigVersion:
+    await serialise(session, "config", tenant_id)
     target = await get_version(session, tenant_id=tenant_id, version=to_version)
     version, current = await tenant_document(session, tenant_id)
     return await _save_tenant(
@@ -225,6 +229,7 @@ async def patch_tier(
     document: dict | None = None,
 ) -> TierConfigVersion:
     """Change a tier's template (a patch, or a whole document for a rollback)."""
+    await serialise(session, "tier-config", tier)
     version, current = await tier_document(session, tier)
     new_doc = document if document is not None else merge_patch(current, patch or {})
     check_allowed(validate(new_doc, {}), settings=settings, limits=None)

@@ -53,13 +53,16 @@ async def list_endpoints(session: AsyncSession, *, tenant_id: uuid.UUID) -> list
 
 
 async def get_endpoint(
-    session: AsyncSession, *, tenant_id: uuid.UUID, endpoint_id: uuid.UUID
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    endpoint_id: uuid.UUID,
+    for_delete: bool = False,
 ) -> WebhookEndpoint:
-    endpoint = await session.scalar(
-        select(WebhookEndpoint).where(
-            WebhookEndpoint.tenant_id == tenant_id, WebhookEndpoint.id == endpoint_id
-        )
+    query = select(WebhookEndpoint).where(
+        WebhookEndpoint.tenant_id == tenant_id, WebhookEndpoint.id == endpoint_id
     )
+    endpoint = await session.scalar(query.with_for_update() if for_delete else query)
     if endpoint is None:
         raise NotFound("No such webhook endpoint.")
     return endpoint
@@ -93,7 +96,11 @@ async def update_endpoint(
 async def delete_endpoint(
     session: AsyncSession, *, tenant_id: uuid.UUID, endpoint_id: uuid.UUID, actor: str
 ) -> None:
-    endpoint = await get_endpoint(session, tenant_id=tenant_id, endpoint_id=endpoint_id)
+    # Locked before the audit: the delete must not wait for a delivery's insert (which holds a
+    # key-share lock on the endpoint) while this transaction holds the audit chain.
+    endpoint = await get_endpoint(
+        session, tenant_id=tenant_id, endpoint_id=endpoint_id, for_delete=True
+    )
     await audit.record(
         session,
         tenant_id=tenant_id,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.audit import service as audit
@@ -96,16 +96,16 @@ async def update(
     actor: str,
     actor_role: str | None,
 ) -> User:
-    user = await _get_for_update(session, tenant_id, user_id)
+    user, owners = await _lock_with_owners(session, tenant_id, user_id)
     before = _snapshot(user)
     if data.role is not None and data.role != user.role:
         _check_can_grant(actor_role, data.role)
         _check_can_grant(actor_role, user.role)
-        await _keep_an_owner(session, tenant_id, user, losing=user.role == "owner")
+        _keep_an_owner(user, owners, losing=user.role == "owner")
         user.role = data.role
     if data.status is not None and data.status != user.status:
         _check_can_grant(actor_role, user.role)
-        await _keep_an_owner(session, tenant_id, user, losing=data.status == "disabled")
+        _keep_an_owner(user, owners, losing=data.status == "disabled")
         user.status = data.status
     if data.display_name is not None:
         user.display_name = data.display_name
@@ -132,35 +132,44 @@ async def remove(
     actor: str,
     actor_role: str | None,
 ) -> None:
-    user = await _get_for_update(session, tenant_id, user_id)
+    user, owners = await _lock_with_owners(session, tenant_id, user_id)
     _check_can_grant(actor_role, user.role)
-    await _keep_an_owner(session, tenant_id, user, losing=True)
+    _keep_an_owner(user, owners, losing=True)
     await _audit(session, tenant_id, actor, "user.removed", user, _snapshot(user))
     await session.delete(user)
     await session.flush()
 
 
-async def _get_for_update(session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID) -> User:
-    user = await session.scalar(
-        select(User).where(User.tenant_id == tenant_id, User.id == user_id).with_for_update()
-    )
+async def _lock_with_owners(
+    session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID
+) -> tuple[User, set[uuid.UUID]]:
+    """Lock the user and every active owner in one statement, in id order, before changing any.
+
+    Two admins demoting two different owners at once each lock the same rows in the same order,
+    so the second waits for the first and then sees one owner fewer; locking their own target
+    first and the owners after, they would each hold a row the other waits for.
+    """
+    rows = (
+        await session.scalars(
+            select(User)
+            .where(
+                User.tenant_id == tenant_id,
+                or_(User.id == user_id, and_(User.role == "owner", User.status == "active")),
+            )
+            .order_by(User.id)
+            .with_for_update()
+        )
+    ).all()
+    user = next((row for row in rows if row.id == user_id), None)
     if user is None:
         raise NotFound("No such user.")
-    return user
+    return user, {row.id for row in rows if row.role == "owner" and row.status == "active"}
 
 
-async def _keep_an_owner(
-    session: AsyncSession, tenant_id: uuid.UUID, user: User, *, losing: bool
-) -> None:
+def _keep_an_owner(user: User, owners: set[uuid.UUID], *, losing: bool) -> None:
     if not losing or user.role != "owner" or user.status != "active":
         return
-    # Lock the owners, so two admins cannot each remove "another" owner at the same time.
-    owners = await session.scalars(
-        select(User.id)
-        .where(User.tenant_id == tenant_id, User.role == "owner", User.status == "active")
-        .with_for_update()
-    )
-    if set(owners.all()) <= {user.id}:
+    if owners <= {user.id}:
         raise LastOwner("The tenant's last owner cannot be removed, disabled or demoted.")
 
 

@@ -35,6 +35,8 @@ class Document(TenantOwned, Base):
     filename: Mapped[str | None] = mapped_column(Text)
     content_hash: Mapped[str] = mapped_column(Text)
     size_bytes: Mapped[int] = mapped_column(BigInteger)
+    # The extracted text's size, once charged to the day's ingestion quota.
+    extracted_bytes: Mapped[int | None] = mapped_column(BigInteger)
     tags: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, default=dict)
     status: Mapped[str] = mapped_column(Text, default="pending")

@@ -108,6 +108,8 @@ async def _write(db: Database, pending: Counter[Key]) -> Counter[Key]:
         )
     left: Counter[Key] = Counter()
     for tenant_id, rows in by_tenant.items():
+        # Rows in one order everywhere: two flushes (two processes) never lock them crosswise.
+        rows.sort(key=lambda row: (row["day"], row["metric"]))
         try:
             async with db.tenant(tenant_id) as session:
                 await session.execute(UPSERT, rows)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, Text, Uuid
+from sqlalchemy import DateTime, Text, Uuid
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -31,5 +31,3 @@ class Tenant(Base):
     suspended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     limit_overrides: Mapped[dict[str, int]] = mapped_column(JSONB, default=dict)
-    audit_head_seq: Mapped[int] = mapped_column(BigInteger, default=0)
-    audit_head_hash: Mapped[str] = mapped_column(Text, default="0" * 64)

@@ -40,7 +40,9 @@ def ref(tenant: Tenant) -> TenantRef:
 async def get(session: AsyncSession, *, slug: str, for_update: bool = False) -> Tenant:
     query = select(Tenant).where(Tenant.slug == slug)
     if for_update:
-        query = query.with_for_update()
+        # Every tenant-owned insert holds a key-share lock on this row through its foreign key:
+        # FOR NO KEY UPDATE does not conflict with it (FOR UPDATE would, and block or deadlock).
+        query = query.with_for_update(key_share=True)
     tenant = await session.scalar(query)
     if tenant is None:
         raise NotFound(f"No tenant '{slug}'.")
