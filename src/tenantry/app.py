@@ -78,10 +78,9 @@ def create_app(
         state.config_cache = PrefixCache(settings.config_cache_seconds)
         state.policies = PolicyStore(db, state.config_cache)
         redis_health = RedisHealth()
-        storage = rate_storage(settings, redis_health)
-        state.rates = RateLimits(storage)
-        state.login_throttle = LoginThrottle(settings.login_attempts_per_minute, storage)
+        state.rates = RateLimits(rate_storage(settings, redis_health))
         state.concurrency = concurrency_backend(settings, redis_health)
+        state.login_throttle = LoginThrottle(settings.login_attempts_per_minute, state.concurrency)
         state.meter = UsageMeter(spill_dir=settings.home / "usage-spill")
         state.load = LoadMonitor(
             capacity=settings.max_in_flight,

@@ -54,18 +54,23 @@ async def operator_login(
 ) -> TokenOut:
     throttle = request.app.state.login_throttle
     keys = throttle.keys("operators", body.email, request.client.host if request.client else "-")
-    await throttle.check(keys)
-    async with db.control() as session:
-        tokens = await operators.login(
-            session,
-            email=body.email,
-            password=body.password,
-            settings=settings,
-            key=request.app.state.signing_key,
-        )
+    attempt = await throttle.attempt(keys)
+    try:
+        async with db.control() as session:
+            tokens = await operators.login(
+                session,
+                email=body.email,
+                password=body.password,
+                settings=settings,
+                key=request.app.state.signing_key,
+            )
+    except BaseException:
+        await attempt.give_back()
+        raise
     if tokens is None:
-        await throttle.failed(keys)
+        await attempt.failed()
         raise Unauthorized("Invalid credentials.")
+    await attempt.give_back()
     return tokens
 
 

@@ -40,16 +40,22 @@ def _answer(outcome: Outcome) -> TokenOut:
 async def _throttled_login(
     request: Request, db: Database, tenant_slug: str, principal: str, check: Callable
 ) -> TokenOut:
-    """Both logins: refused once the account or the address has used its failures; a failure is
-    counted after the transaction that audited it committed."""
+    """Both logins: the attempt is counted before the password is checked (refused once the
+    account or the address has used its failures), and kept only if the password was wrong."""
     throttle = request.app.state.login_throttle
     keys = throttle.keys(tenant_slug, principal, request.client.host if request.client else "-")
-    await throttle.check(keys)
-    async with db.control() as session:
-        tenant = await session.scalar(select(Tenant).where(Tenant.slug == tenant_slug))
-        outcome = await check(session, tenant)
+    attempt = await throttle.attempt(keys)
+    try:
+        async with db.control() as session:
+            tenant = await session.scalar(select(Tenant).where(Tenant.slug == tenant_slug))
+            outcome = await check(session, tenant)
+    except BaseException:
+        await attempt.give_back()
+        raise
     if outcome.failure == "invalid":
-        await throttle.failed(keys)
+        await attempt.failed()
+    else:
+        await attempt.give_back()
     return _answer(outcome)
 
 

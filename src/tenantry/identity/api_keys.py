@@ -17,7 +17,7 @@ from tenantry.errors import NotFound, ValidationFailed
 from tenantry.identity.models import ApiKey
 from tenantry.identity.schemas import ApiKeyCreate
 from tenantry.identity.tokens import API_KEY_PREFIX, digest, new_tenant_secret
-from tenantry.limits.quotas import ensure_room
+from tenantry.limits.quotas import reserve
 
 
 def display_prefix(key: ApiKey) -> str:
@@ -38,10 +38,15 @@ async def create(
             errors=[{"field": "body.expires_at", "message": "must be in the future"}],
         )
     if quota is not None:
-        live = await session.scalar(
-            select(func.count()).where(ApiKey.tenant_id == tenant_id, ApiKey.revoked_at.is_(None))
+        await reserve(
+            session,
+            tenant_id=tenant_id,
+            quota="api_keys",
+            limit=quota,
+            used=select(func.count()).where(
+                ApiKey.tenant_id == tenant_id, ApiKey.revoked_at.is_(None)
+            ),
         )
-        ensure_room(quota="api_keys", used=int(live or 0), limit=quota)
     secret, lookup = new_tenant_secret(API_KEY_PREFIX, tenant_id)
     key = ApiKey(
         tenant_id=tenant_id,
@@ -73,10 +78,11 @@ async def list_keys(
     return await page(session, query, order_by=ApiKey.created_at.desc(), limit=limit, offset=offset)
 
 
-async def get(session: AsyncSession, *, tenant_id: uuid.UUID, key_id: uuid.UUID) -> ApiKey:
-    key = await session.scalar(
-        select(ApiKey).where(ApiKey.tenant_id == tenant_id, ApiKey.id == key_id)
-    )
+async def get(
+    session: AsyncSession, *, tenant_id: uuid.UUID, key_id: uuid.UUID, for_update: bool = False
+) -> ApiKey:
+    query = select(ApiKey).where(ApiKey.tenant_id == tenant_id, ApiKey.id == key_id)
+    key = await session.scalar(query.with_for_update() if for_update else query)
     if key is None:
         raise NotFound("No such API key.")
     return key
@@ -85,7 +91,8 @@ async def get(session: AsyncSession, *, tenant_id: uuid.UUID, key_id: uuid.UUID)
 async def revoke(
     session: AsyncSession, *, tenant_id: uuid.UUID, key_id: uuid.UUID, actor: str
 ) -> ApiKey:
-    key = await get(session, tenant_id=tenant_id, key_id=key_id)
+    # Locked first: of two revocations at once, the second sees the first's and audits nothing.
+    key = await get(session, tenant_id=tenant_id, key_id=key_id, for_update=True)
     if key.revoked_at is None:
         key.revoked_at = utcnow()
         await audit.record(

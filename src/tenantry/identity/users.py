@@ -14,7 +14,7 @@ from tenantry.identity.models import User
 from tenantry.identity.passwords import check_policy, hash_password
 from tenantry.identity.permissions import ROLE_RANK
 from tenantry.identity.schemas import UserCreate, UserUpdate
-from tenantry.limits.quotas import ensure_room
+from tenantry.limits.quotas import reserve
 
 
 class LastOwner(Conflict):
@@ -42,9 +42,15 @@ async def create(
 ) -> User:
     _check_can_grant(actor_role, data.role)
     check_policy(data.password)
+    password_hash = await hash_password(data.password)  # slow: before any lock is held
     if quota is not None:
-        used = await session.scalar(select(func.count()).where(User.tenant_id == tenant_id))
-        ensure_room(quota="users", used=int(used or 0), limit=quota)
+        await reserve(
+            session,
+            tenant_id=tenant_id,
+            quota="users",
+            limit=quota,
+            used=select(func.count()).where(User.tenant_id == tenant_id),
+        )
     email = data.email.lower()
     if await session.scalar(
         select(User.id).where(User.tenant_id == tenant_id, User.email == email)
@@ -55,7 +61,7 @@ async def create(
         id=uuid.uuid4(),
         email=email,
         display_name=data.display_name or email.split("@")[0],
-        password_hash=await hash_password(data.password),
+        password_hash=password_hash,
         role=data.role,
         status="active",
         auth_source="local",

@@ -22,6 +22,7 @@ from tenantry.knowledge.ingest_types import FailInput, IngestInput
 from tenantry.knowledge.models import Chunk, Document, DocumentContent
 from tenantry.knowledge.sandbox import Extractor
 from tenantry.knowledge.search import vector_literal
+from tenantry.limits import quotas
 from tenantry.limits.metering import UPSERT
 from tenantry.settings import Settings
 from tenantry.tenants.models import Tenant
@@ -72,6 +73,14 @@ class KnowledgeActivities:
                 return -1
             tenant = await session.get(Tenant, tenant_id)
             config = await config_service.effective(session, tenant_id=tenant_id, tier=tenant.tier)
+            try:
+                await quotas.charge_extracted_text(
+                    session, document=document, text=prepared.text, tenant=tenant
+                )
+            except quotas.QuotaTooLarge as error:
+                raise ApplicationError(
+                    error.detail, type="QuotaTooLarge", non_retryable=True
+                ) from error
             await session.execute(
                 delete(Chunk).where(Chunk.tenant_id == tenant_id, Chunk.document_id == document_id)
             )
@@ -174,7 +183,7 @@ class KnowledgeActivities:
             await session.execute(
                 delete(Chunk).where(Chunk.tenant_id == tenant_id, Chunk.document_id == document_id)
             )
-            result = await session.execute(
+            failed = await session.scalar(
                 update(Document)
                 .where(
                     Document.tenant_id == tenant_id,
@@ -182,9 +191,16 @@ class KnowledgeActivities:
                     Document.status != "failed",
                 )
                 .values(status="failed", error=job.reason[:1000], chunk_count=0)
+                .returning(Document)
             )
-            if result.rowcount:  # counted once, however often Temporal retries this
+            if failed is not None:  # counted once, however often Temporal retries this
                 await _count(session, tenant_id, "workflow_runs")
+                await quotas.release_ingestion(
+                    session,
+                    tenant_id=tenant_id,
+                    day=quotas.ingestion_day(failed),
+                    amount=quotas.charged_bytes(failed),
+                )
 
     def all(self) -> list:
         return [self.prepare_chunks, self.embed_chunks, self.finish, self.fail]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from datetime import UTC, datetime, time
 from typing import Any
 
 from sqlalchemy import delete, func, select
@@ -14,7 +13,7 @@ from tenantry.db.base import utcnow
 from tenantry.db.paging import page
 from tenantry.errors import NotFound, PayloadTooLarge
 from tenantry.knowledge.models import Document, DocumentContent
-from tenantry.limits.quotas import ensure_room
+from tenantry.limits import quotas
 from tenantry.tenants.tiers import Limits
 
 
@@ -38,6 +37,8 @@ async def create(
             f"Documents may be at most {max_bytes} bytes; this one is {len(content)}."
         )
     content_hash = hashlib.sha256(content).hexdigest()
+    # Held until commit: parallel creations deduplicate and count one after another.
+    await quotas.hold(session, tenant_id=tenant_id, quota="documents")
     existing = await session.scalar(
         select(Document).where(
             Document.tenant_id == tenant_id, Document.content_hash == content_hash
@@ -45,20 +46,20 @@ async def create(
     )
     if existing is not None:
         return existing, False
-    documents = await session.scalar(select(func.count()).where(Document.tenant_id == tenant_id))
-    ensure_room(quota="documents", used=int(documents or 0), limit=limits.documents)
-    today = datetime.combine(utcnow().date(), time(), tzinfo=UTC)
-    ingested = await session.scalar(
-        select(func.coalesce(func.sum(Document.size_bytes), 0)).where(
-            Document.tenant_id == tenant_id, Document.created_at >= today
-        )
+    await quotas.reserve(
+        session,
+        tenant_id=tenant_id,
+        quota="documents",
+        limit=limits.documents,
+        used=select(func.count()).where(Document.tenant_id == tenant_id),
     )
-    ensure_room(
-        quota="ingestion_bytes_per_day",
-        used=int(ingested or 0),
+    created_at = utcnow()
+    await quotas.charge_ingestion(
+        session,
+        tenant_id=tenant_id,
+        day=created_at.date(),
+        amount=len(content),
         limit=limits.ingestion_bytes_per_day,
-        adding=len(content),
-        status=413,
     )
     document = Document(
         tenant_id=tenant_id,
@@ -73,6 +74,7 @@ async def create(
         status="pending",
         chunk_count=0,
         created_by=actor,
+        created_at=created_at,
     )
     session.add(document)
     await session.flush()

@@ -1,8 +1,10 @@
 """Where counters live: this process's memory, or Redis shared by every API process.
 
-Rates use the `limits` library (sliding-window counters, the same algorithm on both storages).
-Concurrency needs leases that expire when a process dies, which `limits` does not offer: a sorted
-set per tenant on Redis (member: lease id, score: expiry), or a dict in memory.
+Rates use the `limits` library (the same algorithms on both storages, see `rates`). Concurrency
+needs leases that expire when a process dies, which `limits` does not offer: a sorted set per
+key on Redis (member: lease id, score: expiry), or a dict in memory. Login attempts are leases
+too (see `tenantry.identity.throttle`): taken before the password is checked, given back when it
+was right, kept until they expire when it was wrong.
 
 Redis down never answers 500: `RedisHealth` notices the failure (a metric, one log line per
 outage) and for a moment stops asking Redis; meanwhile rate limits fail open (see `rates.py`),
@@ -11,6 +13,7 @@ and concurrency and login throttling count in this process's memory.
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from typing import Any, Protocol
@@ -149,28 +152,48 @@ class FallbackStorage(Storage, MovingWindowSupport, SlidingWindowCounterSupport)
 
 
 class Concurrency(Protocol):
-    async def acquire(self, key: str, limit: int) -> str | None: ...
+    """Leases counted per key: at most `limit` held at once; each expires after `seconds`
+    (default: the backend's request lease) unless released first."""
+
+    async def acquire(
+        self, key: str, limit: int, *, seconds: float | None = None
+    ) -> str | None: ...
     async def release(self, key: str, lease: str) -> None: ...
     async def in_use(self, key: str) -> int: ...
+    async def next_expiry(self, key: str) -> float | None: ...
 
 
 class MemoryConcurrency:
-    def __init__(self) -> None:
-        self._held: dict[str, set[str]] = {}
+    """In this process; a request's lease lasts until released (the process holds them all)."""
 
-    async def acquire(self, key: str, limit: int) -> str | None:
-        held = self._held.setdefault(key, set())
+    def __init__(self) -> None:
+        self._held: dict[str, dict[str, float]] = {}
+
+    def _live(self, key: str) -> dict[str, float]:
+        held = self._held.setdefault(key, {})
+        now = time.time()
+        for lease in [lease for lease, expiry in held.items() if expiry <= now]:
+            del held[lease]
+        return held
+
+    async def acquire(self, key: str, limit: int, *, seconds: float | None = None) -> str | None:
+        # No await between the count and the take: atomic on the event loop.
+        held = self._live(key)
         if len(held) >= limit:
             return None
         lease = uuid.uuid4().hex
-        held.add(lease)
+        held[lease] = time.time() + seconds if seconds is not None else math.inf
         return lease
 
     async def release(self, key: str, lease: str) -> None:
-        self._held.get(key, set()).discard(lease)
+        self._held.get(key, {}).pop(lease, None)
 
     async def in_use(self, key: str) -> int:
-        return len(self._held.get(key, ()))
+        return len(self._live(key))
+
+    async def next_expiry(self, key: str) -> float | None:
+        held = self._live(key)
+        return min(held.values()) if held else None
 
 
 # Atomic on the server: drop expired leases, then take one if there is room.
@@ -192,15 +215,16 @@ class RedisConcurrency:
             socket_timeout=REDIS_TIMEOUT_SECONDS,
             socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
         )
-        self.lease_ms = int(lease_seconds * 1000)
+        self.lease_seconds = lease_seconds
         self._acquire = self.client.register_script(ACQUIRE)
 
-    async def acquire(self, key: str, limit: int) -> str | None:
+    async def acquire(self, key: str, limit: int, *, seconds: float | None = None) -> str | None:
         now_ms = int(time.time() * 1000)
+        lease_ms = int((seconds if seconds is not None else self.lease_seconds) * 1000)
         lease = uuid.uuid4().hex
         taken = await self._acquire(
             keys=[f"tenantry-conc:{key}"],
-            args=[now_ms, now_ms + self.lease_ms, limit, lease, self.lease_ms],
+            args=[now_ms, now_ms + lease_ms, limit, lease, lease_ms],
         )
         return lease if taken else None
 
@@ -211,6 +235,11 @@ class RedisConcurrency:
         now_ms = int(time.time() * 1000)
         await self.client.zremrangebyscore(f"tenantry-conc:{key}", "-inf", now_ms)
         return await self.client.zcard(f"tenantry-conc:{key}")
+
+    async def next_expiry(self, key: str) -> float | None:
+        await self.client.zremrangebyscore(f"tenantry-conc:{key}", "-inf", int(time.time() * 1000))
+        oldest = await self.client.zrange(f"tenantry-conc:{key}", 0, 0, withscores=True)
+        return oldest[0][1] / 1000 if oldest else None
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -229,17 +258,17 @@ class FallbackConcurrency:
         self.fallback = MemoryConcurrency()
         self.health = health
 
-    async def acquire(self, key: str, limit: int) -> str | None:
+    async def acquire(self, key: str, limit: int, *, seconds: float | None = None) -> str | None:
         if self.health.available():
             try:
-                lease = await self.primary.acquire(key, limit)
+                lease = await self.primary.acquire(key, limit, seconds=seconds)
             except REDIS_ERRORS as error:
                 self.health.failed(error)
             else:
                 self.health.succeeded()
                 return lease
         LIMITS_DEGRADED.labels("concurrency").inc()
-        lease = await self.fallback.acquire(key, limit)
+        lease = await self.fallback.acquire(key, limit, seconds=seconds)
         return self.MEMORY + lease if lease else None
 
     async def release(self, key: str, lease: str) -> None:
@@ -252,10 +281,23 @@ class FallbackConcurrency:
             self.health.failed(error)
 
     async def in_use(self, key: str) -> int:
-        try:
-            return await self.primary.in_use(key) + await self.fallback.in_use(key)
-        except REDIS_ERRORS:
-            return await self.fallback.in_use(key)
+        held = await self.fallback.in_use(key)
+        if self.health.available():
+            try:
+                held += await self.primary.in_use(key)
+            except REDIS_ERRORS as error:
+                self.health.failed(error)
+        return held
+
+    async def next_expiry(self, key: str) -> float | None:
+        expiries = [await self.fallback.next_expiry(key)]
+        if self.health.available():
+            try:
+                expiries.append(await self.primary.next_expiry(key))
+            except REDIS_ERRORS as error:
+                self.health.failed(error)
+        known = [e for e in expiries if e is not None]
+        return min(known) if known else None
 
     async def close(self) -> None:
         await self.primary.close()
