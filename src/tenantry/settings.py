@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     )
     access_token_minutes: int = Field(default=60, ge=1)
     refresh_token_days: int = Field(default=7, ge=1)
+    refresh_grace_seconds: float = Field(
+        default=10,
+        ge=0,
+        description="A spent refresh token presented again this soon (a retry, a second tab) "
+        "gets a working pair in the same session instead of revoking it.",
+    )
     login_attempts_per_minute: int = Field(default=5, ge=1)
     redis_url: str | None = Field(
         default=None,

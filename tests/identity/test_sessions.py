@@ -99,18 +99,58 @@ async def test_refresh_rotates_and_reuse_revokes_the_family(client, member, admi
     second = second.json()
     assert second["refresh_token"] != first["refresh_token"]
     assert (await client.get("/v1/me", headers=bearer(second["access_token"]))).status_code == 200
+    third = await client.post("/v1/auth/refresh", json={"refresh_token": second["refresh_token"]})
+    assert third.status_code == 200
+    third = third.json()
 
+    # The first token again, after its successor was used (within the grace period or not).
     stolen = await client.post("/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
     assert stolen.status_code == 401
     # The whole family is gone: the latest refresh token and its access token too.
     assert (
-        await client.post("/v1/auth/refresh", json={"refresh_token": second["refresh_token"]})
+        await client.post("/v1/auth/refresh", json={"refresh_token": third["refresh_token"]})
     ).status_code == 401
-    assert (await client.get("/v1/me", headers=bearer(second["access_token"]))).status_code == 401
+    assert (await client.get("/v1/me", headers=bearer(third["access_token"]))).status_code == 401
     assert "auth.refresh_reused" in await audit_actions(admin_sql, tenant)
     # Another session of the same user is untouched.
     other = await login(client, tenant, user)
     assert (await client.get("/v1/me", headers=bearer(other["access_token"]))).status_code == 200
+
+
+async def test_a_retried_refresh_within_the_grace_period_gets_a_working_pair(client, member):
+    tenant, user = member
+    first = await login(client, tenant, user)
+    body = {"refresh_token": first["refresh_token"]}
+    second = (await client.post("/v1/auth/refresh", json=body)).json()
+    retried = await client.post("/v1/auth/refresh", json=body)  # the answer was lost, say
+    assert retried.status_code == 200
+    retried = retried.json()
+    assert retried["refresh_token"] != second["refresh_token"]
+    for pair in (second, retried):
+        assert (await client.get("/v1/me", headers=bearer(pair["access_token"]))).status_code == 200
+    onward = await client.post("/v1/auth/refresh", json={"refresh_token": retried["refresh_token"]})
+    assert onward.status_code == 200
+
+
+async def test_a_replay_after_the_grace_period_revokes_the_session(
+    client, member, admin_sql, settings
+):
+    from datetime import timedelta
+
+    tenant, user = member
+    first = await login(client, tenant, user)
+    second = (
+        await client.post("/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    ).json()
+    # The first token was spent longer ago than the grace period allows.
+    admin_sql.execute(
+        "UPDATE refresh_tokens SET used_at = used_at - %s WHERE user_id = %s AND used_at IS NOT NULL",
+        [timedelta(seconds=settings.refresh_grace_seconds + 1), user.id],
+    )
+    replay = await client.post("/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert replay.status_code == 401
+    assert (await client.get("/v1/me", headers=bearer(second["access_token"]))).status_code == 401
+    assert "auth.refresh_reused" in await audit_actions(admin_sql, tenant)
 
 
 async def test_logout_revokes_the_session(client, member):
