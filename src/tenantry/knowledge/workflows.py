@@ -20,8 +20,10 @@ RETRY = RetryPolicy(
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=5,
-    non_retryable_error_types=["UnreadableDocument"],
+    non_retryable_error_types=["UnreadableDocument", "QuotaTooLarge"],
 )
+# Failures whose message is about the document itself, written for the tenant to read.
+TENANT_FACING = ("UnreadableDocument", "QuotaTooLarge")
 
 
 @workflow.defn(name="IngestDocument")
@@ -78,7 +80,7 @@ class IngestDocument:
 def _plain_reason(error: ActivityError) -> str:
     """What the tenant reads: the document's own problem, never an internal error's text (SQL)."""
     cause = error.cause
-    if isinstance(cause, ApplicationError) and cause.type == "UnreadableDocument":
+    if isinstance(cause, ApplicationError) and cause.type in TENANT_FACING:
         return cause.message
     if isinstance(cause, TimeoutError):
         return "processing the document took too long"
