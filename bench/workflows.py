@@ -175,7 +175,12 @@ async def seed(stack, settings, slugs: list[str]) -> dict[str, uuid.UUID]:
                 )
             ids[slug] = tenant.id
             async with db.control() as session:
-                patch = LimitsPatch(requests_per_minute=100_000, concurrent_requests=1_000)
+                # Incidents wait for a person and hold a slot: room for every one sent.
+                patch = LimitsPatch(
+                    requests_per_minute=100_000,
+                    concurrent_requests=1_000,
+                    workflows_in_flight=1_000,
+                )
                 await limits.set_overrides(session, slug=slug, patch=patch, actor="bench")
             async with db.tenant(tenant.id) as session:
                 await users.create(

@@ -64,7 +64,15 @@ def stack() -> Stack:
 
 
 @pytest.fixture(scope="session")
-async def temporal_client(stack, settings):
+async def keys(db, settings):
+    """The tenants' data keys, as the API and the worker hold them."""
+    from tenantry.keys.service import TenantKeys, platform_key
+
+    return TenantKeys(db, platform_key(settings))
+
+
+@pytest.fixture(scope="session")
+async def temporal_client(stack, settings, keys):
     from tenacity import AsyncRetrying, stop_after_delay, wait_fixed
 
     from tenantry.worker.client import connect
@@ -73,7 +81,7 @@ async def temporal_client(stack, settings):
         stop=stop_after_delay(60), wait=wait_fixed(0.25), reraise=True
     ):
         with attempt:
-            client = await connect(settings.temporal_address)
+            client = await connect(settings.temporal_address, keys=keys)
     return client
 
 
@@ -85,19 +93,27 @@ async def embedder(settings):
 
 
 @pytest.fixture(scope="session")
-async def worker(temporal_client, stack, settings, embedder):
-    """One worker on the session's pool queue, for the whole session."""
-    from tenantry.worker.runner import build_worker
+async def worker(temporal_client, stack, settings, embedder, keys):
+    """One worker process's work on the session's pool queue: the worker and the outbox relay."""
+    from tenantry.db.urls import libpq_dsn
+    from tenantry.worker.runner import WorkerProcess, build_relay, build_worker
 
     db = stack.database(pool_size=4)
-    running = build_worker(
-        temporal_client,
-        task_queue=settings.pool_task_queue,
-        db=db,
-        embedder=embedder,
-        settings=settings,
+    relay = await build_relay(
+        db, keys=keys, settings=settings, dsn=libpq_dsn(stack.app_url), admin_url=stack.admin_url
+    )
+    running = WorkerProcess(
+        build_worker(
+            temporal_client,
+            task_queue=settings.pool_task_queue,
+            db=db,
+            embedder=embedder,
+            settings=settings,
+        ),
+        relay,
     )
     task = asyncio.create_task(running.run())
+    await relay.listening.wait()
     yield running
     await running.shutdown()
     await asyncio.gather(task, return_exceptions=True)

@@ -22,6 +22,7 @@ from httpx import ASGITransport, AsyncClient
 
 from tenantry.identity.permissions import ROLE_PERMISSIONS, SCOPE_PERMISSIONS, Permission
 from tests.conftest import PASSWORD, bearer, unique_slug
+from tests.workflows import started
 
 CALLERS = ("none", "a_viewer", "a_key_without_scope", "b_admin", "operator", "a_admin")
 VOLATILE_COLUMNS = {"last_used_at", "last_login_at"}  # authenticating may touch these, nothing else
@@ -301,7 +302,7 @@ async def build_world(
     )
     assert document.status_code == 202, document.text
     # Let the platform finish its own work on A first, so the snapshots see only the callers'.
-    handle = temporal_client.get_workflow_handle(f"{a.slug}/ingest/{document.json()['id']}")
+    handle = await started(temporal_client, f"{a.slug}/ingest/{document.json()['id']}")
     assert await handle.result() == "ready"
     waiting = await _incident(client, headers["a_admin"], temporal_client, a, resolve=False)
     resolved = await _incident(client, headers["a_admin"], temporal_client, a, resolve=True)
@@ -345,9 +346,7 @@ async def _incident(client, headers, temporal_client, tenant, *, resolve: bool) 
     )
     assert created.status_code == 201, created.text
     number = created.json()["number"]
-    run = temporal_client.get_workflow_handle(
-        f"{tenant.slug}/incident/{number.removeprefix('INC-')}"
-    )
+    run = await started(temporal_client, f"{tenant.slug}/incident/{number.removeprefix('INC-')}")
     for _ in range(400):
         if (await run.query("state"))["status"] == "awaiting_approval":
             break
@@ -358,8 +357,8 @@ async def _incident(client, headers, temporal_client, tenant, *, resolve: bool) 
         )
         await run.result()
         shown = (await client.get(f"/v1/incidents/{number}", headers=headers)).json()
-        learned = temporal_client.get_workflow_handle(
-            f"{tenant.slug}/ingest/{shown['knowledge_document_id']}"
+        learned = await started(
+            temporal_client, f"{tenant.slug}/ingest/{shown['knowledge_document_id']}"
         )
         assert await learned.result() == "ready"
     return number

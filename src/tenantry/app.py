@@ -37,6 +37,7 @@ from tenantry.identity.throttle import LoginThrottle
 from tenantry.identity.users_api import router as users_router
 from tenantry.incidents.api import router as incidents_router
 from tenantry.incidents.external_api import router as external_router
+from tenantry.keys.service import TenantKeys, platform_key
 from tenantry.knowledge.api import router as knowledge_router
 from tenantry.knowledge.embeddings import checked_embedder
 from tenantry.limits.api import router as limits_router
@@ -88,8 +89,16 @@ def create_app(
         )
         state.config_listener = ConfigListener(libpq_dsn(url), state.config_cache)
         state.embedder = await checked_embedder(settings)
+        state.kek = platform_key(settings)
+        # Only to ask workflows their state: starts and signals go through the outbox, so the
+        # API starts (lazily connected) and takes work while Temporal is away.
         state.temporal = (
-            await connect_temporal(settings.temporal_address, settings.temporal_namespace)
+            await connect_temporal(
+                settings.temporal_address,
+                settings.temporal_namespace,
+                keys=TenantKeys(db, state.kek),
+                lazy=True,
+            )
             if settings.temporal_address
             else None
         )

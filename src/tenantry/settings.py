@@ -53,6 +53,11 @@ class Settings(BaseSettings):
         description="HS256 key for access tokens. Required in production; elsewhere one is "
         "generated once and kept in `home`.",
     )
+    platform_key: SecretStr | None = Field(
+        default=None,
+        description="Wraps every tenant's data key (crypto-shredding). Required in production; "
+        "elsewhere one is generated once and kept in `home`.",
+    )
     access_token_minutes: int = Field(default=60, ge=1)
     refresh_token_days: int = Field(default=7, ge=1)
     refresh_grace_seconds: float = Field(
@@ -94,6 +99,12 @@ class Settings(BaseSettings):
     )
     shutdown_grace_seconds: float = Field(
         default=20, gt=0, description="Then: how long in-flight requests get to finish."
+    )
+    outbox_sweep_seconds: float = Field(
+        default=30, gt=0, description="Safety-net sweep of the outbox; NOTIFY wakes it at once."
+    )
+    outbox_max_backoff_seconds: float = Field(
+        default=30, gt=0, description="Longest wait between two tries of one outbox message."
     )
     embedding_provider: Literal["local", "ollama", "openai"] = "local"
     embedding_url: str | None = None
@@ -151,6 +162,11 @@ class Settings(BaseSettings):
             if len(secret) < 32 or secret.lower() in PLACEHOLDER_SECRETS:
                 raise ValueError(
                     "TENANTRY_JWT_SECRET must be set to 32+ random characters in production"
+                )
+            key = self.platform_key.get_secret_value() if self.platform_key else ""
+            if len(key) < 32 or key.lower() in PLACEHOLDER_SECRETS:
+                raise ValueError(
+                    "TENANTRY_PLATFORM_KEY must be set to 32+ random characters in production"
                 )
         return self
 

@@ -14,8 +14,9 @@ from tenantry.events.workflows import DeliverWebhook
 from tenantry.incidents.activities import IncidentActivities
 from tenantry.incidents.types import IncidentInput, Triage
 from tenantry.incidents.workflows import IncidentWorkflow
+from tenantry.outbox.activities import OutboxActivities
 from tests.conftest import bearer, login
-from tests.incidents.conftest import handle, report
+from tests.incidents.conftest import report, run_of
 
 
 class FastClock(IncidentActivities):
@@ -57,27 +58,28 @@ async def test_nobody_acts_so_severity_rises_and_escalations_are_emitted(
         task_queue=f"tenant-{tenant.slug}-jobs",
         workflows=[IncidentWorkflow, DeliverWebhook],
         activities=[
-            activities.triage,
-            activities.request_approval,
-            activities.reject,
-            activities.escalate,
-            activities.resolve,
+            *activities.all(),
             *EventActivities(db, settings).all(),
+            *OutboxActivities(db).all(),
         ],
     )
     try:
         async with fast:
             incident = await report(client, headers, severity="medium")
-            run = handle(temporal_client, tenant, incident["number"])
+            run = await run_of(temporal_client, tenant, incident["number"])
             for _ in range(400):  # until two escalations happened (bounded)
                 state = await asyncio.wait_for(run.query("state"), 10)
                 if state["escalations"] >= 2:
                     break
                 await asyncio.sleep(0.05)
-            assert (
-                await client.post(f"/v1/incidents/{incident['number']}/approve", headers=headers)
-            ).status_code == 202
-            assert await run.result() == "approved"
+            # No knowledge, so nothing to approve: a person writes the resolution.
+            resolved = await client.post(
+                f"/v1/incidents/{incident['number']}/resolve",
+                json={"resolution": "Cambiado el termopar."},
+                headers=headers,
+            )
+            assert resolved.status_code == 202
+            assert await run.result() == "resolved"
     finally:
         await db.dispose()
     assert activities.seen_minutes == [240]  # the tenant's own setting reached the workflow

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.incidents.conftest import handle, report, until_waiting
+from tests.incidents.conftest import handle, report, run_of, until_waiting
 from tests.knowledge.conftest import ingested
 
 
@@ -102,8 +102,8 @@ async def test_invalid_transitions_are_409_and_close_and_reopen_work(client, des
         "status"
     ] == "closed"
     reopened = await client.post(f"/v1/incidents/{number}/reopen", headers=headers)
-    assert reopened.json()["status"] == "open"
-    await until_waiting(temporal_client, tenant, number)  # a new run of the same workflow id
+    assert reopened.json()["status"] == "open" and reopened.json()["episode"] == 2
+    await until_waiting(temporal_client, tenant, number, episode=2)  # a run of its own
     assert (await client.get("/v1/incidents/INC-999", headers=headers)).status_code == 404
     assert (await client.get("/v1/incidents/not-a-handle", headers=headers)).status_code == 404
 
@@ -118,7 +118,7 @@ async def test_low_severity_and_high_confidence_resolve_on_their_own(client, des
         headers=headers,
     )
     incident = await report(client, headers, severity="low")
-    assert await handle(temporal_client, tenant, incident["number"]).result() == "auto"
+    assert await (await run_of(temporal_client, tenant, incident["number"])).result() == "auto"
     done = (await client.get(f"/v1/incidents/{incident['number']}", headers=headers)).json()
     assert done["status"] == "resolved" and done["resolved_by"] == "system:auto-resolve"
     high = await report(client, headers, severity="high")  # above the auto-resolve severity

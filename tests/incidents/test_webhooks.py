@@ -3,101 +3,8 @@ with backoff, the delivery log, redelivery, and targets refused unless allow-lis
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-import pytest
-
-from tests.incidents.conftest import report
-
-
-class Receiver:
-    """A customer's endpoint: verifies each signature itself, and can fail on purpose."""
-
-    def __init__(self, fail_first: int = 0) -> None:
-        self.secret: str | None = None
-        self.fail_first = fail_first
-        self.received: list[dict] = []
-        self.arrived = threading.Condition()
-        handler = self._handler()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
-
-    def valid(self, headers, body: bytes) -> bool:
-        key = base64.b64decode(self.secret.removeprefix("whsec_"))
-        signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
-        expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
-        return any(
-            part.startswith("v1,") and hmac.compare_digest(part[3:], expected)
-            for part in headers["webhook-signature"].split()
-        )
-
-    def _handler(self):
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["content-length"]))
-                with receiver.arrived:
-                    if receiver.fail_first > 0:
-                        receiver.fail_first -= 1
-                        self.send_response(503)
-                        self.end_headers()
-                        return
-                    receiver.received.append(
-                        {
-                            "valid": receiver.valid(self.headers, body),
-                            "id": self.headers["webhook-id"],
-                            "body": json.loads(body),
-                        }
-                    )
-                    receiver.arrived.notify_all()
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        return Handler
-
-    def wait_for(self, count: int, timeout: float = 60) -> list[dict]:
-        with self.arrived:
-            assert self.arrived.wait_for(lambda: len(self.received) >= count, timeout), (
-                self.received
-            )
-            return list(self.received)
-
-    def close(self):
-        self.server.shutdown()
-
-
-@pytest.fixture
-def receiver():
-    made = []
-
-    def make(**kwargs) -> Receiver:
-        made.append(Receiver(**kwargs))
-        return made[-1]
-
-    yield make
-    for r in made:
-        r.close()
-
-
-async def register(client, headers, receiver, events=("*",)) -> dict:
-    response = await client.post(
-        "/v1/webhooks", json={"url": receiver.url, "events": list(events)}, headers=headers
-    )
-    assert response.status_code == 201, response.text
-    endpoint = response.json()
-    receiver.secret = endpoint["secret"]
-    assert endpoint["secret"].startswith("whsec_")
-    return endpoint
+from tests.incidents.conftest import asyncio_wait, register, report
+from tests.workflows import started
 
 
 async def test_signed_deliveries_reach_the_receiver_and_are_logged(
@@ -125,12 +32,6 @@ async def test_signed_deliveries_reach_the_receiver_and_are_logged(
     )
     listed = (await client.get("/v1/webhooks", headers=headers)).json()
     assert [e["id"] for e in listed] == [endpoint["id"]] and "secret" not in listed[0]
-
-
-async def asyncio_wait(target: Receiver, count: int) -> list[dict]:
-    import asyncio
-
-    return await asyncio.to_thread(target.wait_for, count)
 
 
 async def test_failures_are_retried_with_backoff_then_delivered(
@@ -164,7 +65,7 @@ async def test_giving_up_after_the_maximum_then_redelivery(client, desk, receive
         ).json()["items"]
         if log:
             break
-    run = temporal_client.get_workflow_handle(f"{tenant.slug}/webhook/{log[0]['id']}")
+    run = await started(temporal_client, f"{tenant.slug}/webhook/{log[0]['id']}")
     assert await run.result() == "failed"
     failed = (
         await client.get(f"/v1/webhooks/{endpoint['id']}/deliveries", headers=headers)

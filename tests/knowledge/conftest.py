@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import bearer, login
+from tests.workflows import started
 
 
 @pytest.fixture
@@ -16,8 +17,8 @@ async def kb(client, make_tenant, make_user, worker):
 
 
 async def ingested(temporal_client, tenant, document_id: str) -> str:
-    """Wait for the document's workflow to finish (Temporal tells us; no polling)."""
-    handle = temporal_client.get_workflow_handle(f"{tenant.slug}/ingest/{document_id}")
+    """Wait for the document's workflow (started by the outbox relay) to finish."""
+    handle = await started(temporal_client, f"{tenant.slug}/ingest/{document_id}")
     return await handle.result()
 
 

@@ -14,6 +14,7 @@ from tenantry.worker.runner import build_worker
 from tests.conftest import bearer, login
 from tests.knowledge.conftest import ingested
 from tests.worker.probe import Probe, current_tenant_slug
+from tests.workflows import started
 
 
 async def test_the_tenant_reaches_the_activity_through_headers(temporal_client, make_tenant):
@@ -59,7 +60,7 @@ async def test_a_tenant_with_dedicated_workers_is_served_on_its_own_queue(
             "/v1/documents", json={"title": "Solo", "text": "Cola dedicada."}, headers=headers
         )
     ).json()
-    handle = temporal_client.get_workflow_handle(f"{tenant.slug}/ingest/{created['id']}")
+    handle = await started(temporal_client, f"{tenant.slug}/ingest/{created['id']}")
     assert (await handle.describe()).task_queue == f"tenant-{tenant.slug}-jobs"
     db = stack.database(pool_size=2)
     try:

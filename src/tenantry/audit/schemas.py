@@ -36,8 +36,37 @@ class AuditPage(BaseModel):
         return cls(items=items, total=total, limit=limit, offset=offset)
 
 
+class DeletionReceiptOut(BaseModel):
+    """What a deleted tenant's chain ended with, and what its deletion removed."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    slug: str
+    actor: str
+    deleted_at: datetime
+    audit_head_seq: int
+    audit_head_hash: str
+    purged: dict[str, int]
+    key_destroyed: bool
+    workflows_terminated: int
+    index_dropped: bool
+    cleaned_at: datetime | None
+
+
 class ChainOut(BaseModel):
     ok: bool
     events: int
     first_bad_seq: int | None
     reason: str | None
+    deletion: DeletionReceiptOut | None = None
+
+    @classmethod
+    def deleted(cls, receipt) -> ChainOut:
+        """A deleted tenant: its events were purged on purpose; the receipt keeps their head."""
+        return cls(
+            ok=True,
+            events=receipt.audit_head_seq,
+            first_bad_seq=None,
+            reason=None,
+            deletion=DeletionReceiptOut.model_validate(receipt),
+        )

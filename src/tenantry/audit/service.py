@@ -78,6 +78,11 @@ async def _advance_head(session: AsyncSession, tenant_id: uuid.UUID, event: Audi
     )
 
 
+async def head(session: AsyncSession, *, tenant_id: uuid.UUID) -> tuple[int, str]:
+    """The newest link of the tenant's chain: (seq, hash)."""
+    return await _head(session, tenant_id)
+
+
 def digest_of(event: AuditEvent) -> str:
     return event_digest(
         prev_hash=event.prev_hash,

@@ -7,6 +7,8 @@ import contextlib
 
 import typer
 
+from tenantry.db.urls import libpq_dsn
+from tenantry.keys.service import TenantKeys, platform_key
 from tenantry.knowledge.embeddings import checked_embedder
 from tenantry.observability.logging import configure_logging
 from tenantry.runtime import supervisor
@@ -14,7 +16,7 @@ from tenantry.settings import Settings, get_settings
 from tenantry.stack import Stack, start_database
 from tenantry.tenants.namespaces import dedicated_task_queue
 from tenantry.worker.client import connect
-from tenantry.worker.runner import build_worker
+from tenantry.worker.runner import WorkerProcess, build_relay, build_worker
 
 
 def serve(*, services: bool = True) -> None:
@@ -25,13 +27,19 @@ def serve(*, services: bool = True) -> None:
 
 @contextlib.asynccontextmanager
 async def _worker(stack: Stack, settings: Settings, task_queue: str):
+    """The Temporal worker and the outbox relay of one worker process."""
     db = stack.database(pool_size=4)
     try:
-        client = await connect(settings.temporal_address, settings.temporal_namespace)
+        keys = TenantKeys(db, platform_key(settings))
+        client = await connect(settings.temporal_address, settings.temporal_namespace, keys=keys)
         embedder = await checked_embedder(settings)
-        yield build_worker(
+        relay = await build_relay(
+            db, keys=keys, settings=settings, dsn=libpq_dsn(stack.app_url), admin_url=stack.admin_url
+        )
+        worker = build_worker(
             client, task_queue=task_queue, db=db, embedder=embedder, settings=settings
         )
+        yield WorkerProcess(worker, relay)
     finally:
         await db.dispose()
 

@@ -17,6 +17,7 @@ from tenantry.events import signing
 from tenantry.events.models import WebhookDelivery, WebhookEndpoint
 from tenantry.events.targets import ForbiddenTarget, check_target
 from tenantry.events.types import DeliveryInput, GiveUpInput
+from tenantry.outbox import service as outbox
 from tenantry.settings import Settings
 
 
@@ -56,11 +57,14 @@ class EventActivities:
         delivery, endpoint = row
         if delivery.status == "delivered":
             return delivery.last_status_code or 200
-        attempt = activity.info().attempt
+        if await self._paused(tenant_id):
+            raise ApplicationError(
+                "the tenant is suspended", type="TenantSuspended", non_retryable=True
+            )
         try:
             await check_target(endpoint.url, self.settings.webhook_allowlist)
         except ForbiddenTarget as error:
-            await self._log(tenant_id, delivery_id, attempt, None, str(error))
+            await self._log(tenant_id, delivery_id, None, str(error))
             raise ApplicationError(
                 str(error), type="ForbiddenTarget", non_retryable=True
             ) from error
@@ -69,21 +73,23 @@ class EventActivities:
         try:
             response = await self.http.post(endpoint.url, content=body, headers=headers)
         except httpx.HTTPError as error:
-            await self._log(
-                tenant_id, delivery_id, attempt, None, f"{type(error).__name__}: {error}"[:500]
-            )
+            await self._log(tenant_id, delivery_id, None, f"{type(error).__name__}: {error}"[:500])
             raise ApplicationError(
                 f"could not reach the endpoint ({type(error).__name__})"
             ) from error
         if response.is_success:
-            await self._log(
-                tenant_id, delivery_id, attempt, response.status_code, None, delivered=True
-            )
+            await self._log(tenant_id, delivery_id, response.status_code, None, delivered=True)
             return response.status_code
         await self._log(
-            tenant_id, delivery_id, attempt, response.status_code, f"HTTP {response.status_code}"
+            tenant_id, delivery_id, response.status_code, f"HTTP {response.status_code}"
         )
         raise ApplicationError(f"the endpoint answered HTTP {response.status_code}")
+
+    async def _paused(self, tenant_id: uuid.UUID) -> bool:
+        async with self.db.tenant(tenant_id) as session:
+            return await outbox.pause_if_suspended(
+                session, tenant_id=tenant_id, workflow_id=activity.info().workflow_id
+            )
 
     @activity.defn(name="events.give_up")
     async def give_up(self, job: GiveUpInput) -> None:
@@ -98,7 +104,7 @@ class EventActivities:
                 delivery.status, delivery.last_error = "failed", job.reason[:1000]
 
     async def _log(
-        self, tenant_id, delivery_id, attempt, status_code, error, *, delivered: bool = False
+        self, tenant_id, delivery_id, status_code, error, *, delivered: bool = False
     ) -> None:
         async with self.db.tenant(tenant_id) as session:
             delivery = await session.scalar(
@@ -108,7 +114,8 @@ class EventActivities:
             )
             if delivery is None:
                 return
-            delivery.attempts = max(delivery.attempts, attempt)
+            # Counted here, not from Temporal's attempt, which starts again after a suspension.
+            delivery.attempts += 1
             delivery.last_status_code, delivery.last_error = status_code, error
             if delivered:
                 delivery.status, delivery.delivered_at = "delivered", utcnow()

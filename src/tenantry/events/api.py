@@ -5,12 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 
-from tenantry.api_support import database, policy_of, settings_of
+from tenantry.api_support import database, settings_of
 from tenantry.db.session import Database
 from tenantry.events import service
-from tenantry.events.dispatch import dispatch
 from tenantry.events.schemas import (
     DeliveryOut,
     DeliveryPage,
@@ -23,7 +22,6 @@ from tenantry.events.targets import validate_url
 from tenantry.identity.dependencies import Caller, guard
 from tenantry.identity.permissions import Permission
 from tenantry.settings import Settings
-from tenantry.worker.queues import task_queue_for
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 Db = Annotated[Database, Depends(database)]
@@ -117,24 +115,10 @@ async def list_deliveries(
     **MANAGE,
 )
 async def redeliver(
-    endpoint_id: uuid.UUID,
-    delivery_id: uuid.UUID,
-    subject: Caller,
-    db: Db,
-    request: Request,
-    settings: Config,
+    endpoint_id: uuid.UUID, delivery_id: uuid.UUID, subject: Caller, db: Db
 ) -> DeliveryOut:
-    policy = await policy_of(request, subject.tenant.id)
     async with db.tenant(subject.tenant.id) as session:
         delivery = await service.reset_for_redelivery(
             session, tenant_id=subject.tenant.id, endpoint_id=endpoint_id, delivery_id=delivery_id
         )
-        out = DeliveryOut.model_validate(delivery)
-    await dispatch(
-        request.app.state.temporal,
-        tenant=subject.tenant,
-        delivery_ids=[delivery_id],
-        task_queue=task_queue_for(subject.tenant.slug, policy.config, settings.pool_task_queue),
-        max_attempts=policy.config["webhooks"]["max_attempts"],
-    )
-    return out
+        return DeliveryOut.model_validate(delivery)

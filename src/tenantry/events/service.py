@@ -12,6 +12,7 @@ from tenantry.audit import service as audit
 from tenantry.db.base import utcnow
 from tenantry.db.paging import page
 from tenantry.errors import NotFound
+from tenantry.events.dispatch import dispatch
 from tenantry.events.models import WebhookDelivery, WebhookEndpoint
 from tenantry.events.schemas import EndpointCreate, EndpointUpdate
 from tenantry.events.signing import new_secret
@@ -115,7 +116,8 @@ async def delete_endpoint(
 async def record_event(
     session: AsyncSession, *, tenant_id: uuid.UUID, event_type: str, data: dict[str, Any]
 ) -> list[uuid.UUID]:
-    """One pending delivery per active endpoint that listens to `event_type`; returns their ids."""
+    """One pending delivery per active endpoint that listens to `event_type`, each sent by a
+    delivery workflow started through the outbox; returns their ids."""
     event_id = f"evt_{uuid.uuid4().hex}"
     payload = {"type": event_type, "timestamp": utcnow().isoformat(), "data": data}
     endpoints = await session.scalars(
@@ -139,6 +141,7 @@ async def record_event(
             session.add(delivery)
             ids.append(delivery.id)
     await session.flush()
+    await dispatch(session, tenant_id=tenant_id, delivery_ids=ids)
     return ids
 
 
@@ -167,4 +170,5 @@ async def reset_for_redelivery(
     if delivery is None:
         raise NotFound("No such delivery.")
     delivery.status, delivery.last_error = "pending", None
+    await dispatch(session, tenant_id=tenant_id, delivery_ids=[delivery.id])
     return delivery

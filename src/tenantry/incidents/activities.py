@@ -1,11 +1,14 @@
 """Incident activities: triage from the tenant's own knowledge, the person's outcomes, escalation.
 
-Each is idempotent (a retry finds the work done and returns what it returned the first time), and
-each writes the incident, its timeline, audit and webhook deliveries in one transaction.
+Each writes the incident, its timeline, audit and webhook deliveries (with their workflows' starts,
+through the outbox) in one transaction, and records what it did under a key (the incident, its
+episode, an ordinal) in that same transaction: a retry after the commit returns the record and
+does nothing twice.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 
 from temporalio import activity
@@ -14,19 +17,26 @@ from tenantry.audit import service as audit
 from tenantry.config import service as config_service
 from tenantry.db.base import utcnow
 from tenantry.db.session import Database
-from tenantry.errors import AppError
 from tenantry.events import service as events
 from tenantry.incidents import llm
 from tenantry.incidents import service as incidents
-from tenantry.incidents.types import Followups, IncidentInput, RejectInput, ResolveInput, Triage
+from tenantry.incidents.learning import RESOLUTION_TAG, learn
+from tenantry.incidents.types import (
+    EscalateInput,
+    Followups,
+    IncidentInput,
+    RefuseInput,
+    RejectInput,
+    ResolveInput,
+    Triage,
+)
 from tenantry.knowledge import search as retrieval
-from tenantry.knowledge import service as knowledge
 from tenantry.knowledge.embeddings import Embedder
+from tenantry.outbox import effects
+from tenantry.outbox import service as outbox
 from tenantry.settings import Settings
 from tenantry.tenants.models import Tenant
-from tenantry.tenants.tiers import effective_limits
 
-RESOLUTION_TAG = "incident-resolution"
 SEVERITY_RANK = {s: i for i, s in enumerate(incidents.SEVERITIES)}
 
 
@@ -36,6 +46,10 @@ def confidence_of(similarity: float | None) -> float:
     if similarity is None:
         return 0.0
     return round(min(1.0, max(0.0, (similarity - 0.78) / 0.14)), 3)
+
+
+def _key(step: str, job: IncidentInput, *more: object) -> str:
+    return ":".join([step, job.incident_id, str(job.episode), *(str(m) for m in more)])
 
 
 class IncidentActivities:
@@ -48,6 +62,9 @@ class IncidentActivities:
     async def triage(self, job: IncidentInput) -> Triage:
         tenant_id, incident_id = uuid.UUID(job.tenant_id), uuid.UUID(job.incident_id)
         async with self.db.tenant(tenant_id) as session:
+            done = await effects.recall(session, tenant_id=tenant_id, key=_key("triage", job))
+            if done is not None:
+                return Triage(**done)
             incident = await incidents.get_by_id(
                 session, tenant_id=tenant_id, incident_id=incident_id
             )
@@ -82,6 +99,10 @@ class IncidentActivities:
             incident = await incidents.get_by_id(
                 session, tenant_id=tenant_id, incident_id=incident_id
             )
+            # Another attempt may have finished meanwhile: its result is the result.
+            done = await effects.recall(session, tenant_id=tenant_id, key=_key("triage", job))
+            if done is not None:
+                return Triage(**done)
             if incident.status == "open":
                 incident.status, incident.proposal, incident.confidence = (
                     "triaged",
@@ -106,19 +127,27 @@ class IncidentActivities:
                     kind="triaged",
                     data={"confidence": confidence, "how": how, "sources": len(hits)},
                 )
-            severity = incident.severity
-        auto = (
-            bool(hits)
-            and SEVERITY_RANK[severity] <= SEVERITY_RANK[thresholds["auto_resolve_max_severity"]]
-            and confidence >= thresholds["auto_resolve_min_confidence"]
-        )
-        return Triage(
-            auto,
-            text,
-            confidence,
-            thresholds["escalation_after_minutes"],
-            config["webhooks"]["max_attempts"],
-        )
+            auto = (
+                bool(hits)
+                and SEVERITY_RANK[incident.severity]
+                <= SEVERITY_RANK[thresholds["auto_resolve_max_severity"]]
+                and confidence >= thresholds["auto_resolve_min_confidence"]
+            )
+            result = Triage(
+                auto,
+                text,
+                confidence,
+                thresholds["escalation_after_minutes"],
+                config["webhooks"]["max_attempts"],
+                sourced=bool(hits),
+            )
+            await effects.remember(
+                session,
+                tenant_id=tenant_id,
+                key=_key("triage", job),
+                result=dataclasses.asdict(result),
+            )
+        return result
 
     @activity.defn(name="incidents.request_approval")
     async def request_approval(self, job: IncidentInput) -> None:
@@ -139,7 +168,7 @@ class IncidentActivities:
             incident = await incidents.get_by_id(
                 session, tenant_id=uuid.UUID(job.tenant_id), incident_id=uuid.UUID(job.incident_id)
             )
-            if incident.status == "awaiting_approval":
+            if incident.status == "awaiting_approval":  # a retry finds it triaged: nothing new
                 incident.status = "triaged"
                 await incidents.add_event(
                     session,
@@ -149,47 +178,85 @@ class IncidentActivities:
                     data={"reason": step.reason},
                 )
 
-    @activity.defn(name="incidents.escalate")
-    async def escalate(self, job: IncidentInput) -> Followups:
-        tenant_id = uuid.UUID(job.tenant_id)
-        async with self.db.tenant(tenant_id) as session:
-            incident = await incidents.get_by_id(
-                session, tenant_id=tenant_id, incident_id=uuid.UUID(job.incident_id)
-            )
-            if incident.status not in ("triaged", "awaiting_approval"):
-                return Followups()
-            before = incident.severity
-            incident.severity = incidents.raised(before)
-            await incidents.add_event(
-                session,
-                incident,
-                actor="system:escalation",
-                kind="escalated",
-                data={"from": before, "to": incident.severity},
-            )
-            ids = await events.record_event(
-                session,
-                tenant_id=tenant_id,
-                event_type="incident.escalated",
-                data=incidents.payload(incident),
-            )
-        return Followups(delivery_ids=[str(i) for i in ids], severity=incident.severity)
-
-    @activity.defn(name="incidents.resolve")
-    async def resolve(self, step: ResolveInput) -> Followups:
+    @activity.defn(name="incidents.refuse")
+    async def refuse(self, step: RefuseInput) -> None:
+        """The workflow could not carry out an action: it is no longer pending, and said why."""
         job, tenant_id = step.job, uuid.UUID(step.job.tenant_id)
         async with self.db.tenant(tenant_id) as session:
             incident = await incidents.get_by_id(
                 session, tenant_id=tenant_id, incident_id=uuid.UUID(job.incident_id)
             )
-            if incident.status in ("resolved", "closed"):  # a retry after the commit: nothing new
-                return Followups()
+            key = _key("refuse", job, step.action.id)
+            if await effects.recall(session, tenant_id=tenant_id, key=key) is not None:
+                return
+            if incident.pending_action == step.action.kind:
+                incident.pending_action = None
+            await incidents.add_event(
+                session,
+                incident,
+                actor="system:workflow",
+                kind="action_refused",
+                data={"action": step.action.kind, "by": step.action.actor, "reason": step.reason},
+            )
+            await effects.remember(session, tenant_id=tenant_id, key=key, result={})
+
+    @activity.defn(name="incidents.escalate")
+    async def escalate(self, step: EscalateInput) -> Followups:
+        """Raise the severity once per ordinal; while the tenant is suspended, do nothing and
+        say so (the workflow waits for its resume)."""
+        job, tenant_id = step.job, uuid.UUID(step.job.tenant_id)
+        key = _key("escalate", job, step.ordinal)
+        async with self.db.tenant(tenant_id) as session:
+            incident = await incidents.get_by_id(
+                session, tenant_id=tenant_id, incident_id=uuid.UUID(job.incident_id)
+            )
+            done = await effects.recall(session, tenant_id=tenant_id, key=key)
+            if done is not None:
+                return Followups(**done)
+            if await outbox.pause_if_suspended(
+                session, tenant_id=tenant_id, workflow_id=activity.info().workflow_id
+            ):
+                return Followups(paused=True)
+            result = Followups()
+            if incident.status in ("triaged", "awaiting_approval"):
+                before = incident.severity
+                incident.severity = incidents.raised(before)
+                await incidents.add_event(
+                    session,
+                    incident,
+                    actor="system:escalation",
+                    kind="escalated",
+                    data={"from": before, "to": incident.severity, "ordinal": step.ordinal},
+                )
+                ids = await events.record_event(
+                    session,
+                    tenant_id=tenant_id,
+                    event_type="incident.escalated",
+                    data=incidents.payload(incident),
+                )
+                result = Followups(delivery_ids=[str(i) for i in ids], severity=incident.severity)
+            await effects.remember(
+                session, tenant_id=tenant_id, key=key, result=dataclasses.asdict(result)
+            )
+        return result
+
+    @activity.defn(name="incidents.resolve")
+    async def resolve(self, step: ResolveInput) -> Followups:
+        job, tenant_id = step.job, uuid.UUID(step.job.tenant_id)
+        key = _key("resolve", job)
+        async with self.db.tenant(tenant_id) as session:
+            incident = await incidents.get_by_id(
+                session, tenant_id=tenant_id, incident_id=uuid.UUID(job.incident_id)
+            )
+            done = await effects.recall(session, tenant_id=tenant_id, key=key)
+            if done is not None:
+                return Followups(**done)
             incident.status, incident.resolution, incident.resolved_by = (
                 "resolved",
                 step.resolution,
                 step.actor,
             )
-            incident.resolved_at = utcnow()
+            incident.resolved_at, incident.pending_action = utcnow(), None
             await incidents.add_event(
                 session, incident, actor=step.actor, kind="resolved", data={"how": step.how}
             )
@@ -201,44 +268,27 @@ class IncidentActivities:
                 target=f"incident:{incident.handle}",
                 after={"how": step.how, "severity": incident.severity},
             )
-            document_id = await self._learn(session, incident, tenant_id)
+            document_id = await learn(
+                session, incident, how=step.how, max_bytes=self.settings.max_document_bytes
+            )
             ids = await events.record_event(
                 session,
                 tenant_id=tenant_id,
                 event_type="incident.resolved",
                 data=incidents.payload(incident),
             )
-        return Followups(delivery_ids=[str(i) for i in ids], document_id=document_id)
-
-    async def _learn(self, session, incident, tenant_id: uuid.UUID) -> str | None:
-        """The resolution becomes a knowledge document, unless the tenant's quota is used up."""
-        tenant = await session.get(Tenant, tenant_id)
-        body = f"{incident.title}\n\n{incident.description}\n\nResolución / resolution:\n{incident.resolution}"
-        try:
-            document, created = await knowledge.create(
-                session,
-                tenant_id=tenant_id,
-                title=f"{incident.handle}: {incident.title}",
-                content=body.encode(),
-                source_type="txt",
-                filename=None,
-                tags=[RESOLUTION_TAG, *([incident.area] if incident.area else [])],
-                metadata={"incident": incident.handle},
-                actor="system:learning",
-                limits=effective_limits(tenant.tier, tenant.limit_overrides),
-                max_bytes=self.settings.max_document_bytes,
+            result = Followups(delivery_ids=[str(i) for i in ids], document_id=document_id)
+            await effects.remember(
+                session, tenant_id=tenant_id, key=key, result=dataclasses.asdict(result)
             )
-        except AppError as error:  # a full quota must not undo the resolution itself
-            await incidents.add_event(
-                session,
-                incident,
-                actor="system:learning",
-                kind="not_learned",
-                data={"reason": str(error)[:300]},
-            )
-            return None
-        incident.knowledge_document_id = document.id
-        return str(document.id) if created else None
+        return result
 
     def all(self) -> list:
-        return [self.triage, self.request_approval, self.reject, self.escalate, self.resolve]
+        return [
+            self.triage,
+            self.request_approval,
+            self.reject,
+            self.refuse,
+            self.escalate,
+            self.resolve,
+        ]

@@ -1,5 +1,5 @@
 """`/v1/incidents`: report, list, show (with timeline and workflow state), and a person's actions,
-sent to the incident's workflow as signals."""
+sent to the incident's workflow as signals through the outbox (committed with the change)."""
 
 from __future__ import annotations
 
@@ -24,29 +24,30 @@ from tenantry.incidents.schemas import (
     Severity,
     Status,
 )
-from tenantry.incidents.starts import start_incident, workflow_handle
-from tenantry.incidents.types import Action
+from tenantry.incidents.starts import incident_workflow_id, send_action, start_episode
+from tenantry.outbox import service as outbox
+from tenantry.tenancy.context import tenant_context
 
 router = APIRouter(prefix="/v1/incidents", tags=["incidents"])
 Db = Annotated[Database, Depends(database)]
 
 
 async def report(
-    request: Request, subject, db: Database, body: IncidentCreate, reporter: str, extra=None
+    subject, db: Database, body: IncidentCreate, reporter: str, extra=None
 ) -> IncidentOut:
+    """The incident, its `incident.created` deliveries and its workflow's start, in one commit."""
     async with db.tenant(subject.tenant.id) as session:
         incident = await service.create(
             session, tenant_id=subject.tenant.id, data=body, reporter=reporter, extra=extra
         )
-        deliveries = await events.record_event(
+        await events.record_event(
             session,
             tenant_id=subject.tenant.id,
             event_type="incident.created",
             data=service.payload(incident),
         )
-        out = IncidentOut.of(incident)
-    await start_incident(request, subject.tenant, incident, deliveries)
-    return out
+        await start_episode(session, tenant_slug=subject.tenant.slug, incident=incident)
+        return IncidentOut.of(incident)
 
 
 @router.post(
@@ -55,10 +56,8 @@ async def report(
     response_model=IncidentOut,
     **guard(Permission.INCIDENTS_WRITE),
 )
-async def create_incident(
-    body: IncidentCreate, subject: Caller, db: Db, request: Request
-) -> IncidentOut:
-    return await report(request, subject, db, body, subject.audit_name)
+async def create_incident(body: IncidentCreate, subject: Caller, db: Db) -> IncidentOut:
+    return await report(subject, db, body, subject.audit_name)
 
 
 @router.get("", response_model=IncidentPage, **guard(Permission.INCIDENTS_READ))
@@ -96,25 +95,42 @@ async def show_incident(number: str, subject: Caller, db: Db) -> IncidentOut:
 async def workflow_state(number: str, subject: Caller, db: Db, request: Request) -> dict[str, Any]:
     async with db.tenant(subject.tenant.id) as session:
         incident = await service.get(session, tenant_id=subject.tenant.id, handle=number)
+        workflow_id = incident_workflow_id(subject.tenant.slug, incident.number, incident.episode)
+        queued = await outbox.start_pending(
+            session, tenant_id=subject.tenant.id, workflow_id=workflow_id
+        )
+    base = {"number": incident.handle, "episode": incident.episode}
+    if queued:  # not started yet (Temporal away, or the tenant's workflows_in_flight all taken)
+        return {**base, "status": "queued", "waiting_for_person": False}
     try:
-        state = await workflow_handle(request, subject.tenant, incident.handle).query("state")
+        with tenant_context(subject.tenant):
+            handle = request.app.state.temporal.get_workflow_handle(workflow_id)
+            state = await handle.query("state")
     except RPCError as error:
         raise ServiceUnavailable(
             f"The incident's workflow could not be asked ({error.status.name})."
         ) from error
-    return {"number": incident.handle, **state}
+    return {**base, **state}
 
 
-async def _act(request: Request, subject, db: Database, number: str, action: Action) -> IncidentOut:
+async def _act(
+    subject, db: Database, number: str, kind: str, text: str | None = None
+) -> IncidentOut:
+    """202 once the action and its signal to the workflow are committed together."""
     async with db.tenant(subject.tenant.id) as session:
-        incident = await service.get(session, tenant_id=subject.tenant.id, handle=number)
-        service.check_transition(incident, action.kind)
-        await service.add_event(
-            session, incident, actor=action.actor, kind=f"{action.kind}_requested", data={}
+        incident = await service.get(
+            session, tenant_id=subject.tenant.id, handle=number, for_update=True
         )
-        out = IncidentOut.of(incident)
-    await workflow_handle(request, subject.tenant, incident.handle).signal("act", action)
-    return out
+        await service.request(session, incident=incident, action=kind, actor=subject.audit_name)
+        await send_action(
+            session,
+            tenant_slug=subject.tenant.slug,
+            incident=incident,
+            kind=kind,
+            actor=subject.audit_name,
+            text=text,
+        )
+        return IncidentOut.of(incident)
 
 
 @router.post(
@@ -123,8 +139,8 @@ async def _act(request: Request, subject, db: Database, number: str, action: Act
     response_model=IncidentOut,
     **guard(Permission.INCIDENTS_RESOLVE),
 )
-async def approve(number: str, subject: Caller, db: Db, request: Request) -> IncidentOut:
-    return await _act(request, subject, db, number, Action("approve", subject.audit_name))
+async def approve(number: str, subject: Caller, db: Db) -> IncidentOut:
+    return await _act(subject, db, number, "approve")
 
 
 @router.post(
@@ -133,16 +149,8 @@ async def approve(number: str, subject: Caller, db: Db, request: Request) -> Inc
     response_model=IncidentOut,
     **guard(Permission.INCIDENTS_RESOLVE),
 )
-async def reject(
-    number: str, subject: Caller, db: Db, request: Request, body: RejectIn | None = None
-) -> IncidentOut:
-    return await _act(
-        request,
-        subject,
-        db,
-        number,
-        Action("reject", subject.audit_name, body.reason if body else None),
-    )
+async def reject(number: str, subject: Caller, db: Db, body: RejectIn | None = None) -> IncidentOut:
+    return await _act(subject, db, number, "reject", body.reason if body else None)
 
 
 @router.post(
@@ -151,12 +159,8 @@ async def reject(
     response_model=IncidentOut,
     **guard(Permission.INCIDENTS_RESOLVE),
 )
-async def resolve(
-    number: str, body: ResolveIn, subject: Caller, db: Db, request: Request
-) -> IncidentOut:
-    return await _act(
-        request, subject, db, number, Action("resolve", subject.audit_name, body.resolution)
-    )
+async def resolve(number: str, body: ResolveIn, subject: Caller, db: Db) -> IncidentOut:
+    return await _act(subject, db, number, "resolve", body.resolution)
 
 
 @router.post("/{number}/close", response_model=IncidentOut, **guard(Permission.INCIDENTS_RESOLVE))
@@ -171,13 +175,12 @@ async def close(number: str, subject: Caller, db: Db) -> IncidentOut:
 
 
 @router.post("/{number}/reopen", response_model=IncidentOut, **guard(Permission.INCIDENTS_RESOLVE))
-async def reopen(number: str, subject: Caller, db: Db, request: Request) -> IncidentOut:
+async def reopen(number: str, subject: Caller, db: Db) -> IncidentOut:
+    """The incident opens again as a new episode, with a workflow run of its own."""
     async with db.tenant(subject.tenant.id) as session:
         incident = await service.get(
             session, tenant_id=subject.tenant.id, handle=number, for_update=True
         )
-        out = IncidentOut.of(
-            await service.reopen(session, incident=incident, actor=subject.audit_name)
-        )
-    await start_incident(request, subject.tenant, incident, [])
-    return out
+        await service.reopen(session, incident=incident, actor=subject.audit_name)
+        await start_episode(session, tenant_slug=subject.tenant.slug, incident=incident)
+        return IncidentOut.of(incident)

@@ -42,9 +42,7 @@ async def external_incident(
     await _enabled(request, subject)
     data = IncidentCreate(**body.model_dump(exclude={"reporter", "external_ref"}))
     reporter = f"external:{subject.name}:{body.reporter}"
-    return await report(
-        request, subject, db, data, reporter, extra={"external_ref": body.external_ref}
-    )
+    return await report(subject, db, data, reporter, extra={"external_ref": body.external_ref})
 
 
 @router.get("/knowledge/search", response_model=SearchOut, **guard(Permission.EXTERNAL))

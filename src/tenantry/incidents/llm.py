@@ -16,6 +16,7 @@ SYSTEM = (
     "sources. Cite them as [1], [2]. Answer in the incident's language, in at most 6 sentences. "
     "If the sources do not cover it, say so."
 )
+NO_SOURCE = "No source in the knowledge base covers this incident yet."
 SENTENCES = re.compile(r"(?<=[.!?])\s+")
 WORDS = re.compile(r"\w{4,}", re.UNICODE)
 
@@ -70,7 +71,7 @@ async def chat(
 def extractive(incident: str, sources: list[Source], *, per_source: int = 2) -> str:
     """The sentences of each source that share the most words with the incident, cited."""
     if not sources:
-        return "No source in the knowledge base covers this incident yet."
+        return NO_SOURCE
     wanted = {w.lower() for w in WORDS.findall(incident)}
     parts = []
     for source in sources:

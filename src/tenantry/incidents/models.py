@@ -40,6 +40,10 @@ class Incident(TenantOwned, Base):
     resolved_by: Mapped[str | None] = mapped_column(Text)
     resolved_at: Mapped[datetime | None] = mapped_column(TS)
     knowledge_document_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    # Each reopening starts a new episode, with a workflow run of its own.
+    episode: Mapped[int] = mapped_column(Integer, default=1)
+    # An approval or resolution sent to the workflow and not yet carried out.
+    pending_action: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(TS, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(TS, default=utcnow, onupdate=utcnow)
 

@@ -77,6 +77,10 @@ class IncidentOut(BaseModel):
     resolved_by: str | None
     resolved_at: datetime | None
     knowledge_document_id: uuid.UUID | None
+    episode: int = Field(description="1, then one more on each reopening.")
+    pending_action: str | None = Field(
+        description="An approval or resolution on its way to the workflow."
+    )
     created_at: datetime
     updated_at: datetime
     timeline: list[EventOut] | None = None
@@ -100,6 +104,8 @@ class IncidentOut(BaseModel):
             resolved_by=incident.resolved_by,
             resolved_at=incident.resolved_at,
             knowledge_document_id=incident.knowledge_document_id,
+            episode=incident.episode,
+            pending_action=incident.pending_action,
             created_at=incident.created_at,
             updated_at=incident.updated_at,
             timeline=None if timeline is None else [EventOut.model_validate(e) for e in timeline],

@@ -38,6 +38,10 @@ class InvalidTransition(Conflict):
     code, title = "invalid-transition", "Not allowed in this state"
 
 
+class NoSource(Conflict):
+    code, title = "no-source", "Nothing to approve"
+
+
 def number_of(handle: str) -> int:
     match = HANDLE.match(handle)
     if match is None:
@@ -66,6 +70,7 @@ async def create(
         assignee=data.assignee,
         status="open",
         sources=[],
+        episode=1,
     )
     session.add(incident)
     await session.flush()
@@ -155,6 +160,31 @@ def check_transition(incident: Incident, action: str) -> None:
         )
 
 
+def check_action(incident: Incident, action: str) -> None:
+    """A person's action for the workflow: allowed in this state, none already on its way, and
+    an approval only of a proposal that cites a source."""
+    check_transition(incident, action)
+    if incident.pending_action is not None:
+        raise InvalidTransition(
+            f"{incident.handle} already has '{incident.pending_action}' on its way; "
+            "its workflow carries it out first."
+        )
+    if action == "approve" and not incident.sources:
+        raise NoSource(
+            f"{incident.handle}'s proposal cites no source from the knowledge base, so there is "
+            "nothing to approve; resolve it with your own text."
+        )
+
+
+async def request(session: AsyncSession, *, incident: Incident, action: str, actor: str) -> None:
+    """Record that a person asked for `action`; approvals and resolutions stay pending until the
+    workflow carries them out."""
+    check_action(incident, action)
+    if action in ("approve", "resolve"):
+        incident.pending_action = action
+    await add_event(session, incident, actor=actor, kind=f"{action}_requested", data={})
+
+
 async def close(session: AsyncSession, *, incident: Incident, actor: str) -> Incident:
     check_transition(incident, "close")
     incident.status = "closed"
@@ -167,7 +197,11 @@ async def reopen(session: AsyncSession, *, incident: Incident, actor: str) -> In
     incident.status = "open"
     incident.resolution = incident.resolved_by = incident.resolved_at = None
     incident.proposal, incident.confidence, incident.sources = None, None, []
-    await add_event(session, incident, actor=actor, kind="reopened", data={})
+    incident.pending_action = None
+    incident.episode += 1
+    await add_event(
+        session, incident, actor=actor, kind="reopened", data={"episode": incident.episode}
+    )
     return incident
 
 

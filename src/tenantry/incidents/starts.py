@@ -1,47 +1,55 @@
-"""After an incident's transaction commits: its workflow, and the deliveries of its events."""
+"""An incident's workflow, reached only through the outbox: its start and a person's actions are
+messages written in the transaction that changes the incident.
+
+One workflow run per episode: `{tenant}/incident/{number}` for the first, and
+`{tenant}/incident/{number}/{episode}` for each reopening, so a reopened incident never collides
+with the run that resolved it (which may still be finishing its last steps).
+"""
 
 from __future__ import annotations
 
 import uuid
 
-from fastapi import Request
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from tenantry.events.dispatch import dispatch
 from tenantry.incidents.models import Incident
-from tenantry.incidents.types import IncidentInput
-from tenantry.tenancy.context import TenantRef
-from tenantry.worker.queues import start_tenant_workflow, task_queue_for
+from tenantry.incidents.types import Action, IncidentInput
+from tenantry.outbox import service as outbox
+from tenantry.worker.queues import workflow_id
 
 
-async def start_incident(
-    request: Request, tenant: TenantRef, incident: Incident, deliveries: list[uuid.UUID]
-) -> None:
-    from temporalio.common import WorkflowIDReusePolicy
+def incident_workflow_id(tenant_slug: str, number: int, episode: int = 1) -> str:
+    base = workflow_id(tenant_slug, "incident", str(number))
+    return base if episode == 1 else f"{base}/{episode}"
 
-    from tenantry.api_support import policy_of
 
-    policy = await policy_of(request, tenant.id)
-    queue = task_queue_for(tenant.slug, policy.config, request.app.state.settings.pool_task_queue)
-    client = request.app.state.temporal
-    await start_tenant_workflow(
-        client,
-        "IncidentWorkflow",
-        IncidentInput(str(tenant.id), tenant.slug, str(incident.id), incident.number),
-        tenant=tenant,
-        kind="incident",
-        object_id=str(incident.number),
-        task_queue=queue,
-        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,  # a reopened incident runs again
-    )
-    await dispatch(
-        client,
-        tenant=tenant,
-        delivery_ids=deliveries,
-        task_queue=queue,
-        max_attempts=policy.config["webhooks"]["max_attempts"],
+def job_of(tenant_slug: str, incident: Incident) -> IncidentInput:
+    return IncidentInput(
+        str(incident.tenant_id), tenant_slug, str(incident.id), incident.number, incident.episode
     )
 
 
-def workflow_handle(request: Request, tenant: TenantRef, handle: str):
-    number = handle.removeprefix("INC-")
-    return request.app.state.temporal.get_workflow_handle(f"{tenant.slug}/incident/{number}")
+async def start_episode(session: AsyncSession, *, tenant_slug: str, incident: Incident) -> None:
+    await outbox.start(
+        session,
+        tenant_id=incident.tenant_id,
+        workflow_type="IncidentWorkflow",
+        workflow_id=incident_workflow_id(tenant_slug, incident.number, incident.episode),
+        arg=job_of(tenant_slug, incident),
+        counts_in_flight=True,
+        reuse="reject_duplicate",  # an episode runs once; its start delivered twice is one run
+    )
+
+
+async def send_action(
+    session: AsyncSession, *, tenant_slug: str, incident: Incident, kind: str, actor: str, text=None
+) -> Action:
+    action = Action(kind, actor, text, uuid.uuid4().hex)
+    await outbox.signal(
+        session,
+        tenant_id=incident.tenant_id,
+        workflow_id=incident_workflow_id(tenant_slug, incident.number, incident.episode),
+        name="act",
+        arg=action,
+    )
+    return action

@@ -11,6 +11,7 @@ class IncidentInput:
     tenant_slug: str
     incident_id: str
     number: int
+    episode: int = 1  # one workflow run per episode: a reopened incident starts the next
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,7 @@ class Triage:
     confidence: float
     escalate_after_minutes: float
     webhook_attempts: int
+    sourced: bool = True  # False: no source covers it, so the proposal cannot be approved
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,7 @@ class Action:
     kind: str  # approve, reject, resolve
     actor: str
     text: str | None = None
+    id: str | None = None  # the outbox message that carried it: a redelivery is recognised
 
 
 @dataclass(frozen=True)
@@ -38,12 +41,19 @@ class ResolveInput:
 
 
 @dataclass(frozen=True)
+class EscalateInput:
+    job: IncidentInput
+    ordinal: int  # the n-th escalation of this episode: the key that makes a retry a no-op
+
+
+@dataclass(frozen=True)
 class Followups:
-    """What to start after a step: deliveries to send, a document to ingest."""
+    """What a step set going (deliveries, a document to ingest; started through the outbox)."""
 
     delivery_ids: list[str] = field(default_factory=list)
     document_id: str | None = None
     severity: str | None = None
+    paused: bool = False  # the tenant is suspended: nothing was done, wait for `resume`
 
 
 @dataclass(frozen=True)
@@ -51,3 +61,12 @@ class RejectInput:
     job: IncidentInput
     actor: str
     reason: str | None
+
+
+@dataclass(frozen=True)
+class RefuseInput:
+    """An action the workflow cannot honour in its state: noted, and no longer pending."""
+
+    job: IncidentInput
+    action: Action
+    reason: str

@@ -1,32 +1,32 @@
-"""One incident, one durable workflow (`{tenant}/incident/{number}`): triage, then resolve on its
-own when the tenant's thresholds allow, or wait for a person, escalating if nobody acts.
+"""One incident episode, one durable workflow (`{tenant}/incident/{number}`, then `/{episode}`
+for each reopening): triage, then resolve on its own when the tenant's thresholds allow, or wait
+for a person, escalating if nobody acts.
 
-A person's actions arrive as signals; `state` answers what the workflow is doing."""
+A person's actions arrive as signals (through the outbox); `state` answers what the workflow is
+doing. Webhook deliveries and the learning loop's ingestion are started by the activities' own
+transactions (the outbox), never from here, so a retried step cannot lose or repeat them. While
+the tenant is suspended an escalation waits, and goes on when the tenant is resumed.
+"""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import (
-    RetryPolicy,
-    SearchAttributeKey,
-    SearchAttributePair,
-    TypedSearchAttributes,
-)
-from temporalio.workflow import ParentClosePolicy
+from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from tenantry.events.types import DeliveryInput
     from tenantry.incidents.types import (
         Action,
+        EscalateInput,
         Followups,
         IncidentInput,
+        RefuseInput,
         RejectInput,
         ResolveInput,
         Triage,
     )
-    from tenantry.knowledge.ingest_types import IngestInput
+    from tenantry.outbox.steps import Resumable, release_slot
 
 RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -34,34 +34,35 @@ RETRY = RetryPolicy(
     maximum_attempts=10,
 )
 STEP = timedelta(minutes=2)
-TENANT_ID = SearchAttributeKey.for_keyword("TenantId")
 
 
 @workflow.defn(name="IncidentWorkflow")
-class IncidentWorkflow:
+class IncidentWorkflow(Resumable):
     def __init__(self) -> None:
         self.status = "open"
         self.pending: list[Action] = []
+        self.seen: set[str] = set()
         self.proposal: str | None = None
         self.confidence: float | None = None
+        self.sourced = False
         self.escalations = 0
+        self.paused = False
         self.resolved_by: str | None = None
 
     @workflow.run
     async def run(self, job: IncidentInput) -> str:
-        triage: Triage = await workflow.execute_activity(
-            "incidents.triage",
-            job,
-            start_to_close_timeout=STEP,
-            retry_policy=RETRY,
-            result_type=Triage,
-        )
+        try:
+            return await self._handle(job)
+        finally:
+            await release_slot(job.tenant_id)
+
+    async def _handle(self, job: IncidentInput) -> str:
+        triage: Triage = await self._step("incidents.triage", job, Triage)
         self.status, self.proposal, self.confidence = "triaged", triage.proposal, triage.confidence
+        self.sourced = triage.sourced
         if triage.auto_resolve and not self.pending:
-            return await self._resolve(job, triage, "system:auto-resolve", triage.proposal, "auto")
-        await workflow.execute_activity(
-            "incidents.request_approval", job, start_to_close_timeout=STEP, retry_policy=RETRY
-        )
+            return await self._resolve(job, "system:auto-resolve", triage.proposal, "auto")
+        await self._step("incidents.request_approval", job)
         self.status = "awaiting_approval"
         while True:
             try:
@@ -70,70 +71,55 @@ class IncidentWorkflow:
                     timeout=timedelta(minutes=triage.escalate_after_minutes),
                 )
             except TimeoutError:
-                followups: Followups = await workflow.execute_activity(
-                    "incidents.escalate",
-                    job,
-                    start_to_close_timeout=STEP,
-                    retry_policy=RETRY,
-                    result_type=Followups,
-                )
-                self.escalations += 1
-                await self._deliver(job, followups, triage.webhook_attempts)
+                await self._escalate(job)
                 continue
             action = self.pending.pop(0)
-            if action.kind == "approve" and self.status == "awaiting_approval":
-                return await self._resolve(
-                    job, triage, action.actor, self.proposal or "", "approved"
-                )
             if action.kind == "resolve":
-                return await self._resolve(job, triage, action.actor, action.text or "", "resolved")
-            if action.kind == "reject" and self.status == "awaiting_approval":
-                await workflow.execute_activity(
-                    "incidents.reject",
-                    RejectInput(job, action.actor, action.text),
-                    start_to_close_timeout=STEP,
-                    retry_policy=RETRY,
-                )
+                return await self._resolve(job, action.actor, action.text or "", "resolved")
+            if self.status != "awaiting_approval":
+                await self._refuse(job, action, f"the proposal was {self.status}")
+            elif action.kind == "approve" and not self.sourced:
+                await self._refuse(job, action, "the proposal cites no source")
+            elif action.kind == "approve":
+                return await self._resolve(job, action.actor, self.proposal or "", "approved")
+            elif action.kind == "reject":
+                await self._step("incidents.reject", RejectInput(job, action.actor, action.text))
                 self.status = "triaged"  # the proposal is set aside: a person writes the resolution
 
-    async def _resolve(
-        self, job: IncidentInput, triage: Triage, actor: str, text: str, how: str
-    ) -> str:
-        followups: Followups = await workflow.execute_activity(
-            "incidents.resolve",
-            ResolveInput(job, actor, text, how),
-            start_to_close_timeout=STEP,
-            retry_policy=RETRY,
-            result_type=Followups,
-        )
-        self.status, self.resolved_by = "resolved", actor
-        if followups.document_id:  # the learning loop: the resolution becomes knowledge
-            await workflow.start_child_workflow(
-                "IngestDocument",
-                IngestInput(job.tenant_id, job.tenant_slug, followups.document_id),
-                id=f"{job.tenant_slug}/ingest/{followups.document_id}",
-                parent_close_policy=ParentClosePolicy.ABANDON,
-                search_attributes=TypedSearchAttributes(
-                    [SearchAttributePair(TENANT_ID, job.tenant_slug)]
-                ),
+    async def _escalate(self, job: IncidentInput) -> None:
+        ordinal = self.escalations + 1
+        while True:
+            seen = self.resumes
+            followups: Followups = await self._step(
+                "incidents.escalate", EscalateInput(job, ordinal), Followups
             )
-        await self._deliver(job, followups, triage.webhook_attempts)
+            if not followups.paused:
+                break
+            self.paused = True
+            await self.wait_for_resume(seen)
+        self.paused = False
+        self.escalations = ordinal
+
+    async def _resolve(self, job: IncidentInput, actor: str, text: str, how: str) -> str:
+        await self._step("incidents.resolve", ResolveInput(job, actor, text, how), Followups)
+        self.status, self.resolved_by = "resolved", actor
         return how
 
-    async def _deliver(self, job: IncidentInput, followups: Followups, attempts: int) -> None:
-        for delivery_id in followups.delivery_ids:
-            await workflow.start_child_workflow(
-                "DeliverWebhook",
-                DeliveryInput(job.tenant_id, delivery_id, attempts),
-                id=f"{job.tenant_slug}/webhook/{delivery_id}",
-                parent_close_policy=ParentClosePolicy.ABANDON,
-                search_attributes=TypedSearchAttributes(
-                    [SearchAttributePair(TENANT_ID, job.tenant_slug)]
-                ),
-            )
+    async def _refuse(self, job: IncidentInput, action: Action, reason: str) -> None:
+        await self._step("incidents.refuse", RefuseInput(job, action, reason))
+
+    @staticmethod
+    async def _step(name: str, arg, result_type=None):
+        return await workflow.execute_activity(
+            name, arg, start_to_close_timeout=STEP, retry_policy=RETRY, result_type=result_type
+        )
 
     @workflow.signal
     def act(self, action: Action) -> None:
+        if action.id is not None:
+            if action.id in self.seen:  # the outbox delivered it twice
+                return
+            self.seen.add(action.id)
         self.pending.append(action)
 
     @workflow.query
@@ -143,6 +129,7 @@ class IncidentWorkflow:
             "proposal": self.proposal,
             "confidence": self.confidence,
             "escalations": self.escalations,
+            "paused": self.paused,
             "waiting_for_person": self.status in ("triaged", "awaiting_approval"),
             "resolved_by": self.resolved_by,
         }

@@ -11,13 +11,12 @@ from fastapi.responses import JSONResponse
 
 from tenantry.api_support import database, policy_of, settings_of
 from tenantry.db.session import Database
-from tenantry.errors import ServiceUnavailable, ValidationFailed
+from tenantry.errors import ValidationFailed
 from tenantry.identity.dependencies import Caller, guard
 from tenantry.identity.permissions import Permission
 from tenantry.knowledge import search as retrieval
 from tenantry.knowledge import service
 from tenantry.knowledge.extract import source_type_of
-from tenantry.knowledge.ingest_types import IngestInput
 from tenantry.knowledge.schemas import (
     DocumentCreate,
     DocumentOut,
@@ -28,7 +27,6 @@ from tenantry.knowledge.schemas import (
 )
 from tenantry.limits.middleware import QuotaExceeded
 from tenantry.settings import Settings
-from tenantry.worker.queues import start_tenant_workflow, task_queue_for
 
 router = APIRouter(tags=["knowledge"])
 Db = Annotated[Database, Depends(database)]
@@ -38,6 +36,7 @@ Config = Annotated[Settings, Depends(settings_of)]
 async def _create(
     request: Request, subject, db: Database, settings: Settings, **fields
 ) -> JSONResponse:
+    """202 once the document and its ingestion's outbox message are committed together."""
     policy = await policy_of(request, subject.tenant.id)
     async with db.tenant(subject.tenant.id) as session:
         document, created = await service.create(
@@ -49,31 +48,11 @@ async def _create(
             **fields,
         )
     if created:
-        await _start_ingestion(request, subject, document, policy)
         request.app.state.meter.add(subject.tenant.id, "documents_submitted")
     body = DocumentOut.of(document).model_dump(mode="json")
     code = status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK
     return JSONResponse(
         body, status_code=code, headers={"Location": f"/v1/documents/{document.id}"}
-    )
-
-
-async def _start_ingestion(request: Request, subject, document, policy) -> None:
-    """After the commit: the workflow finds the document it is told about."""
-    client = request.app.state.temporal
-    if client is None:
-        raise ServiceUnavailable("Ingestion is not available: no Temporal connection.")
-    job = IngestInput(str(subject.tenant.id), subject.tenant.slug, str(document.id))
-    await start_tenant_workflow(
-        client,
-        "IngestDocument",
-        job,
-        tenant=subject.tenant,
-        kind="ingest",
-        object_id=str(document.id),
-        task_queue=task_queue_for(
-            subject.tenant.slug, policy.config, request.app.state.settings.pool_task_queue
-        ),
     )
 
 

@@ -84,3 +84,18 @@ def _has_index(conn: psycopg.Connection, tenant_id: uuid.UUID) -> bool:
         )
         return False
     return row is not None
+
+
+def drop_index(admin_url: str, *, tenant_id: uuid.UUID) -> bool:
+    """Drop a deleted tenant's own HNSW index (concurrently); True when there was one."""
+    with psycopg.connect(libpq_dsn(admin_url), autocommit=True) as conn:
+        conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(OWNER_ROLE)))
+        found = conn.execute(
+            "SELECT 1 FROM pg_class WHERE relname = %s", [index_name(tenant_id)]
+        ).fetchone()
+        conn.execute(
+            sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(
+                sql.Identifier(index_name(tenant_id))
+            )
+        )
+    return found is not None

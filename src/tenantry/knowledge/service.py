@@ -12,9 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tenantry.db.base import utcnow
 from tenantry.db.paging import page
 from tenantry.errors import NotFound, PayloadTooLarge
+from tenantry.knowledge.ingest_types import IngestInput
 from tenantry.knowledge.models import Document, DocumentContent
 from tenantry.limits import quotas
+from tenantry.outbox import service as outbox
+from tenantry.tenants.models import Tenant
 from tenantry.tenants.tiers import Limits
+from tenantry.worker.queues import workflow_id
 
 
 async def create(
@@ -80,7 +84,26 @@ async def create(
     await session.flush()
     session.add(DocumentContent(tenant_id=tenant_id, document_id=document.id, content=content))
     await session.flush()
+    await _ingest_later(session, document)
     return document, True
+
+
+def ingest_workflow_id(tenant_slug: str, document_id: uuid.UUID | str) -> str:
+    return workflow_id(tenant_slug, "ingest", str(document_id))
+
+
+async def _ingest_later(session: AsyncSession, document: Document) -> None:
+    """The ingestion workflow, started by the relay once this transaction commits."""
+    slug = await session.scalar(select(Tenant.slug).where(Tenant.id == document.tenant_id))
+    await outbox.start(
+        session,
+        tenant_id=document.tenant_id,
+        workflow_type="IngestDocument",
+        workflow_id=ingest_workflow_id(slug, document.id),
+        arg=IngestInput(str(document.tenant_id), slug, str(document.id)),
+        counts_in_flight=True,
+        reuse="allow_duplicate_failed_only",
+    )
 
 
 async def list_documents(
@@ -112,8 +135,14 @@ async def get(session: AsyncSession, *, tenant_id: uuid.UUID, document_id: uuid.
 
 
 async def remove(session: AsyncSession, *, tenant_id: uuid.UUID, document_id: uuid.UUID) -> None:
-    """The document, its content and its chunks (foreign keys cascade)."""
-    await get(session, tenant_id=tenant_id, document_id=document_id)
+    """The document, its content and its chunks (foreign keys cascade); an ingestion still
+    waiting is withdrawn, one running is cancelled."""
+    document = await get(session, tenant_id=tenant_id, document_id=document_id)
+    if document.status in ("pending", "processing"):
+        slug = await session.scalar(select(Tenant.slug).where(Tenant.id == tenant_id))
+        await outbox.withdraw_or_cancel(
+            session, tenant_id=tenant_id, workflow_id=ingest_workflow_id(slug, document_id)
+        )
     await session.execute(
         delete(Document).where(Document.tenant_id == tenant_id, Document.id == document_id)
     )

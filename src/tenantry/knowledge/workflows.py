@@ -1,7 +1,8 @@
 """Document ingestion as a durable workflow: chunk, embed, finish; a failure is recorded as such.
 
 Each step is an idempotent activity, so a worker killed at any point and restarted finishes the
-document without duplicate chunks.
+document without duplicate chunks. The workflow holds one of its tenant's `workflows_in_flight`
+and gives it back when it ends, however it ends.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from tenantry.knowledge.ingest_types import FailInput, IngestInput
+    from tenantry.outbox.steps import release_slot
 
 RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -33,6 +35,12 @@ class IngestDocument:
 
     @workflow.run
     async def run(self, job: IngestInput) -> str:
+        try:
+            return await self._ingest(job)
+        finally:
+            await release_slot(job.tenant_id)
+
+    async def _ingest(self, job: IngestInput) -> str:
         try:
             self.stage = "chunking"
             chunks = await workflow.execute_activity(

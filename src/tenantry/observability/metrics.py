@@ -49,3 +49,28 @@ LIMITS_DEGRADED = Counter(
     ["limit"],
     registry=REGISTRY,
 )
+OUTBOX_DELIVERED = Counter(
+    "tenantry_outbox_delivered",
+    "Outbox messages Temporal took, by kind and outcome.",
+    ["kind", "outcome"],
+    registry=REGISTRY,
+)
+OUTBOX_RETRIES = Counter(
+    "tenantry_outbox_retries",
+    "Outbox deliveries that failed and will be tried again, by kind.",
+    ["kind"],
+    registry=REGISTRY,
+)
+OUTBOX_DELAY = Histogram(
+    "tenantry_outbox_delay_seconds",
+    "From an outbox message's commit to Temporal taking it.",
+    ["kind"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+    registry=REGISTRY,
+)
+OUTBOX_WAITING = Counter(
+    "tenantry_outbox_held",
+    "Workflow starts held back because the tenant's workflows_in_flight were all taken.",
+    ["tier"],
+    registry=REGISTRY,
+)

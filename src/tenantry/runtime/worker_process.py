@@ -1,5 +1,5 @@
-"""The worker process of `tenantry run`: every tenant's workflows and activities, and the owner's
-upkeep (HNSW promotion), away from the API processes.
+"""The worker process of `tenantry run`: every tenant's workflows and activities, the outbox relay,
+and the owner's upkeep (HNSW promotion), away from the API processes.
 
 It runs at a lower CPU priority (nice 10): on a machine it shares with the API, tenant work
 waits for requests, not the other way round. A signal stops it within its grace period whatever
@@ -21,14 +21,15 @@ from datetime import timedelta
 import structlog
 
 from tenantry.db.session import Database, create_app_engine
-from tenantry.db.urls import app_url
+from tenantry.db.urls import app_url, libpq_dsn
+from tenantry.keys.service import TenantKeys, platform_key
 from tenantry.knowledge.embeddings import checked_embedder
 from tenantry.knowledge.promotion import promote
 from tenantry.observability.logging import configure_logging
 from tenantry.runtime.children import die_with_parent, tell_ready
 from tenantry.settings import Settings, get_settings
 from tenantry.worker.client import connect
-from tenantry.worker.runner import build_worker
+from tenantry.worker.runner import build_relay, build_worker
 
 log = structlog.get_logger("tenantry.worker")
 INTERRUPT_GRACE_SECONDS = 3.0
@@ -50,11 +51,11 @@ async def serve(settings: Settings, ready_fd: int | None) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop, sig)
 
-    db = Database(
-        create_app_engine(app_url(settings, settings.database_url), pool_size=4, max_overflow=0)
-    )
+    application_url = app_url(settings, settings.database_url)
+    db = Database(create_app_engine(application_url, pool_size=4, max_overflow=0))
     try:
-        client = await connect(settings.temporal_address, settings.temporal_namespace)
+        keys = TenantKeys(db, platform_key(settings))
+        client = await connect(settings.temporal_address, settings.temporal_namespace, keys=keys)
         embedder = await checked_embedder(settings)
         worker = build_worker(
             client,
@@ -64,7 +65,16 @@ async def serve(settings: Settings, ready_fd: int | None) -> None:
             settings=settings,
             graceful_shutdown_timeout=timedelta(seconds=settings.shutdown_grace_seconds),
         )
+        # The outbox relay: starts and signals workflows once their transactions commit.
+        relay = await build_relay(
+            db,
+            keys=keys,
+            settings=settings,
+            dsn=libpq_dsn(application_url),
+            admin_url=settings.database_url,
+        )
         running = asyncio.create_task(worker.run())
+        relaying = asyncio.create_task(relay.run())
         upkeep = asyncio.create_task(_upkeep(settings))
         log.info("worker running", task_queue=settings.pool_task_queue)
         tell_ready(ready_fd)
@@ -72,10 +82,11 @@ async def serve(settings: Settings, ready_fd: int | None) -> None:
             [running, asyncio.create_task(stopping.wait())], return_when="FIRST_COMPLETED"
         )
         upkeep.cancel()
+        relaying.cancel()
         if not running.done():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(worker.shutdown(), grace["seconds"])
-        await asyncio.gather(running, upkeep, return_exceptions=True)
+        await asyncio.gather(running, relaying, upkeep, return_exceptions=True)
     finally:
         await db.dispose()
 

@@ -13,7 +13,7 @@ from tenantry.db.session import Database
 from tenantry.identity.dependencies import OPERATOR, Caller, guard
 from tenantry.observability.metrics import TENANT_LIFECYCLE
 from tenantry.settings import Settings
-from tenantry.tenants import service
+from tenantry.tenants import deletion, service
 from tenantry.tenants.schemas import Status, TenantCreate, TenantOut, TenantPage, TenantUpdate, Tier
 
 router = APIRouter(prefix="/v1/admin/tenants", tags=["admin: tenants"])
@@ -115,6 +115,9 @@ async def tenant_audit(
 async def verify_tenant_audit(slug: str, operator: Operator, db: Db) -> ChainOut:
     async with db.control() as session:
         tenant = await service.get(session, slug=slug)
+        receipt = await deletion.receipt_of(session, tenant_id=tenant.id)
+    if receipt is not None:
+        return ChainOut.deleted(receipt)
     async with db.tenant(tenant.id) as session:
         report = await audit.verify(session, tenant_id=tenant.id)
     return ChainOut.model_validate(report, from_attributes=True)

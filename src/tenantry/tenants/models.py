@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import DateTime, Text, Uuid
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Integer, Text, Uuid
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -31,3 +31,26 @@ class Tenant(Base):
     suspended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     limit_overrides: Mapped[dict[str, int]] = mapped_column(JSONB, default=dict)
+
+
+class TenantDeletion(Base):
+    """The receipt a deletion leaves on the control plane, and the clean-up it still owes
+    outside the database (the tenant's workflows in Temporal, its own HNSW index)."""
+
+    __tablename__ = "tenant_deletions"
+
+    # Not `tenant_id`: that column marks the tenant-owned tables a deletion purges.
+    tenant: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("tenants.id"), primary_key=True)
+    slug: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(Text)
+    deleted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    audit_head_seq: Mapped[int] = mapped_column(BigInteger)
+    audit_head_hash: Mapped[str] = mapped_column(Text)
+    purged: Mapped[dict[str, int]] = mapped_column(JSONB)
+    key_destroyed: Mapped[bool] = mapped_column(Boolean)
+    workflows_terminated: Mapped[int] = mapped_column(Integer, default=0)
+    index_dropped: Mapped[bool] = mapped_column(Boolean, default=False)
+    cleanup_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    cleanup_error: Mapped[str | None] = mapped_column(Text)
+    cleanup_after: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    cleaned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -2,6 +2,11 @@
 
 Functions take a session and never commit, except `delete`, which is two transactions by design
 (mark `deleting`, then purge and mark `deleted`) so that a failed purge can be repeated.
+
+One lifecycle in every store: suspending holds the tenant's outbox and pauses its workflows'
+background steps (they wait for a `resume` signal, written when it is resumed); deleting purges
+its rows (its data key with them: its Temporal payloads become unreadable) and leaves a receipt
+whose clean-up (terminate its workflows, drop its HNSW index) the relay carries out.
 """
 
 from __future__ import annotations
@@ -18,8 +23,10 @@ from tenantry.db.catalog import tenant_tables
 from tenantry.db.paging import page
 from tenantry.db.session import Database, set_tenant
 from tenantry.errors import Conflict, NotFound
+from tenantry.outbox import service as outbox
 from tenantry.settings import Settings
 from tenantry.tenancy.context import TenantRef
+from tenantry.tenants import deletion
 from tenantry.tenants.models import Tenant
 from tenantry.tenants.namespaces import namespace_for
 from tenantry.tenants.schemas import TenantCreate, TenantUpdate
@@ -126,9 +133,13 @@ async def delete(db: Database, *, slug: str, actor: str) -> tuple[Tenant, dict[s
         tenant = await get(session, slug=slug, for_update=True)
         if tenant.status != "deleting":
             return tenant, {}
+        head_seq, head_hash = await audit.head(session, tenant_id=tenant.id)
         purged = await purge_rows(session, tenant_id=tenant.id)
         tenant.status = "deleted"
         tenant.deleted_at = tenant.updated_at = utcnow()
+        await deletion.leave_receipt(
+            session, tenant=tenant, actor=actor, head=(head_seq, head_hash), purged=purged
+        )
     return tenant, purged
 
 
@@ -165,6 +176,8 @@ async def _set_status(session: AsyncSession, slug: str, status: str, actor: str)
     tenant.updated_at = utcnow()
     action = "tenant.suspended" if status == "suspended" else "tenant.resumed"
     await _audit(session, tenant, actor, action, before)
+    if status == "active":
+        await outbox.resume_paused(session, tenant_id=tenant.id)
     return tenant
 
 

@@ -7,6 +7,7 @@ their tier; a tenant whose configuration asks for dedicated workers gets `tenant
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
@@ -15,6 +16,7 @@ from temporalio.common import (
     SearchAttributeKey,
     SearchAttributePair,
     TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
 
@@ -41,20 +43,26 @@ async def start_tenant_workflow(
     arg: Any,
     *,
     tenant: TenantRef,
-    kind: str,
-    object_id: str,
     task_queue: str,
+    kind: str | None = None,
+    object_id: str | None = None,
+    full_id: str | None = None,
     id_reuse_policy: WorkflowIDReusePolicy = WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+    id_conflict_policy: WorkflowIDConflictPolicy = WorkflowIDConflictPolicy.UNSPECIFIED,
+    rpc_timeout: timedelta | None = None,
 ) -> WorkflowHandle:
+    """Start a workflow of `tenant`, named `full_id` or `{tenant}/{kind}/{object_id}`."""
     with tenant_context(tenant):  # the interceptor puts it in the headers
         return await client.start_workflow(
             workflow,
             arg,
-            id=workflow_id(tenant.slug, kind, object_id),
+            id=full_id or workflow_id(tenant.slug, kind, object_id),
             task_queue=task_queue,
             id_reuse_policy=id_reuse_policy,
+            id_conflict_policy=id_conflict_policy,
             search_attributes=TypedSearchAttributes([SearchAttributePair(TENANT_ID, tenant.slug)]),
             priority=Priority(
                 fairness_key=tenant.slug, fairness_weight=TIERS[tenant.tier].fairness_weight
             ),
+            rpc_timeout=rpc_timeout,
         )

@@ -1,10 +1,13 @@
-"""The worker: the workflows and activities of every feature, on the pool queue or a tenant's own."""
+"""The worker: the workflows and activities of every feature, on the pool queue or a tenant's own,
+and the outbox relay that starts and signals those workflows after their transactions commit."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from temporalio.client import Client
+from temporalio.service import RetryConfig
 from temporalio.worker import Worker
 
 from tenantry.db.session import Database
@@ -12,13 +15,21 @@ from tenantry.events.activities import EventActivities
 from tenantry.events.workflows import DeliverWebhook
 from tenantry.incidents.activities import IncidentActivities
 from tenantry.incidents.workflows import IncidentWorkflow
+from tenantry.keys.service import TenantKeys
 from tenantry.knowledge.activities import KnowledgeActivities
 from tenantry.knowledge.embeddings import Embedder
 from tenantry.knowledge.workflows import IngestDocument
+from tenantry.outbox.activities import OutboxActivities
+from tenantry.outbox.chores import Prune
+from tenantry.outbox.relay import Relay
 from tenantry.settings import Settings
 from tenantry.worker.retry import RetryTransactions
+from tenantry.tenants.cleanup import DeletionCleanup
+from tenantry.worker.client import connect
 
 WORKFLOWS = [IngestDocument, IncidentWorkflow, DeliverWebhook]
+# The relay's own calls give up fast: it retries on its own schedule, and must notice an outage.
+RELAY_RETRY = RetryConfig(max_retries=2, max_elapsed_time_millis=3000)
 
 
 def build_worker(
@@ -34,6 +45,7 @@ def build_worker(
         *KnowledgeActivities(db, embedder, settings).all(),
         *IncidentActivities(db, embedder, settings).all(),
         *EventActivities(db, settings).all(),
+        *OutboxActivities(db).all(),
     ]
     return Worker(
         client,
@@ -44,3 +56,37 @@ def build_worker(
         graceful_shutdown_timeout=graceful_shutdown_timeout,
         interceptors=[RetryTransactions(db)],
     )
+
+
+async def build_relay(
+    db: Database, *, keys: TenantKeys, settings: Settings, dsn: str, admin_url: str | None
+) -> Relay:
+    """A relay with a client of its own (lazy: it starts, and waits, while Temporal is away)."""
+    client = await connect(
+        settings.temporal_address,
+        settings.temporal_namespace,
+        keys=keys,
+        lazy=True,
+        retry=RELAY_RETRY,
+    )
+    chores = [DeletionCleanup(db, client, admin_url=admin_url), Prune(db)]
+    return Relay(db, client, dsn=dsn, settings=settings, chores=chores)
+
+
+class WorkerProcess:
+    """What a worker process runs: the Temporal worker, and beside it the relay."""
+
+    def __init__(self, worker: Worker, relay: Relay) -> None:
+        self.worker = worker
+        self.relay = relay
+
+    async def run(self) -> None:
+        relaying = asyncio.create_task(self.relay.run(), name="outbox-relay")
+        try:
+            await self.worker.run()
+        finally:
+            relaying.cancel()
+            await asyncio.gather(relaying, return_exceptions=True)
+
+    async def shutdown(self) -> None:
+        await self.worker.shutdown()
