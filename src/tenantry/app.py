@@ -27,6 +27,8 @@ from tenantry.errors import (
     ValidationFailed,
 )
 from tenantry.events.api import router as webhooks_router
+from tenantry.idempotency import openapi as idempotency_openapi
+from tenantry.idempotency.middleware import IdempotencyMiddleware
 from tenantry.identity.access_tokens import signing_key
 from tenantry.identity.admin_api import router as identity_admin_router
 from tenantry.identity.api import router as identity_router
@@ -129,6 +131,9 @@ def create_app(
     app.state.health_checks = [check_database, check_temporal]
     # Innermost: a request whose transaction hit a deadlock or serialisation failure runs again.
     app.add_middleware(RetryTransactions, state=app.state, replay_limit=settings.max_body_bytes)
+    # Outside the retries: Idempotency-Key runs once the caller is known and within its limits,
+    # and keeps the answer the retried request finally gave.
+    app.add_middleware(IdempotencyMiddleware, state=app.state)
     app.add_middleware(LimitsMiddleware, state=app.state)
     app.add_middleware(
         TenantContextMiddleware,
@@ -152,6 +157,7 @@ def create_app(
     app.include_router(webhooks_router)
     app.include_router(external_router)
     app.add_api_route("/metrics", metrics, include_in_schema=False)
+    idempotency_openapi.install(app)
     return app
 
 
