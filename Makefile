@@ -35,6 +35,7 @@ bench: $(INSTALLED)
 	$(BIN)/python bench/search.py
 	$(BIN)/python bench/workflows.py
 	$(BIN)/python bench/hostile_upload.py
+	$(BIN)/python bench/outbox.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

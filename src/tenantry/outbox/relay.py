@@ -54,6 +54,8 @@ from tenantry.worker.queues import task_queue_for
 log = structlog.get_logger("tenantry.outbox")
 
 BATCH = 32
+SEND_AT_ONCE = 8  # Temporal calls in flight for one batch
+PLACEMENT_SECONDS = 5.0  # how long a tenant's queue and limit are reused
 RECONCILE_SECONDS = 10.0
 Chore = Callable[[], Awaitable[Any]]
 
@@ -120,6 +122,7 @@ class Relay:
         self._down_for = 0.0
         self._reconciled: dict[uuid.UUID, float] = {}
         self._timers: dict[uuid.UUID, asyncio.TimerHandle] = {}
+        self._placements: dict[uuid.UUID, tuple[float, str, int]] = {}
 
     def nudge(self, tenant_id: uuid.UUID) -> None:
         self._due[tenant_id] = None
@@ -228,11 +231,19 @@ class Relay:
             if tenant is None or tenant.status != "active":
                 return False  # a suspended tenant's messages wait; a deleted one's are purged
             batch = await self._batch(session, tenant)
-            for message in batch.messages:
-                if not await batch.admits(session, message):
-                    continue
-                if not await self._send(session, message, batch):
-                    break
+            admitted = [m for m in batch.messages if await batch.admits(session, m)]
+            # The batch holds one message per workflow at most, so they may go out together.
+            gate = asyncio.Semaphore(SEND_AT_ONCE)
+            outcomes = await asyncio.gather(
+                *(self._deliver(gate, message, batch) for message in admitted)
+            )
+            unavailable = any(isinstance(o, TemporalUnavailable) for o in outcomes)
+            if unavailable:
+                self._temporal_down()
+            for message, outcome in zip(admitted, outcomes, strict=True):
+                await self._record(session, message, outcome, batch)
+            if batch.delivered and not unavailable:
+                self._down_for = 0.0
         if batch.retry_in is not None:
             self._nudge_later(tenant_id, batch.retry_in)
         if batch.held:
@@ -243,42 +254,33 @@ class Relay:
             self._nudge_later(tenant_id, RECONCILE_SECONDS)
         return batch.delivered > 0
 
-    async def _batch(self, session, tenant: Tenant) -> _Batch:
-        effective = await config_service.effective(session, tenant_id=tenant.id, tier=tenant.tier)
-        policy = build_policy(tenant, effective)
-        limit = policy.limits.workflows_in_flight
-        # A tenant with no room claims around its held starts, so they hold nothing else up.
-        full = len(await slots.holders(session, tenant_id=tenant.id)) >= limit
-        return _Batch(
-            tenant=TenantRef(tenant.id, tenant.slug, tenant.tier),
-            queue=task_queue_for(tenant.slug, policy.config, self.settings.pool_task_queue),
-            limit=limit,
-            full=full,
-            held=full and await self._holds_starts(session, tenant.id),
-            messages=await self._claim(session, tenant.id, skip_counted=full),
-        )
+    async def _deliver(
+        self, gate: asyncio.Semaphore, message: OutboxMessage, batch: _Batch
+    ) -> str | Exception:
+        async with gate:
+            try:
+                return await deliver(
+                    self.client, message, tenant=batch.tenant, task_queue=batch.queue
+                )
+            except Exception as error:
+                return error
 
-    async def _send(self, session, message: OutboxMessage, batch: _Batch) -> bool:
-        """Deliver one message and record how it went; False: stop the batch (Temporal away)."""
-        try:
-            outcome = await deliver(
-                self.client, message, tenant=batch.tenant, task_queue=batch.queue
-            )
-        except Exception as error:
+    async def _record(
+        self, session, message: OutboxMessage, outcome: str | Exception, batch: _Batch
+    ) -> None:
+        if isinstance(outcome, Exception):
             if message.workflow_id in batch.taken:
                 await slots.release(
                     session, tenant_id=message.tenant_id, workflow_id=message.workflow_id
                 )
-            if isinstance(error, TemporalUnavailable):
-                self._temporal_down()
-                delay, reason = self._down_for, str(error)
+            if isinstance(outcome, TemporalUnavailable):
+                delay, reason = self._down_for, str(outcome)
             else:
                 delay = backoff(message.attempts + 1, self.settings.outbox_max_backoff_seconds)
-                reason = f"{type(error).__name__}: {error}"
+                reason = f"{type(outcome).__name__}: {outcome}"
             await self._failed(session, message, reason, delay)
             batch.retry_in = delay if batch.retry_in is None else min(batch.retry_in, delay)
-            return not isinstance(error, TemporalUnavailable)
-        self._down_for = 0.0
+            return
         message.delivered_at, message.outcome = func.clock_timestamp(), outcome
         message.waiting_for = None
         batch.delivered += 1
@@ -286,7 +288,32 @@ class Relay:
         OUTBOX_DELAY.labels(message.kind).observe(
             max(0.0, time.time() - message.created_at.timestamp())
         )
-        return True
+
+    async def _batch(self, session, tenant: Tenant) -> _Batch:
+        queue, limit = await self._placement(session, tenant)
+        # A tenant with no room claims around its held starts, so they hold nothing else up.
+        full = len(await slots.holders(session, tenant_id=tenant.id)) >= limit
+        return _Batch(
+            tenant=TenantRef(tenant.id, tenant.slug, tenant.tier),
+            queue=queue,
+            limit=limit,
+            full=full,
+            held=full and await self._holds_starts(session, tenant.id),
+            messages=await self._claim(session, tenant.id, skip_counted=full),
+        )
+
+    async def _placement(self, session, tenant: Tenant) -> tuple[str, int]:
+        """The tenant's task queue and workflows_in_flight, from its configuration and limits;
+        kept a few seconds, since a batch follows another while a backlog drains."""
+        cached = self._placements.get(tenant.id)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1], cached[2]
+        effective = await config_service.effective(session, tenant_id=tenant.id, tier=tenant.tier)
+        policy = build_policy(tenant, effective)
+        queue = task_queue_for(tenant.slug, policy.config, self.settings.pool_task_queue)
+        limit = policy.limits.workflows_in_flight
+        self._placements[tenant.id] = (time.monotonic() + PLACEMENT_SECONDS, queue, limit)
+        return queue, limit
 
     async def _claim(
         self, session, tenant_id: uuid.UUID, *, skip_counted: bool
