@@ -109,6 +109,10 @@ async def test_work_created_while_temporal_is_down_completes_when_it_is_back(
             target.secret = hook.json()["secret"]
 
             own_temporal.stop()
+            # The API stays in service: it takes the work, the outbox keeps it.
+            assert (await http.get("/health/ready")).status_code == 200
+            detailed = (await http.get("/health/detailed")).json()["components"]
+            assert {c["name"]: c["status"] for c in detailed}["temporal"] == "down"
             document = await http.post(
                 "/v1/documents",
                 json={"title": "Caldera", "text": "Pulse el rearme tres segundos."},
