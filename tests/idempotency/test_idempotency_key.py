@@ -199,6 +199,18 @@ async def test_bad_keys_and_uploads(client, make_tenant, make_user, worker):
         "/v1/api-keys", json={"name": "x", "scopes": ["read"]}, headers=_keyed(headers, key)
     )
     assert fixed.status_code == 201 and "idempotent-replayed" not in fixed.headers
+
+    # A body past the limit without a length (chunked) is refused as without a key.
+    async def chunks():
+        for _ in range(3):
+            yield b" " * 600_000
+
+    big = await client.post(
+        "/v1/api-keys",
+        content=chunks(),
+        headers={**_keyed(headers, f"big-{uuid.uuid4()}"), "content-type": "application/json"},
+    )
+    assert big.status_code == 413, big.text
     # A multipart upload sent again (with a new random boundary) is the same request.
     key = f"upload-{uuid.uuid4()}"
     files = {"file": ("nota.txt", f"Purgar el radiador {uuid.uuid4()}".encode(), "text/plain")}

@@ -109,11 +109,16 @@ async def test_an_incident_waiting_for_a_person_survives_its_worker(
     try:
         # The new worker replays the history: same state, still waiting for the person.
         assert await until_waiting(temporal_client, tenant, incident["number"]) == before
-        approved = await client.post(f"/v1/incidents/{incident['number']}/approve", headers=headers)
-        assert approved.status_code == 202
-        assert await handle(temporal_client, tenant, incident["number"]).result() == "approved"
+        # No knowledge, so nothing to approve: a person's resolution ends it.
+        resolved = await client.post(
+            f"/v1/incidents/{incident['number']}/resolve",
+            json={"resolution": "Rearme de la caldera."},
+            headers=headers,
+        )
+        assert resolved.status_code == 202
+        assert await handle(temporal_client, tenant, incident["number"]).result() == "resolved"
     finally:
         second.terminate()
         second.wait(timeout=30)
     done = (await client.get(f"/v1/incidents/{incident['number']}", headers=headers)).json()
-    assert done["status"] == "resolved" and done["resolution"] == before["proposal"]
+    assert done["status"] == "resolved" and done["resolution"] == "Rearme de la caldera."

@@ -18,7 +18,7 @@ import re
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tenantry.errors import Conflict, ValidationFailed
+from tenantry.errors import AppError, Conflict, ValidationFailed
 from tenantry.idempotency.store import IdempotencyStore, Owner, Stored
 from tenantry.problems import problem_response
 from tenantry.tenancy.subjects import current_subject
@@ -67,7 +67,11 @@ class IdempotencyMiddleware:
             if subject.tenant is not None
             else Owner(operator=subject.audit_name)
         )
-        body = await _read_body(receive)
+        try:
+            body = await _read_body(receive)
+        except AppError as error:  # a body over the limit, read here before any route is
+            await problem_response(error, instance=scope["path"])(scope, receive, send)
+            return
         fingerprint = _fingerprint(scope, body)
         claim = await self.store.claim(owner, key, fingerprint)
         if claim.outcome == "replay":

@@ -55,7 +55,6 @@ log = structlog.get_logger("tenantry.outbox")
 
 BATCH = 32
 SEND_AT_ONCE = 8  # Temporal calls in flight for one batch
-PLACEMENT_SECONDS = 5.0  # how long a tenant's queue and limit are reused
 RECONCILE_SECONDS = 10.0
 Chore = Callable[[], Awaitable[Any]]
 
@@ -122,7 +121,6 @@ class Relay:
         self._down_for = 0.0
         self._reconciled: dict[uuid.UUID, float] = {}
         self._timers: dict[uuid.UUID, asyncio.TimerHandle] = {}
-        self._placements: dict[uuid.UUID, tuple[float, str, int]] = {}
 
     def nudge(self, tenant_id: uuid.UUID) -> None:
         self._due[tenant_id] = None
@@ -303,17 +301,12 @@ class Relay:
         )
 
     async def _placement(self, session, tenant: Tenant) -> tuple[str, int]:
-        """The tenant's task queue and workflows_in_flight, from its configuration and limits;
-        kept a few seconds, since a batch follows another while a backlog drains."""
-        cached = self._placements.get(tenant.id)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1], cached[2]
+        """The tenant's task queue and workflows_in_flight, read afresh: a tenant just moved to
+        dedicated workers gets its next workflow on its own queue."""
         effective = await config_service.effective(session, tenant_id=tenant.id, tier=tenant.tier)
         policy = build_policy(tenant, effective)
         queue = task_queue_for(tenant.slug, policy.config, self.settings.pool_task_queue)
-        limit = policy.limits.workflows_in_flight
-        self._placements[tenant.id] = (time.monotonic() + PLACEMENT_SECONDS, queue, limit)
-        return queue, limit
+        return queue, policy.limits.workflows_in_flight
 
     async def _claim(
         self, session, tenant_id: uuid.UUID, *, skip_counted: bool
