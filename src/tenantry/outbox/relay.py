@@ -34,6 +34,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from tenantry.config import service as config_service
+from tenantry.config.service import CHANNEL as CONFIG_CHANNEL
 from tenantry.db.session import Database
 from tenantry.limits.policy import build_policy
 from tenantry.observability.metrics import (
@@ -55,6 +56,7 @@ log = structlog.get_logger("tenantry.outbox")
 
 BATCH = 32
 SEND_AT_ONCE = 8  # Temporal calls in flight for one batch
+PLACEMENT_SECONDS = 30.0  # at most, between two reads of a tenant's queue and limit
 RECONCILE_SECONDS = 10.0
 Chore = Callable[[], Awaitable[Any]]
 
@@ -121,6 +123,7 @@ class Relay:
         self._down_for = 0.0
         self._reconciled: dict[uuid.UUID, float] = {}
         self._timers: dict[uuid.UUID, asyncio.TimerHandle] = {}
+        self._placements: dict[uuid.UUID, tuple[float, str, int]] = {}
 
     def nudge(self, tenant_id: uuid.UUID) -> None:
         self._due[tenant_id] = None
@@ -167,10 +170,15 @@ class Relay:
     async def _listen(self) -> None:
         async with await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) as conn:
             await conn.execute(f"LISTEN {CHANNEL}")
-            # Whatever was written while nobody listened is found by a sweep.
+            await conn.execute(f"LISTEN {CONFIG_CHANNEL}")
+            # Whatever was written or changed while nobody listened: a sweep, placements again.
+            self._placements.clear()
             self._sweep_now.set()
             self.listening.set()
             async for note in conn.notifies():
+                if note.channel == CONFIG_CHANNEL:
+                    self._placements.clear()
+                    continue
                 if note.payload == CHORES:
                     self._sweep_now.set()
                     continue
@@ -301,12 +309,21 @@ class Relay:
         )
 
     async def _placement(self, session, tenant: Tenant) -> tuple[str, int]:
-        """The tenant's task queue and workflows_in_flight, read afresh: a tenant just moved to
-        dedicated workers gets its next workflow on its own queue."""
+        """The tenant's task queue and workflows_in_flight, from its configuration and limits.
+
+        Kept while a backlog drains batch after batch, and dropped at once when a configuration
+        or limit changes (NOTIFY on the same connection, so before the next message's own): a
+        tenant just moved to dedicated workers gets its next workflow on its own queue.
+        """
+        cached = self._placements.get(tenant.id)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1], cached[2]
         effective = await config_service.effective(session, tenant_id=tenant.id, tier=tenant.tier)
         policy = build_policy(tenant, effective)
         queue = task_queue_for(tenant.slug, policy.config, self.settings.pool_task_queue)
-        return queue, policy.limits.workflows_in_flight
+        limit = policy.limits.workflows_in_flight
+        self._placements[tenant.id] = (time.monotonic() + PLACEMENT_SECONDS, queue, limit)
+        return queue, limit
 
     async def _claim(
         self, session, tenant_id: uuid.UUID, *, skip_counted: bool
