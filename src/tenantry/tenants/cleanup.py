@@ -18,6 +18,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from tenantry.db.session import Database
+from tenantry.keys.service import TenantKeys
 from tenantry.knowledge.promotion import drop_index
 from tenantry.tenants.models import TenantDeletion
 from tenantry.tenants.service import purge_rows
@@ -29,10 +30,13 @@ LEASE = timedelta(minutes=5)
 
 
 class DeletionCleanup:
-    def __init__(self, db: Database, client: Client, *, admin_url: str | None) -> None:
+    def __init__(
+        self, db: Database, client: Client, *, admin_url: str | None, keys: TenantKeys | None
+    ) -> None:
         self.db = db
         self.client = client
         self.admin_url = admin_url
+        self.keys = keys
 
     async def __call__(self) -> int:
         """Clean up every deletion that is due; how many were closed."""
@@ -67,6 +71,8 @@ class DeletionCleanup:
         return receipt
 
     async def _clean(self, receipt: TenantDeletion) -> int:
+        if self.keys is not None:  # this process's workflows stop reading the tenant's payloads now
+            self.keys.forget(receipt.tenant)
         terminated = await self._terminate(receipt.slug)
         async with self.db.control() as session:
             late = {

@@ -69,7 +69,7 @@ async def build_relay(
         lazy=True,
         retry=RELAY_RETRY,
     )
-    chores = [DeletionCleanup(db, client, admin_url=admin_url), Prune(db)]
+    chores = [DeletionCleanup(db, client, admin_url=admin_url, keys=keys), Prune(db)]
     return Relay(db, client, dsn=dsn, settings=settings, chores=chores)
 
 
