@@ -3,8 +3,8 @@
 Setup (all on this machine): a temporary embedded PostgreSQL (`temporary_stack`), a Temporal dev
 server (`TemporalDevServer`, SQLite in the temporary home, on a free port), `--tenants` standard
 tenants, and the relay in a process of its own, measured twice:
-  relay alone    `python bench/outbox.py --relay` (`build_relay`, as a worker process builds it,
-                 with no worker polling the queue: the outbox and Temporal's start, nothing else);
+  relay alone    `python -m tenantry.cli relay` (the relay a worker process runs, with no worker
+                 polling the queue: the outbox and Temporal's start, nothing else);
   with workers   `python -m tenantry.cli worker` (the real command: the relay beside the Temporal
                  worker, which also runs every started workflow on the same cores).
 
@@ -46,7 +46,6 @@ from common import (
 )
 
 TIMEOUT_S = 120.0
-SCRIPT = os.path.abspath(__file__)
 
 
 def ms(seconds: list[float]) -> dict[str, float]:
@@ -156,28 +155,6 @@ def start_process(command: list[str], env: dict[str, str], log: Path) -> subproc
         return subprocess.Popen(command, env=env, stdout=out, stderr=out)
 
 
-def relay_alone() -> None:
-    """The `--relay` child: a relay built as a worker process builds it, and nothing else."""
-    from tenantry.db.urls import libpq_dsn
-    from tenantry.keys.service import TenantKeys, platform_key
-    from tenantry.settings import get_settings
-    from tenantry.stack import start_database
-    from tenantry.worker.runner import build_relay
-
-    settings = get_settings()
-    stack = start_database(settings)
-
-    async def run() -> None:
-        db = stack.database(pool_size=4)
-        keys = TenantKeys(db, platform_key(settings))
-        relay = await build_relay(
-            db, keys=keys, settings=settings, dsn=libpq_dsn(stack.app_url), admin_url=None
-        )
-        await relay.run()
-
-    asyncio.run(run())
-
-
 async def scenarios(args, stack, tenants, client) -> dict:
     db = stack.database(pool_size=args.concurrency)
     try:
@@ -220,7 +197,7 @@ async def measure(args, stack, settings, home: Path, address: str) -> dict:
     client = await connect(address, keys=TenantKeys(keys_db, platform_key(settings)))
     results = {}
     setups = (
-        ("relay_alone", [sys.executable, SCRIPT, "--relay"]),
+        ("relay_alone", [sys.executable, "-m", "tenantry.cli", "relay"]),
         ("with_workers", [sys.executable, "-m", "tenantry.cli", "worker"]),
     )
     try:
@@ -253,11 +230,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=20.0)
     parser.add_argument("--burst", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--relay", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.relay:
-        relay_alone()
-        return
 
     from tenantry.worker.devserver import TemporalDevServer
 

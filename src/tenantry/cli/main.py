@@ -47,6 +47,14 @@ def worker(
 
 
 @app.command()
+def relay() -> None:
+    """Run the outbox relay alone (every worker process also runs one)."""
+    from tenantry.cli.relay import run_relay
+
+    run_relay()
+
+
+@app.command()
 def migrate() -> None:
     """Create roles and apply migrations, then exit."""
     with opened_stack() as stack:
