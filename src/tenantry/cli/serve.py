@@ -34,7 +34,11 @@ async def _worker(stack: Stack, settings: Settings, task_queue: str):
         client = await connect(settings.temporal_address, settings.temporal_namespace, keys=keys)
         embedder = await checked_embedder(settings)
         relay = await build_relay(
-            db, keys=keys, settings=settings, dsn=libpq_dsn(stack.app_url), admin_url=stack.admin_url
+            db,
+            keys=keys,
+            settings=settings,
+            dsn=libpq_dsn(stack.app_url),
+            admin_url=stack.admin_url,
         )
         worker = build_worker(
             client, task_queue=task_queue, db=db, embedder=embedder, settings=settings
