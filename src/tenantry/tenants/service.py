@@ -133,6 +133,7 @@ async def delete(db: Database, *, slug: str, actor: str) -> tuple[Tenant, dict[s
         tenant = await get(session, slug=slug, for_update=True)
         if tenant.status != "deleting":
             return tenant, {}
+        await set_tenant(session, tenant.id)  # the chain's head is the tenant's row, under RLS
         head_seq, head_hash = await audit.head(session, tenant_id=tenant.id)
         purged = await purge_rows(session, tenant_id=tenant.id)
         tenant.status = "deleted"

@@ -23,9 +23,9 @@ from tenantry.outbox.activities import OutboxActivities
 from tenantry.outbox.chores import Prune
 from tenantry.outbox.relay import Relay
 from tenantry.settings import Settings
-from tenantry.worker.retry import RetryTransactions
 from tenantry.tenants.cleanup import DeletionCleanup
 from tenantry.worker.client import connect
+from tenantry.worker.retry import RetryTransactions
 
 WORKFLOWS = [IngestDocument, IncidentWorkflow, DeliverWebhook]
 # The relay's own calls give up fast: it retries on its own schedule, and must notice an outage.

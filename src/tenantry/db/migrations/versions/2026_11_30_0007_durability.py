@@ -3,7 +3,7 @@ keyed activity effects, Idempotency-Key records, per-tenant data keys, deletion 
 incident's episode.
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-11-30
 """
 
@@ -14,7 +14,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from tenantry.db.migrations.rls import APP_ROLE, enable_tenant_rls
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
