@@ -256,7 +256,8 @@ def main() -> None:
         "when": now_iso(),
         "machine": machine(),
         "label": args.label,
-        "settings": {k: v for k, v in vars(args).items() if k not in ("output",)},
+        # The interpreter is named, not located: a results file names no path outside the repository.
+        "settings": {k: v for k, v in vars(args).items() if k not in ("output", "python")},
         **result,
     }
     print(json.dumps(report, indent=2))

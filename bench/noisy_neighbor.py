@@ -33,6 +33,8 @@ other processes on a 2-core machine skew the figures, so a run with much "other"
 repeating.
 
 Run from the repository root:  .venv/bin/python bench/noisy_neighbor.py   (about 2 minutes)
+The second scenario, one tenant uploading 30 documents beside 20 quiet tenants under API and
+search load:  .venv/bin/python bench/noisy_neighbor.py --scenario upload-burst  (bench/upload_burst.py)
 Results: printed, and written to bench/results/noisy_neighbor.json. Variations (--help):
 --load-fraction, --loud-factor, --loud-connections, --slices, --slice-seconds, --output.
 """
@@ -49,6 +51,7 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from common import (
@@ -770,6 +773,13 @@ def report(
 if __name__ == "__main__":
     if sys.argv[1:] == ["--serve"]:
         serve_here()
+    elif sys.argv[1:3] == ["--scenario", "upload-burst"]:
+        # The second scenario (one tenant's upload burst) drives the whole stack: its own module.
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from bench.upload_burst import main as upload_burst
+
+        sys.argv[1:3] = []
+        sys.exit(upload_burst())
     else:
         parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
         parser.add_argument(
