@@ -20,6 +20,7 @@ from tenantry.config.cache import PrefixCache
 from tenantry.config.listener import ConfigListener
 from tenantry.db.session import Database, create_app_engine
 from tenantry.db.urls import app_url, libpq_dsn, sqlalchemy_url
+from tenantry.egress.policy import EgressPolicy
 from tenantry.errors import (
     AppError,
     Conflict,
@@ -128,6 +129,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.signing_key = signing_key(settings)
+    app.state.egress_policy = EgressPolicy(settings.egress_allowlist)
     app.state.health_checks = [check_database, check_temporal]
     # Innermost: a request whose transaction hit a deadlock or serialisation failure runs again.
     app.add_middleware(RetryTransactions, state=app.state, replay_limit=settings.max_body_bytes)

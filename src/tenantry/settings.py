@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -25,7 +25,9 @@ PLACEHOLDER_SECRETS = frozenset({"changeme", "secret", "change-me", "changethis"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="TENANTRY_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="TENANTRY_", extra="ignore", frozen=True, populate_by_name=True
+    )
 
     environment: Literal["development", "test", "production"] = "development"
     home: Path = Field(default=Path(".tenantry"), description="Data folder of the embedded stack.")
@@ -131,9 +133,22 @@ class Settings(BaseSettings):
         description="PDF content may inflate to this many times the upload (at least 1 MB).",
     )
     max_chunks_per_document: int = Field(default=2000, ge=1)
-    webhook_allowlist: tuple[str, ...] = Field(
+    egress_allowlist: tuple[str, ...] = Field(
         default=(),
-        description="Hosts or networks (CIDR) that webhooks may reach although private or loopback.",
+        validation_alias=AliasChoices(
+            "egress_allowlist",
+            "TENANTRY_EGRESS_ALLOWLIST",
+            "webhook_allowlist",
+            "TENANTRY_WEBHOOK_ALLOWLIST",  # its name before it covered LDAP and OIDC too
+        ),
+        description="Hosts or networks (CIDR) that outbound calls (webhooks, directories, "
+        "identity providers) may reach although not globally routable.",
+    )
+    egress_per_tenant: int = Field(
+        default=4, ge=1, description="Outbound calls one tenant may have in flight at once."
+    )
+    sso_timeout_seconds: float = Field(
+        default=5, gt=0, description="Each call to a tenant's directory or identity provider."
     )
     webhook_timeout_seconds: float = Field(default=10, gt=0)
     llm_provider: Literal["none", "ollama", "openai"] = "none"
