@@ -58,6 +58,7 @@ from tenantry.observability.metrics import REGISTRY
 from tenantry.problems import problem_response, unexpected_error
 from tenantry.retry_middleware import RetryTransactions
 from tenantry.settings import Settings, get_settings
+from tenantry.tenancy.client_address import TrustedProxies
 from tenantry.tenancy.middleware import TenantContextMiddleware
 from tenantry.tenants.api import router as tenants_router
 from tenantry.worker.client import connect as connect_temporal
@@ -84,7 +85,12 @@ def create_app(
         redis_health = RedisHealth()
         state.rates = RateLimits(rate_storage(settings, redis_health))
         state.concurrency = concurrency_backend(settings, redis_health)
-        state.login_throttle = LoginThrottle(settings.login_attempts_per_minute, state.concurrency)
+        state.login_throttle = LoginThrottle(
+            settings.login_attempts_per_minute,
+            state.concurrency,
+            per_address=settings.login_address_failures_per_minute,
+            max_lockout_seconds=settings.login_lockout_max_seconds,
+        )
         state.meter = UsageMeter(spill_dir=settings.home / "usage-spill")
         state.load = LoadMonitor(
             capacity=settings.max_in_flight,
@@ -129,6 +135,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.signing_key = signing_key(settings)
+    app.state.trusted_proxies = TrustedProxies(settings.trusted_proxies)
     app.state.egress_policy = EgressPolicy(settings.egress_allowlist)
     app.state.health_checks = [check_database, check_temporal]
     # Innermost: a request whose transaction hit a deadlock or serialisation failure runs again.

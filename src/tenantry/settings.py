@@ -68,7 +68,25 @@ class Settings(BaseSettings):
         description="A spent refresh token presented again this soon (a retry, a second tab) "
         "gets a working pair in the same session instead of revoking it.",
     )
-    login_attempts_per_minute: int = Field(default=5, ge=1)
+    login_attempts_per_minute: int = Field(
+        default=5, ge=1, description="Failed logins per account before it is locked out."
+    )
+    login_address_failures_per_minute: int = Field(
+        default=50,
+        ge=1,
+        description="Failed logins from one client address in a minute before it is refused "
+        "(higher than per account: a NAT or an office shares one address).",
+    )
+    login_lockout_max_seconds: int = Field(
+        default=900,
+        ge=60,
+        description="An account's lockout doubles with each failure past the limit, up to this.",
+    )
+    trusted_proxies: tuple[str, ...] = Field(
+        default=(),
+        description="Addresses or networks of the proxies whose X-Forwarded-For is believed "
+        "('*': every peer, only where the network lets nothing else reach the API).",
+    )
     redis_url: str | None = Field(
         default=None,
         description="Redis for limits shared by many API processes; unset: in process memory.",

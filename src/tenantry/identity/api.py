@@ -18,6 +18,7 @@ from tenantry.identity.permissions import Permission, permissions_of
 from tenantry.identity.schemas import LdapLoginIn, LoginIn, MeOut, RefreshIn, TokenOut
 from tenantry.identity.sessions import Outcome
 from tenantry.settings import Settings
+from tenantry.tenancy.client_address import client_address
 from tenantry.tenants.models import Tenant
 
 router = APIRouter(tags=["identity"])
@@ -43,8 +44,7 @@ async def _throttled_login(
     """Both logins: the attempt is counted before the password is checked (refused once the
     account or the address has used its failures), and kept only if the password was wrong."""
     throttle = request.app.state.login_throttle
-    keys = throttle.keys(tenant_slug, principal, request.client.host if request.client else "-")
-    attempt = await throttle.attempt(keys)
+    attempt = await throttle.attempt(throttle.keys(tenant_slug, principal, client_address(request)))
     try:
         async with db.control() as session:
             tenant = await session.scalar(select(Tenant).where(Tenant.slug == tenant_slug))
@@ -54,6 +54,8 @@ async def _throttled_login(
         raise
     if outcome.failure == "invalid":
         await attempt.failed()
+    elif outcome.tokens is not None:
+        await attempt.succeeded()
     else:
         await attempt.give_back()
     return _answer(outcome)
