@@ -87,6 +87,10 @@ class Settings(BaseSettings):
         description="Addresses or networks of the proxies whose X-Forwarded-For is believed "
         "('*': every peer, only where the network lets nothing else reach the API).",
     )
+    public_url: str | None = Field(
+        default=None,
+        description="How browsers reach the API (OIDC redirect URIs); unset: from the request.",
+    )
     redis_url: str | None = Field(
         default=None,
         description="Redis for limits shared by many API processes; unset: in process memory.",
