@@ -100,7 +100,7 @@ async def main() -> None:
             TENANTRY_LOG_LEVEL="WARNING",
             TENANTRY_LOG_JSON="false",
             TENANTRY_DEMO_TENANTS="false",
-            TENANTRY_WEBHOOK_ALLOWLIST='["127.0.0.1"]',
+            TENANTRY_EGRESS_ALLOWLIST='["127.0.0.1"]',
             # Argon2 on two cores lags the loop; load shedding is measured elsewhere (noisy_neighbor).
             TENANTRY_LOOP_LAG_THRESHOLD_MS="60000",
         )

@@ -53,7 +53,7 @@ def stack() -> Stack:
         TENANTRY_POOL_TASK_QUEUE=f"test-pool-{uuid.uuid4().hex[:8]}",
         TENANTRY_HNSW_THRESHOLD="1000000",
         # The tests' webhook receivers and LLM servers listen on loopback.
-        TENANTRY_WEBHOOK_ALLOWLIST='["127.0.0.1"]',
+        TENANTRY_EGRESS_ALLOWLIST='["127.0.0.1"]',
         TENANTRY_LLM_PROVIDERS='["none", "ollama", "openai"]',
     )
     get_settings.cache_clear()

@@ -41,6 +41,7 @@ class World:
     a_resolved: str  # an incident of A already resolved
     a_endpoint_id: str
     a_delivery_id: str
+    a_identity_id: str  # an LDAP identity linked to a_target_user
     headers: dict[str, dict[str, str]]
     a_identifiers: set[str]
 
@@ -82,6 +83,20 @@ LDAP_CONFIG = {
     "bind_template": "uid={username},dc=example,dc=org",
     "group_role_map": {"staff": "member"},
 }
+
+OIDC_CONFIG = {
+    "issuer": "https://idp.example.com",
+    "client_id": "tenantry-matrix",
+    "client_secret": "matrix-client-secret",
+    "allowed_domains": ["example.com"],
+    "role_claim": "groups",
+    "role_map": {"staff": "member"},
+}
+
+
+def identity_params(w: World) -> dict[str, str]:
+    return {"user_id": str(w.a_target_user.id), "identity_id": w.a_identity_id}
+
 
 CASES: dict[tuple[str, str], Case] = {
     ("GET", "/health/live"): Case(200, public_status=200),
@@ -125,6 +140,29 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/v1/sso/ldap"): Case(200, other_tenant=404),
     ("PUT", "/v1/sso/ldap"): Case(200, body=lambda w: LDAP_CONFIG),
     ("DELETE", "/v1/sso/ldap"): Case(204, other_tenant=404),
+    ("GET", "/v1/sso/oidc"): Case(200, other_tenant=404),
+    ("PUT", "/v1/sso/oidc"): Case(200, body=lambda w: OIDC_CONFIG),
+    ("DELETE", "/v1/sso/oidc"): Case(204, other_tenant=404),
+    # B has no OIDC connection; A's has no sign-in with this state.
+    ("GET", "/v1/auth/oidc/{tenant}/start"): Case(
+        404, public_status=404, params=lambda w: {"tenant": w.b.slug}
+    ),
+    ("GET", "/v1/auth/oidc/{tenant}/callback"): Case(
+        401,
+        public_status=401,
+        params=lambda w: {"tenant": w.a.slug},
+        query={"code": "stolen-code", "state": "guessed-state"},
+    ),
+    ("GET", "/v1/users/{user_id}/identities"): Case(200, params=user_param),
+    ("POST", "/v1/users/{user_id}/identities"): Case(
+        201,
+        params=user_param,
+        body=lambda w: {
+            "source": "ldap",
+            "subject": f"uid=m-{uuid.uuid4().hex[:8]},dc=example,dc=org",
+        },
+    ),
+    ("DELETE", "/v1/users/{user_id}/identities/{identity_id}"): Case(204, params=identity_params),
     ("GET", "/v1/admin/tenants"): Case(200),
     ("POST", "/v1/admin/tenants"): Case(
         201, body=lambda w: {"slug": unique_slug("mx"), "name": "M"}
@@ -290,6 +328,14 @@ async def build_world(
         headers[f"a_key_{scope}"] = bearer(keys[scope])
     put = await client.put("/v1/sso/ldap", json=LDAP_CONFIG, headers=headers["a_admin"])
     assert put.status_code == 200
+    put = await client.put("/v1/sso/oidc", json=OIDC_CONFIG, headers=headers["a_admin"])
+    assert put.status_code == 200, put.text
+    linked = await client.post(
+        f"/v1/users/{a_target.id}/identities",
+        json={"source": "ldap", "subject": "uid=target,dc=example,dc=org"},
+        headers=headers["a_admin"],
+    )
+    assert linked.status_code == 201, linked.text
     configured = await client.patch(
         "/v1/config", json={"language": "spanish"}, headers=headers["a_admin"]
     )
@@ -322,6 +368,7 @@ async def build_world(
         str(a_target.id),
         str(a_admin.id),
         *key_ids.values(),
+        linked.json()["id"],
     }
     identifiers |= {document.json()["id"], marker}
     return World(
@@ -334,6 +381,7 @@ async def build_world(
         resolved,
         endpoint.json()["id"],
         delivery_id,
+        linked.json()["id"],
         headers,
         identifiers,
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 from fastapi import Request
 
 from tenantry.db.session import Database
+from tenantry.egress.policy import EgressPolicy
 from tenantry.settings import Settings
 
 
@@ -17,6 +18,10 @@ async def database(request: Request) -> Database:
 
 async def settings_of(request: Request) -> Settings:
     return request.app.state.settings
+
+
+async def egress_policy(request: Request) -> EgressPolicy:
+    return request.app.state.egress_policy
 
 
 async def policy_of(request: Request, tenant_id):

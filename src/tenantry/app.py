@@ -20,6 +20,8 @@ from tenantry.config.cache import PrefixCache
 from tenantry.config.listener import ConfigListener
 from tenantry.db.session import Database, create_app_engine
 from tenantry.db.urls import app_url, libpq_dsn, sqlalchemy_url
+from tenantry.egress.gate import EgressGate
+from tenantry.egress.policy import EgressPolicy
 from tenantry.errors import (
     AppError,
     Conflict,
@@ -34,6 +36,10 @@ from tenantry.identity.admin_api import router as identity_admin_router
 from tenantry.identity.api import router as identity_router
 from tenantry.identity.api_keys_api import router as api_keys_router
 from tenantry.identity.authn import Authenticator
+from tenantry.identity.identities_api import router as identities_router
+from tenantry.identity.oidc_api import router as oidc_router
+from tenantry.identity.oidc_provider import OidcProviders
+from tenantry.identity.oidc_secrets import secrets_key
 from tenantry.identity.sso_api import router as sso_router
 from tenantry.identity.throttle import LoginThrottle
 from tenantry.identity.users_api import router as users_router
@@ -57,6 +63,7 @@ from tenantry.observability.metrics import REGISTRY
 from tenantry.problems import problem_response, unexpected_error
 from tenantry.retry_middleware import RetryTransactions
 from tenantry.settings import Settings, get_settings
+from tenantry.tenancy.client_address import TrustedProxies
 from tenantry.tenancy.middleware import TenantContextMiddleware
 from tenantry.tenants.api import router as tenants_router
 from tenantry.worker.client import connect as connect_temporal
@@ -83,7 +90,16 @@ def create_app(
         redis_health = RedisHealth()
         state.rates = RateLimits(rate_storage(settings, redis_health))
         state.concurrency = concurrency_backend(settings, redis_health)
-        state.login_throttle = LoginThrottle(settings.login_attempts_per_minute, state.concurrency)
+        state.login_throttle = LoginThrottle(
+            settings.login_attempts_per_minute,
+            state.concurrency,
+            per_address=settings.login_address_failures_per_minute,
+            max_lockout_seconds=settings.login_lockout_max_seconds,
+        )
+        state.egress_gate = EgressGate(state.concurrency, per_tenant=settings.egress_per_tenant)
+        state.oidc_providers = OidcProviders(
+            state.egress_policy, timeout=settings.sso_timeout_seconds
+        )
         state.meter = UsageMeter(spill_dir=settings.home / "usage-spill")
         state.load = LoadMonitor(
             capacity=settings.max_in_flight,
@@ -128,6 +144,10 @@ def create_app(
     )
     app.state.settings = settings
     app.state.signing_key = signing_key(settings)
+    app.state.trusted_proxies = TrustedProxies(settings.trusted_proxies)
+    app.state.egress_policy = EgressPolicy(settings.egress_allowlist)
+    # OIDC client secrets at rest: under the platform key, which never reaches the database.
+    app.state.oidc_secrets_key = secrets_key(platform_key(settings))
     app.state.health_checks = [check_database, check_temporal]
     # Innermost: a request whose transaction hit a deadlock or serialisation failure runs again.
     app.add_middleware(RetryTransactions, state=app.state, replay_limit=settings.max_body_bytes)
@@ -147,6 +167,8 @@ def create_app(
     app.include_router(users_router)
     app.include_router(api_keys_router)
     app.include_router(sso_router)
+    app.include_router(oidc_router)
+    app.include_router(identities_router)
     app.include_router(tenants_router)
     app.include_router(identity_admin_router)
     app.include_router(config_router)

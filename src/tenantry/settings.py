@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -25,7 +25,9 @@ PLACEHOLDER_SECRETS = frozenset({"changeme", "secret", "change-me", "changethis"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="TENANTRY_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="TENANTRY_", extra="ignore", frozen=True, populate_by_name=True
+    )
 
     environment: Literal["development", "test", "production"] = "development"
     home: Path = Field(default=Path(".tenantry"), description="Data folder of the embedded stack.")
@@ -66,7 +68,29 @@ class Settings(BaseSettings):
         description="A spent refresh token presented again this soon (a retry, a second tab) "
         "gets a working pair in the same session instead of revoking it.",
     )
-    login_attempts_per_minute: int = Field(default=5, ge=1)
+    login_attempts_per_minute: int = Field(
+        default=5, ge=1, description="Failed logins per account before it is locked out."
+    )
+    login_address_failures_per_minute: int = Field(
+        default=50,
+        ge=1,
+        description="Failed logins from one client address in a minute before it is refused "
+        "(higher than per account: a NAT or an office shares one address).",
+    )
+    login_lockout_max_seconds: int = Field(
+        default=900,
+        ge=60,
+        description="An account's lockout doubles with each failure past the limit, up to this.",
+    )
+    trusted_proxies: tuple[str, ...] = Field(
+        default=(),
+        description="Addresses or networks of the proxies whose X-Forwarded-For is believed "
+        "('*': every peer, only where the network lets nothing else reach the API).",
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="How browsers reach the API (OIDC redirect URIs); unset: from the request.",
+    )
     redis_url: str | None = Field(
         default=None,
         description="Redis for limits shared by many API processes; unset: in process memory.",
@@ -131,9 +155,22 @@ class Settings(BaseSettings):
         description="PDF content may inflate to this many times the upload (at least 1 MB).",
     )
     max_chunks_per_document: int = Field(default=2000, ge=1)
-    webhook_allowlist: tuple[str, ...] = Field(
+    egress_allowlist: tuple[str, ...] = Field(
         default=(),
-        description="Hosts or networks (CIDR) that webhooks may reach although private or loopback.",
+        validation_alias=AliasChoices(
+            "egress_allowlist",
+            "TENANTRY_EGRESS_ALLOWLIST",
+            "webhook_allowlist",
+            "TENANTRY_WEBHOOK_ALLOWLIST",  # its name before it covered LDAP and OIDC too
+        ),
+        description="Hosts or networks (CIDR) that outbound calls (webhooks, directories, "
+        "identity providers) may reach although not globally routable.",
+    )
+    egress_per_tenant: int = Field(
+        default=4, ge=1, description="Outbound calls one tenant may have in flight at once."
+    )
+    sso_timeout_seconds: float = Field(
+        default=5, gt=0, description="Each call to a tenant's directory or identity provider."
     )
     webhook_timeout_seconds: float = Field(default=10, gt=0)
     llm_provider: Literal["none", "ollama", "openai"] = "none"

@@ -113,7 +113,7 @@ async def test_the_llm_writes_the_proposal_or_the_summary_stands_in(
     assert sent["path"] == "/api/chat" and sent["model"] == "llama3.2" and sent["stream"] is False
     assert "[1] Caldera bloqueada" in sent["messages"][1]["content"]
     if slow:
-        assert triaged["data"]["how"] == "extractive (llm failed: ReadTimeout)"
+        assert triaged["data"]["how"] == "extractive (llm failed: EgressTimeout)"
         assert "rearme" in shown["proposal"] and shown["proposal"].endswith("[1]")
     else:
         assert triaged["data"]["how"] == "llm:ollama"

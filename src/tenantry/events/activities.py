@@ -6,17 +6,19 @@ import json
 import time
 import uuid
 
-import httpx
 from sqlalchemy import select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from tenantry.db.base import utcnow
 from tenantry.db.session import Database
+from tenantry.egress.gate import EgressBusy, EgressGate
+from tenantry.egress.http import exchange, outbound_client
+from tenantry.egress.policy import EgressError, EgressPolicy, EgressRefused
 from tenantry.events import signing
 from tenantry.events.models import WebhookDelivery, WebhookEndpoint
-from tenantry.events.targets import ForbiddenTarget, check_target
 from tenantry.events.types import DeliveryInput, GiveUpInput
+from tenantry.limits.backends import MemoryConcurrency
 from tenantry.outbox import service as outbox
 from tenantry.settings import Settings
 
@@ -25,9 +27,10 @@ class EventActivities:
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
         self.settings = settings
-        self.http = httpx.AsyncClient(
-            timeout=settings.webhook_timeout_seconds, follow_redirects=False
-        )
+        self.policy = EgressPolicy(settings.egress_allowlist)
+        # Deliveries in flight per tenant in this worker: a receiver that never answers holds
+        # at most this many of the worker's activity slots.
+        self.gate = EgressGate(MemoryConcurrency(), per_tenant=settings.egress_per_tenant)
 
     async def _load(self, tenant_id: uuid.UUID, delivery_id: uuid.UUID):
         async with self.db.tenant(tenant_id) as session:
@@ -61,29 +64,34 @@ class EventActivities:
             raise ApplicationError(
                 "the tenant is suspended", type="TenantSuspended", non_retryable=True
             )
-        try:
-            await check_target(endpoint.url, self.settings.webhook_allowlist)
-        except ForbiddenTarget as error:
-            await self._log(tenant_id, delivery_id, None, str(error))
-            raise ApplicationError(
-                str(error), type="ForbiddenTarget", non_retryable=True
-            ) from error
         body = json.dumps(delivery.payload, separators=(",", ":"), ensure_ascii=False).encode()
         headers = signing.headers(endpoint.secret, f"msg_{delivery.id.hex}", int(time.time()), body)
         try:
-            response = await self.http.post(endpoint.url, content=body, headers=headers)
-        except httpx.HTTPError as error:
-            await self._log(tenant_id, delivery_id, None, f"{type(error).__name__}: {error}"[:500])
+            reply = await self._post(tenant_id, endpoint.url, body, headers)
+        except EgressRefused as error:
+            await self._log(tenant_id, delivery_id, None, str(error)[:500])
             raise ApplicationError(
-                f"could not reach the endpoint ({type(error).__name__})"
+                str(error), type="ForbiddenTarget", non_retryable=True
             ) from error
-        if response.is_success:
-            await self._log(tenant_id, delivery_id, response.status_code, None, delivered=True)
-            return response.status_code
-        await self._log(
-            tenant_id, delivery_id, response.status_code, f"HTTP {response.status_code}"
-        )
-        raise ApplicationError(f"the endpoint answered HTTP {response.status_code}")
+        except EgressBusy as error:
+            raise ApplicationError(str(error), type="EgressBusy") from error
+        except EgressError as error:
+            await self._log(tenant_id, delivery_id, None, str(error)[:500])
+            raise ApplicationError(f"could not reach the endpoint: {error}") from error
+        if reply.ok:
+            await self._log(tenant_id, delivery_id, reply.status, None, delivered=True)
+            return reply.status
+        # A redirect is not followed: the receiver must answer at the URL it was given.
+        await self._log(tenant_id, delivery_id, reply.status, f"HTTP {reply.status}")
+        raise ApplicationError(f"the endpoint answered HTTP {reply.status}")
+
+    async def _post(self, tenant_id: uuid.UUID, url: str, body: bytes, headers: dict):
+        """No database connection is held here; the answer's body is never read."""
+        timeout = self.settings.webhook_timeout_seconds
+        async with self.gate.slot(tenant_id), outbound_client(self.policy, timeout=timeout) as http:
+            return await exchange(
+                http, "POST", url, content=body, headers=headers, max_bytes=0, deadline=timeout
+            )
 
     async def _paused(self, tenant_id: uuid.UUID) -> bool:
         async with self.db.tenant(tenant_id) as session:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Response, status
 
 from tenantry.api_support import database, settings_of
 from tenantry.db.session import Database
+from tenantry.egress.policy import EgressPolicy
 from tenantry.events import service
 from tenantry.events.schemas import (
     DeliveryOut,
@@ -33,7 +34,7 @@ MANAGE = guard(Permission.WEBHOOKS_MANAGE)
 async def create_endpoint(
     body: EndpointCreate, subject: Caller, db: Db, settings: Config
 ) -> EndpointCreated:
-    await validate_url(body.url, settings.webhook_allowlist)
+    await validate_url(body.url, EgressPolicy(settings.egress_allowlist))
     async with db.tenant(subject.tenant.id) as session:
         endpoint = await service.create_endpoint(
             session, tenant_id=subject.tenant.id, data=body, actor=subject.audit_name
@@ -67,7 +68,7 @@ async def update_endpoint(
     endpoint_id: uuid.UUID, body: EndpointUpdate, subject: Caller, db: Db, settings: Config
 ) -> EndpointOut:
     if body.url is not None:
-        await validate_url(body.url, settings.webhook_allowlist)
+        await validate_url(body.url, EgressPolicy(settings.egress_allowlist))
     async with db.tenant(subject.tenant.id) as session:
         endpoint = await service.update_endpoint(
             session,

@@ -20,6 +20,7 @@ from tenantry.identity.schemas import (
     UserOut,
 )
 from tenantry.settings import Settings
+from tenantry.tenancy.client_address import client_address
 from tenantry.tenants import service as tenants
 
 router = APIRouter(prefix="/v1/admin", tags=["admin: identity"])
@@ -53,7 +54,7 @@ async def operator_login(
     settings: Annotated[Settings, Depends(settings_of)],
 ) -> TokenOut:
     throttle = request.app.state.login_throttle
-    keys = throttle.keys("operators", body.email, request.client.host if request.client else "-")
+    keys = throttle.keys("operators", body.email, client_address(request), operators=True)
     attempt = await throttle.attempt(keys)
     try:
         async with db.control() as session:
@@ -70,7 +71,7 @@ async def operator_login(
     if tokens is None:
         await attempt.failed()
         raise Unauthorized("Invalid credentials.")
-    await attempt.give_back()
+    await attempt.succeeded()
     return tokens
 
 

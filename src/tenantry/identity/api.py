@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response, status
 from sqlalchemy import select
 
-from tenantry.api_support import database, settings_of
+from tenantry.api_support import database, policy_of, settings_of
 from tenantry.db.session import Database
 from tenantry.errors import Forbidden, TenantSuspended, Unauthorized
 from tenantry.identity import sessions, sso
@@ -18,6 +18,7 @@ from tenantry.identity.permissions import Permission, permissions_of
 from tenantry.identity.schemas import LdapLoginIn, LoginIn, MeOut, RefreshIn, TokenOut
 from tenantry.identity.sessions import Outcome
 from tenantry.settings import Settings
+from tenantry.tenancy.client_address import client_address
 from tenantry.tenants.models import Tenant
 
 router = APIRouter(tags=["identity"])
@@ -26,7 +27,7 @@ Config = Annotated[Settings, Depends(settings_of)]
 INVALID = "Invalid credentials."
 
 
-def _answer(outcome: Outcome) -> TokenOut:
+def answer_of(outcome: Outcome) -> TokenOut:
     """Turn a failed outcome into its error, after the transaction that recorded it committed."""
     if outcome.tokens is not None:
         return outcome.tokens
@@ -38,25 +39,37 @@ def _answer(outcome: Outcome) -> TokenOut:
 
 
 async def _throttled_login(
-    request: Request, db: Database, tenant_slug: str, principal: str, check: Callable
+    request: Request, tenant_slug: str, principal: str, check: Callable[[], Awaitable[Outcome]]
 ) -> TokenOut:
     """Both logins: the attempt is counted before the password is checked (refused once the
     account or the address has used its failures), and kept only if the password was wrong."""
     throttle = request.app.state.login_throttle
-    keys = throttle.keys(tenant_slug, principal, request.client.host if request.client else "-")
-    attempt = await throttle.attempt(keys)
+    attempt = await throttle.attempt(throttle.keys(tenant_slug, principal, client_address(request)))
     try:
-        async with db.control() as session:
-            tenant = await session.scalar(select(Tenant).where(Tenant.slug == tenant_slug))
-            outcome = await check(session, tenant)
+        outcome = await check()
     except BaseException:
         await attempt.give_back()
         raise
     if outcome.failure == "invalid":
         await attempt.failed()
+    elif outcome.tokens is not None:
+        await attempt.succeeded()
     else:
         await attempt.give_back()
-    return _answer(outcome)
+    return answer_of(outcome)
+
+
+async def _password_login(db: Database, body: LoginIn, settings: Settings, key: str) -> Outcome:
+    async with db.control() as session:
+        tenant = await session.scalar(select(Tenant).where(Tenant.slug == body.tenant))
+        return await sessions.login(
+            session,
+            tenant=tenant,
+            email=body.email,
+            password=body.password,
+            settings=settings,
+            key=key,
+        )
 
 
 @router.post(
@@ -65,18 +78,7 @@ async def _throttled_login(
 async def login(body: LoginIn, request: Request, db: Db, settings: Config) -> TokenOut:
     key = request.app.state.signing_key
     return await _throttled_login(
-        request,
-        db,
-        body.tenant,
-        body.email,
-        lambda session, tenant: sessions.login(
-            session,
-            tenant=tenant,
-            email=body.email,
-            password=body.password,
-            settings=settings,
-            key=key,
-        ),
+        request, body.tenant, body.email, lambda: _password_login(db, body, settings, key)
     )
 
 
@@ -84,19 +86,25 @@ async def login(body: LoginIn, request: Request, db: Db, settings: Config) -> To
     "/v1/auth/ldap", response_model=TokenOut, response_model_exclude_none=True, **guard(PUBLIC)
 )
 async def ldap_login(body: LdapLoginIn, request: Request, db: Db, settings: Config) -> TokenOut:
-    key = request.app.state.signing_key
+    state = request.app.state
+
+    async def users_quota(tenant_id) -> int:
+        return (await policy_of(request, tenant_id)).limits.users
+
     return await _throttled_login(
         request,
-        db,
         body.tenant,
         body.username,
-        lambda session, tenant: sso.login(
-            session,
-            tenant=tenant,
+        lambda: sso.login(
+            db,
+            tenant_slug=body.tenant,
             username=body.username,
             password=body.password,
             settings=settings,
-            key=key,
+            key=state.signing_key,
+            policy=state.egress_policy,
+            gate=state.egress_gate,
+            users_quota=users_quota,
         ),
     )
 
@@ -109,7 +117,7 @@ async def refresh(body: RefreshIn, request: Request, db: Db, settings: Config) -
         outcome = await sessions.refresh(
             session, token=body.refresh_token, settings=settings, key=request.app.state.signing_key
         )
-    return _answer(outcome)
+    return answer_of(outcome)
 
 
 @router.post("/v1/auth/logout", status_code=status.HTTP_204_NO_CONTENT, **guard(Permission.ME))

@@ -1,4 +1,5 @@
-"""Identity tables: operators and their tokens (control plane), users, tokens, keys, LDAP (tenant)."""
+"""Identity tables: operators and their tokens (control plane); users, their sign-in identities,
+tokens, keys, and the tenant's LDAP and OIDC connections (tenant)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     ForeignKeyConstraint,
+    Index,
+    LargeBinary,
     Text,
+    UniqueConstraint,
     Uuid,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -106,3 +110,64 @@ class LdapConfig(TenantOwned, Base):
     default_role: Mapped[str | None] = mapped_column(Text)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     updated_at: Mapped[datetime] = mapped_column(TS, default=utcnow, onupdate=utcnow)
+    configured_by_kind: Mapped[str | None] = mapped_column(Text)
+    configured_by_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    configured_by_role: Mapped[str | None] = mapped_column(Text)
+
+
+class UserIdentity(TenantOwned, Base):
+    """A user's account at an identity source: (source, issuer, subject) names it, never an email.
+
+    `issuer` is the LDAP server's URL or the OIDC issuer, so an identity from another directory or
+    provider with the same subject is another identity.
+    """
+
+    __tablename__ = "user_identities"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "user_id"], ["users.tenant_id", "users.id"], ondelete="CASCADE"
+        ),
+        UniqueConstraint("tenant_id", "source", "issuer", "subject"),
+        Index("ix_user_identities_tenant_id_user_id", "tenant_id", "user_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    source: Mapped[str] = mapped_column(Text)  # ldap, oidc
+    issuer: Mapped[str] = mapped_column(Text)
+    subject: Mapped[str] = mapped_column(Text)
+    linked_by: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(TS, default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(TS)
+
+
+class OidcConfig(TenantOwned, Base):
+    __tablename__ = "oidc_configs"
+
+    issuer: Mapped[str] = mapped_column(Text)
+    client_id: Mapped[str] = mapped_column(Text)
+    client_secret_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    allowed_domains: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    role_claim: Mapped[str | None] = mapped_column(Text)
+    role_map: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    default_role: Mapped[str | None] = mapped_column(Text)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    configured_by_kind: Mapped[str] = mapped_column(Text)
+    configured_by_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    configured_by_role: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(TS, default=utcnow, onupdate=utcnow)
+
+
+class OidcLogin(TenantOwned, Base):
+    """A sign-in in progress: what the callback needs, found by the digest of its `state`, and
+    bound to the browser that started it (the digest of a cookie set then)."""
+
+    __tablename__ = "oidc_logins"
+
+    state_hash: Mapped[str] = mapped_column(Text, primary_key=True)
+    browser_hash: Mapped[str] = mapped_column(Text)
+    nonce: Mapped[str] = mapped_column(Text)
+    code_verifier: Mapped[str] = mapped_column(Text)
+    issuer: Mapped[str] = mapped_column(Text)
+    redirect_uri: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime] = mapped_column(TS)

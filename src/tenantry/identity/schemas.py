@@ -6,13 +6,31 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 Role = Literal["owner", "admin", "member", "viewer"]
 Scope = Literal["read", "write", "admin", "external"]
 Password = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 SlugRef = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+def _no_nul(value: str | None) -> str | None:
+    # PostgreSQL cannot store NUL in text: a 422 naming the field, not a 500 at the insert.
+    if value is not None and "\x00" in value:
+        raise ValueError("must not contain the NUL character (\\u0000)")
+    return value
+
+
+NoNul = AfterValidator(_no_nul)
 
 
 class Strict(BaseModel):
@@ -151,4 +169,79 @@ class LdapConfigIn(Strict):
 class LdapConfigOut(LdapConfigIn):
     model_config = ConfigDict(from_attributes=True, extra="ignore")
 
+    updated_at: datetime
+
+
+class IdentityLink(Strict):
+    source: Literal["ldap", "oidc"]
+    subject: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=500),
+        NoNul,
+        Field(description="The LDAP entry's DN, or the OIDC `sub`, at the tenant's connection."),
+    ]
+
+    def normalised_subject(self) -> str:
+        # DNs compare without regard to case, as the LDAP login stores them; an OIDC `sub` is
+        # case-sensitive.
+        return self.subject.lower() if self.source == "ldap" else self.subject
+
+
+class IdentityOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    source: str
+    issuer: str
+    subject: str
+    linked_by: str
+    created_at: datetime
+    last_login_at: datetime | None
+
+
+Domain = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True,
+        to_lower=True,
+        min_length=3,
+        max_length=253,
+        pattern=r"^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+$",
+    ),
+]
+ClaimValue = Annotated[str, StringConstraints(min_length=1, max_length=200), NoNul]
+
+
+class OidcConfigIn(Strict):
+    issuer: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, max_length=500, pattern=r"^https?://[^\s?#]+$"),
+        Field(description="The provider's issuer URL, exactly as its ID tokens name it."),
+    ]
+    client_id: Annotated[str, StringConstraints(min_length=1, max_length=500), NoNul]
+    client_secret: Annotated[
+        str | None,
+        StringConstraints(min_length=1, max_length=2000),
+        NoNul,
+        Field(description="Stored encrypted, never returned; omit to keep the stored one."),
+    ] = None
+    allowed_domains: Annotated[list[Domain], Field(min_length=1, max_length=100)]
+    role_claim: Annotated[str | None, StringConstraints(min_length=1, max_length=100), NoNul] = None
+    role_map: Annotated[dict[ClaimValue, Role], Field(max_length=200)] = Field(default_factory=dict)
+    default_role: Role | None = None
+    enabled: bool = True
+
+
+class OidcConfigOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    issuer: str
+    client_id: str
+    client_secret_set: bool = True
+    allowed_domains: list[str]
+    role_claim: str | None
+    role_map: dict[str, str]
+    default_role: str | None
+    enabled: bool
+    redirect_uri: str = Field(description="Register this callback with the provider.")
     updated_at: datetime

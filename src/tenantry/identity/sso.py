@@ -1,25 +1,32 @@
-"""Per-tenant LDAP settings and the login that creates or updates the user from the directory."""
+"""Per-tenant LDAP settings, and the LDAP login: read the settings, bind at the directory with no
+transaction open, then find or create the user in a second transaction (see `sso_accounts`)."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.audit import service as audit
-from tenantry.db.session import set_tenant
-from tenantry.errors import Forbidden, NotFound
+from tenantry.db.session import Database, set_tenant
+from tenantry.egress.gate import EgressGate
+from tenantry.egress.policy import EgressError, EgressPolicy, EgressRefused
+from tenantry.egress.problems import problem
+from tenantry.errors import NotFound, ValidationFailed
 from tenantry.identity import ldap
-from tenantry.identity.models import LdapConfig, User
+from tenantry.identity.ldap import Directory
+from tenantry.identity.models import LdapConfig
 from tenantry.identity.schemas import LdapConfigIn
-from tenantry.identity.sessions import Outcome, open_session
+from tenantry.identity.sessions import Outcome
+from tenantry.identity.sso_accounts import Configurer, NoMappedRole, SignIn, sign_in
+from tenantry.identity.sso_config import check_mapping
 from tenantry.settings import Settings
+from tenantry.tenancy.subjects import Subject
 from tenantry.tenants.models import Tenant
 
-
-class NoMappedRole(Forbidden):
-    code, title = "sso-no-role", "No role for this directory user"
+__all__ = ["NoMappedRole", "delete_config", "get_config", "login", "put_config"]
 
 
 async def get_config(session: AsyncSession, *, tenant_id: uuid.UUID) -> LdapConfig:
@@ -30,27 +37,50 @@ async def get_config(session: AsyncSession, *, tenant_id: uuid.UUID) -> LdapConf
 
 
 async def put_config(
-    session: AsyncSession, *, tenant_id: uuid.UUID, data: LdapConfigIn, actor: str
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    data: LdapConfigIn,
+    actor: Subject,
 ) -> LdapConfig:
+    by = check_mapping(actor, [*data.group_role_map.values(), data.default_role])
     config = await session.get(LdapConfig, tenant_id)
     before = _public(config) if config else None
+    fields = {
+        **data.model_dump(),
+        "configured_by_kind": by.kind,
+        "configured_by_id": by.id,
+        "configured_by_role": by.role,
+    }
     if config is None:
-        config = LdapConfig(tenant_id=tenant_id, **data.model_dump())
+        config = LdapConfig(tenant_id=tenant_id, **fields)
         session.add(config)
     else:
-        for field, value in data.model_dump().items():
+        for field, value in fields.items():
             setattr(config, field, value)
     await session.flush()
     await audit.record(
         session,
         tenant_id=tenant_id,
-        actor=actor,
+        actor=actor.audit_name,
         action="sso.ldap_configured",
         target="sso:ldap",
         before=before,
         after=_public(config),
     )
     return config
+
+
+async def check_reachable(policy: EgressPolicy, url: str) -> None:
+    """A 422 now for a directory the egress policy refuses; each login judges it again."""
+    try:
+        await policy.target(url, schemes=ldap.SCHEMES)
+    except EgressRefused as error:
+        raise ValidationFailed(
+            f"The directory may not be reached: {error}.",
+            code="forbidden-egress-target",
+            errors=[{"field": "body.server_url", "message": str(error)}],
+        ) from None
 
 
 async def delete_config(session: AsyncSession, *, tenant_id: uuid.UUID, actor: str) -> None:
@@ -67,85 +97,76 @@ async def delete_config(session: AsyncSession, *, tenant_id: uuid.UUID, actor: s
 
 
 async def login(
-    session: AsyncSession,
+    db: Database,
     *,
-    tenant: Tenant | None,
+    tenant_slug: str,
     username: str,
     password: str,
     settings: Settings,
     key: str,
+    policy: EgressPolicy,
+    gate: EgressGate,
+    users_quota: Callable[[uuid.UUID], Awaitable[int]],
 ) -> Outcome:
+    """Owns its transactions: none is open while the directory is asked."""
+    async with db.control() as session:
+        tenant = await _live_tenant(session, tenant_slug)
+        config = await session.get(LdapConfig, tenant.id) if tenant else None
+        if tenant is None or config is None or not config.enabled:
+            return Outcome(failure="invalid")
+        directory, tenant_id = Directory.of(config), tenant.id
+    try:
+        async with gate.slot(tenant_id):
+            identity = await ldap.authenticate(
+                directory, username, password, policy=policy, seconds=settings.sso_timeout_seconds
+            )
+    except EgressError as error:
+        raise problem(error, what="The tenant's directory") from error
+    quota = await users_quota(tenant_id) if identity is not None else 0
+    async with db.control() as session:
+        tenant = await _live_tenant(session, tenant_slug)
+        config = await session.get(LdapConfig, tenant.id) if tenant else None
+        if tenant is None or tenant.id != tenant_id or config is None or not config.enabled:
+            return Outcome(failure="invalid")
+        if identity is None:
+            await audit.record(
+                session,
+                tenant_id=tenant.id,
+                actor="anonymous",
+                action="login.failed",
+                target=f"ldap:{username}",
+            )
+            return Outcome(failure="invalid")
+        if tenant.status == "suspended":
+            return Outcome(failure="tenant-suspended")
+        if ldap.ldap_issuer(config.server_url) != directory.issuer:
+            return Outcome(failure="invalid")  # the directory changed while this one answered
+        current = Directory.of(config)
+        email = identity.email or (username if "@" in username else f"{username}@ldap.invalid")
+        return await sign_in(
+            session,
+            tenant=tenant,
+            attempt=SignIn(
+                source="ldap",
+                issuer=current.issuer,
+                subject=identity.dn.lower(),
+                email=email,
+                display_name=identity.display_name,
+                mapped_role=ldap.mapped_role(current, identity),
+            ),
+            by=Configurer.of(config),
+            users_quota=quota,
+            settings=settings,
+            key=key,
+        )
+
+
+async def _live_tenant(session: AsyncSession, slug: str) -> Tenant | None:
+    tenant = await session.scalar(select(Tenant).where(Tenant.slug == slug))
     if tenant is None or tenant.status in ("deleting", "deleted"):
-        return Outcome(failure="invalid")
+        return None
     await set_tenant(session, tenant.id)
-    config = await session.get(LdapConfig, tenant.id)
-    if config is None or not config.enabled:
-        return Outcome(failure="invalid")
-    identity = await ldap.authenticate(config, username, password)
-    if identity is None:
-        await audit.record(
-            session,
-            tenant_id=tenant.id,
-            actor="anonymous",
-            action="login.failed",
-            target=f"ldap:{username}",
-        )
-        return Outcome(failure="invalid")
-    if tenant.status == "suspended":
-        return Outcome(failure="tenant-suspended")
-    role = ldap.mapped_role(config, identity)
-    if role is None:
-        raise NoMappedRole("The directory user is in no group that maps to a role.")
-    email = (
-        identity.email or (username if "@" in username else f"{username}@ldap.invalid")
-    ).lower()
-    user = await _upsert_user(session, tenant.id, email, identity, role)
-    if user.status != "active":
-        return Outcome(failure="user-disabled")
-    tokens = await open_session(
-        session, tenant=tenant, user=user, settings=settings, key=key, action="login.sso"
-    )
-    return Outcome(tokens=tokens)
-
-
-async def _upsert_user(session, tenant_id, email, identity, role) -> User:
-    user = await session.scalar(
-        select(User).where(User.tenant_id == tenant_id, User.email == email).with_for_update()
-    )
-    if user is None:
-        user = User(
-            tenant_id=tenant_id,
-            id=uuid.uuid4(),
-            email=email,
-            display_name=identity.display_name or email.split("@")[0],
-            password_hash=None,
-            role=role,
-            status="active",
-            auth_source="ldap",
-        )
-        session.add(user)
-        await session.flush()
-        await audit.record(
-            session,
-            tenant_id=tenant_id,
-            actor="sso:ldap",
-            action="user.created",
-            target=f"user:{email}",
-            after={"role": role, "auth_source": "ldap"},
-        )
-    elif user.role != role:
-        before = {"role": user.role}
-        user.role = role
-        await audit.record(
-            session,
-            tenant_id=tenant_id,
-            actor="sso:ldap",
-            action="user.role_changed",
-            target=f"user:{email}",
-            before=before,
-            after={"role": role},
-        )
-    return user
+    return tenant
 
 
 def _public(config: LdapConfig) -> dict:

@@ -6,8 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response, status
 
-from tenantry.api_support import database
+from tenantry.api_support import database, egress_policy
 from tenantry.db.session import Database
+from tenantry.egress.policy import EgressPolicy
 from tenantry.identity import sso
 from tenantry.identity.dependencies import Caller, guard
 from tenantry.identity.permissions import Permission
@@ -15,6 +16,7 @@ from tenantry.identity.schemas import LdapConfigIn, LdapConfigOut
 
 router = APIRouter(prefix="/v1/sso/ldap", tags=["sso"])
 Db = Annotated[Database, Depends(database)]
+Policy = Annotated[EgressPolicy, Depends(egress_policy)]
 
 
 @router.get("", response_model=LdapConfigOut, **guard(Permission.SSO_MANAGE))
@@ -26,10 +28,11 @@ async def show_ldap(subject: Caller, db: Db) -> LdapConfigOut:
 
 
 @router.put("", response_model=LdapConfigOut, **guard(Permission.SSO_MANAGE))
-async def put_ldap(body: LdapConfigIn, subject: Caller, db: Db) -> LdapConfigOut:
+async def put_ldap(body: LdapConfigIn, subject: Caller, db: Db, policy: Policy) -> LdapConfigOut:
+    await sso.check_reachable(policy, body.server_url)  # resolving: before any transaction
     async with db.tenant(subject.tenant.id) as session:
         config = await sso.put_config(
-            session, tenant_id=subject.tenant.id, data=body, actor=subject.audit_name
+            session, tenant_id=subject.tenant.id, data=body, actor=subject
         )
         return LdapConfigOut.model_validate(config)
 

@@ -25,7 +25,7 @@ def _snapshot(user: User) -> dict:
     return {"email": user.email, "role": user.role, "status": user.status}
 
 
-def _check_can_grant(actor_role: str | None, role: str) -> None:
+def check_can_grant(actor_role: str | None, role: str) -> None:
     """Nobody hands out a role above their own; operators (actor_role None) may grant any."""
     if actor_role is not None and ROLE_RANK[role] > ROLE_RANK[actor_role]:
         raise Forbidden(f"A {actor_role} cannot grant the {role} role.")
@@ -40,7 +40,7 @@ async def create(
     actor_role: str | None,
     quota: int | None = None,
 ) -> User:
-    _check_can_grant(actor_role, data.role)
+    check_can_grant(actor_role, data.role)
     check_policy(data.password)
     password_hash = await hash_password(data.password)  # slow: before any lock is held
     if quota is not None:
@@ -102,15 +102,15 @@ async def update(
     actor: str,
     actor_role: str | None,
 ) -> User:
-    user, owners = await _lock_with_owners(session, tenant_id, user_id)
+    user, owners = await lock_with_owners(session, tenant_id, user_id)
     before = _snapshot(user)
     if data.role is not None and data.role != user.role:
-        _check_can_grant(actor_role, data.role)
-        _check_can_grant(actor_role, user.role)
+        check_can_grant(actor_role, data.role)
+        check_can_grant(actor_role, user.role)
         _keep_an_owner(user, owners, losing=user.role == "owner")
         user.role = data.role
     if data.status is not None and data.status != user.status:
-        _check_can_grant(actor_role, user.role)
+        check_can_grant(actor_role, user.role)
         _keep_an_owner(user, owners, losing=data.status == "disabled")
         user.status = data.status
     if data.display_name is not None:
@@ -138,15 +138,15 @@ async def remove(
     actor: str,
     actor_role: str | None,
 ) -> None:
-    user, owners = await _lock_with_owners(session, tenant_id, user_id)
-    _check_can_grant(actor_role, user.role)
+    user, owners = await lock_with_owners(session, tenant_id, user_id)
+    check_can_grant(actor_role, user.role)
     _keep_an_owner(user, owners, losing=True)
     await _audit(session, tenant_id, actor, "user.removed", user, _snapshot(user))
     await session.delete(user)
     await session.flush()
 
 
-async def _lock_with_owners(
+async def lock_with_owners(
     session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID
 ) -> tuple[User, set[uuid.UUID]]:
     """Lock the user and every active owner in one statement, in id order, before changing any.

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
-import httpx
-
+from tenantry.egress.http import exchange, outbound_client
+from tenantry.egress.policy import EgressError, EgressPolicy
 from tenantry.settings import Settings
 
 SYSTEM = (
@@ -33,6 +34,9 @@ def _prompt(incident: str, sources: list[Source]) -> str:
     return f"Incident:\n{incident}\n\nSources:\n{cited}"
 
 
+MAX_ANSWER_BYTES = 1_000_000
+
+
 async def chat(
     settings: Settings,
     *,
@@ -41,31 +45,50 @@ async def chat(
     sources: list[Source],
     timeout_seconds: float,
 ) -> str:
+    """The operator's LLM server, under the egress policy: its own host counts as allowed (the
+    operator named it), but the answer is capped, redirects are not followed, and the whole
+    exchange has one deadline."""
     messages = [
         {"role": "system", "content": SYSTEM},
         {"role": "user", "content": _prompt(incident, sources)},
     ]
     key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
     headers = {"Authorization": f"Bearer {key}"} if key else {}
-    async with httpx.AsyncClient(timeout=timeout_seconds, headers=headers) as client:
-        if provider == "ollama":
-            response = await client.post(
-                f"{settings.llm_url.rstrip('/')}/api/chat",
-                json={
-                    "model": settings.llm_model,
-                    "messages": messages,
-                    "stream": False,
-                    "options": {"temperature": 0.2},
-                },
-            )
-            response.raise_for_status()
-            return response.json()["message"]["content"].strip()
-        response = await client.post(
-            f"{settings.llm_url.rstrip('/')}/v1/chat/completions",
-            json={"model": settings.llm_model, "messages": messages, "temperature": 0.2},
+    base = settings.llm_url.rstrip("/")
+    policy = EgressPolicy(settings.egress_allowlist).trusting(urlsplit(base).hostname or "")
+    if provider == "ollama":
+        url, payload = (
+            f"{base}/api/chat",
+            {
+                "model": settings.llm_model,
+                "messages": messages,
+                "stream": False,
+                "options": {"temperature": 0.2},
+            },
         )
-        response.raise_for_status()
-        return response.json()["choices"][0]["message"]["content"].strip()
+    else:
+        url, payload = (
+            f"{base}/v1/chat/completions",
+            {
+                "model": settings.llm_model,
+                "messages": messages,
+                "temperature": 0.2,
+            },
+        )
+    async with outbound_client(policy, timeout=timeout_seconds, headers=headers) as client:
+        reply = await exchange(
+            client, "POST", url, json=payload, max_bytes=MAX_ANSWER_BYTES, deadline=timeout_seconds
+        )
+    if not reply.ok:
+        raise LlmFailed(f"HTTP {reply.status}")
+    answer = reply.json()
+    if provider == "ollama":
+        return answer["message"]["content"].strip()
+    return answer["choices"][0]["message"]["content"].strip()
+
+
+class LlmFailed(EgressError):
+    """The LLM server answered, but not with a success."""
 
 
 def extractive(incident: str, sources: list[Source], *, per_source: int = 2) -> str:
@@ -102,6 +125,6 @@ async def propose(
                 sources=sources,
                 timeout_seconds=timeout_seconds,
             ), f"llm:{provider}"
-        except (httpx.HTTPError, KeyError, ValueError) as error:
+        except (EgressError, KeyError, TypeError, ValueError) as error:
             return extractive(incident, sources), f"extractive (llm failed: {type(error).__name__})"
     return extractive(incident, sources), "extractive"

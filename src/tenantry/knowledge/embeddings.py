@@ -5,10 +5,11 @@ OpenAI-compatible `/v1/embeddings` server. Passages and queries are embedded dif
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol
+from typing import Any, Protocol
+from urllib.parse import urlsplit
 
-import httpx
-
+from tenantry.egress.http import exchange, outbound_client
+from tenantry.egress.policy import EgressError, EgressPolicy
 from tenantry.knowledge.models import DIMENSION
 from tenantry.settings import Settings
 
@@ -43,7 +44,18 @@ class LocalE5:
         return vector.reshape(-1).tolist()
 
 
+TIMEOUT_SECONDS = 30
+MAX_ANSWER_BYTES = 64_000_000  # a batch of vectors as JSON
+
+
+class EmbeddingFailed(EgressError):
+    """The embedding server answered, but not with a success."""
+
+
 class _Remote:
+    """A server the operator named: its host counts as allowed by the egress policy; answers are
+    still capped, redirects not followed, and each call has a deadline."""
+
     def __init__(self, settings: Settings) -> None:
         if not settings.embedding_url:
             raise EmbedderMismatch(
@@ -54,9 +66,25 @@ class _Remote:
         self.query_prefix = settings.embedding_query_prefix
         self.passage_prefix = settings.embedding_passage_prefix
         key = settings.embedding_api_key.get_secret_value() if settings.embedding_api_key else None
-        self.client = httpx.AsyncClient(
-            timeout=30, headers={"Authorization": f"Bearer {key}"} if key else {}
+        policy = EgressPolicy(settings.egress_allowlist).trusting(urlsplit(self.url).hostname or "")
+        self.client = outbound_client(
+            policy,
+            timeout=TIMEOUT_SECONDS,
+            headers={"Authorization": f"Bearer {key}"} if key else {},
         )
+
+    async def _post(self, path: str, payload: dict) -> Any:
+        reply = await exchange(
+            self.client,
+            "POST",
+            f"{self.url}{path}",
+            json=payload,
+            max_bytes=MAX_ANSWER_BYTES,
+            deadline=TIMEOUT_SECONDS,
+        )
+        if not reply.ok:
+            raise EmbeddingFailed(f"{self.url}{path} answered HTTP {reply.status}")
+        return reply.json()
 
     async def passages(self, texts: list[str]) -> list[list[float]]:
         return await self._embed([self.passage_prefix + t for t in texts])
@@ -76,11 +104,8 @@ class OllamaEmbedder(_Remote):
         return f"ollama:{self.model}"
 
     async def _embed(self, texts: list[str]) -> list[list[float]]:
-        response = await self.client.post(
-            f"{self.url}/api/embed", json={"model": self.model, "input": texts}
-        )
-        response.raise_for_status()
-        return response.json()["embeddings"]
+        answer = await self._post("/api/embed", {"model": self.model, "input": texts})
+        return answer["embeddings"]
 
 
 class OpenAIEmbedder(_Remote):
@@ -91,11 +116,8 @@ class OpenAIEmbedder(_Remote):
         return f"openai:{self.model}"
 
     async def _embed(self, texts: list[str]) -> list[list[float]]:
-        response = await self.client.post(
-            f"{self.url}/v1/embeddings", json={"model": self.model, "input": texts}
-        )
-        response.raise_for_status()
-        data = sorted(response.json()["data"], key=lambda item: item["index"])
+        answer = await self._post("/v1/embeddings", {"model": self.model, "input": texts})
+        data = sorted(answer["data"], key=lambda item: item["index"])
         return [item["embedding"] for item in data]
 
 
@@ -112,7 +134,7 @@ async def checked_embedder(settings: Settings) -> Embedder:
     embedder = build_embedder(settings)
     try:
         probe = await embedder.query("dimension check")
-    except httpx.HTTPError as error:
+    except EgressError as error:
         raise EmbedderMismatch(f"{embedder.name} could not be reached: {error}") from error
     if len(probe) != DIMENSION:
         raise EmbedderMismatch(

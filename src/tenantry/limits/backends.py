@@ -161,6 +161,8 @@ class Concurrency(Protocol):
     async def release(self, key: str, lease: str) -> None: ...
     async def in_use(self, key: str) -> int: ...
     async def next_expiry(self, key: str) -> float | None: ...
+    async def last_expiry(self, key: str) -> float | None: ...
+    async def clear(self, key: str) -> None: ...
 
 
 class MemoryConcurrency:
@@ -194,6 +196,13 @@ class MemoryConcurrency:
     async def next_expiry(self, key: str) -> float | None:
         held = self._live(key)
         return min(held.values()) if held else None
+
+    async def last_expiry(self, key: str) -> float | None:
+        held = self._live(key)
+        return max(held.values()) if held else None
+
+    async def clear(self, key: str) -> None:
+        self._held.pop(key, None)
 
 
 # Atomic on the server: drop expired leases, then take one if there is room.
@@ -240,6 +249,13 @@ class RedisConcurrency:
         await self.client.zremrangebyscore(f"tenantry-conc:{key}", "-inf", int(time.time() * 1000))
         oldest = await self.client.zrange(f"tenantry-conc:{key}", 0, 0, withscores=True)
         return oldest[0][1] / 1000 if oldest else None
+
+    async def last_expiry(self, key: str) -> float | None:
+        newest = await self.client.zrange(f"tenantry-conc:{key}", -1, -1, withscores=True)
+        return newest[0][1] / 1000 if newest else None
+
+    async def clear(self, key: str) -> None:
+        await self.client.delete(f"tenantry-conc:{key}")
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -298,6 +314,24 @@ class FallbackConcurrency:
                 self.health.failed(error)
         known = [e for e in expiries if e is not None]
         return min(known) if known else None
+
+    async def last_expiry(self, key: str) -> float | None:
+        expiries = [await self.fallback.last_expiry(key)]
+        if self.health.available():
+            try:
+                expiries.append(await self.primary.last_expiry(key))
+            except REDIS_ERRORS as error:
+                self.health.failed(error)
+        known = [e for e in expiries if e is not None]
+        return max(known) if known else None
+
+    async def clear(self, key: str) -> None:
+        await self.fallback.clear(key)
+        if self.health.available():
+            try:
+                await self.primary.clear(key)
+            except REDIS_ERRORS as error:
+                self.health.failed(error)
 
     async def close(self) -> None:
         await self.primary.close()

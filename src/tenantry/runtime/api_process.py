@@ -23,6 +23,7 @@ from tenantry.app import create_app
 from tenantry.observability.logging import configure_logging
 from tenantry.runtime.children import die_with_parent, tell_ready
 from tenantry.settings import get_settings
+from tenantry.tenancy.client_address import TrustedProxies
 
 log = structlog.get_logger("tenantry.api")
 INTERRUPT_GRACE_SECONDS = 3.0
@@ -113,6 +114,10 @@ def main(argv: list[str] | None = None) -> None:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
+        # X-Forwarded-For is believed from the operator's proxies only: never by default (uvicorn
+        # would otherwise trust it from loopback, where a local nginx or any local client sits).
+        proxy_headers=bool(TrustedProxies(settings.trusted_proxies)),
+        forwarded_allow_ips=TrustedProxies(settings.trusted_proxies).uvicorn_setting(),
     )
     server = DrainingServer(config, drain_seconds=settings.drain_seconds, ready_fd=args.ready_fd)
     listener = socket.socket(fileno=args.fd)
