@@ -20,13 +20,16 @@ from tenantry.config.layers import diff, merge_patch, overlay, sources
 from tenantry.config.models import ConfigVersion, TierConfigVersion
 from tenantry.config.schema import PLATFORM_DEFAULTS, TenantConfig
 from tenantry.db.locks import serialise
-from tenantry.db.paging import page
+from tenantry.db.paging import Keyset, page
 from tenantry.errors import NotFound, ValidationFailed
 from tenantry.settings import Settings
 from tenantry.tenants.tiers import Limits
 
 CHANNEL = "tenantry_config"
 EVERYONE = "*"
+# Newest first; a version number is unique within its tenant (or tier).
+TENANT_VERSIONS = Keyset("config_versions", (ConfigVersion.version,), descending=True)
+TIER_VERSIONS = Keyset("tier_versions", (TierConfigVersion.version,), descending=True)
 
 
 @dataclass(frozen=True)
@@ -180,12 +183,10 @@ async def _save_tenant(
 
 
 async def list_versions(
-    session: AsyncSession, *, tenant_id: uuid.UUID, limit: int, offset: int
-) -> tuple[list[ConfigVersion], int]:
+    session: AsyncSession, *, tenant_id: uuid.UUID, cursor: str | None, limit: int
+) -> tuple[list[ConfigVersion], str | None]:
     query = select(ConfigVersion).where(ConfigVersion.tenant_id == tenant_id)
-    return await page(
-        session, query, order_by=ConfigVersion.version.desc(), limit=limit, offset=offset
-    )
+    return await page(session, query, keyset=TENANT_VERSIONS, cursor=cursor, limit=limit)
 
 
 async def get_version(
@@ -242,14 +243,11 @@ async def patch_tier(
     return row
 
 
-async def tier_versions(session: AsyncSession, *, tier: str) -> list[TierConfigVersion]:
-    return list(
-        await session.scalars(
-            select(TierConfigVersion)
-            .where(TierConfigVersion.tier == tier)
-            .order_by(TierConfigVersion.version.desc())
-        )
-    )
+async def tier_versions(
+    session: AsyncSession, *, tier: str, cursor: str | None, limit: int
+) -> tuple[list[TierConfigVersion], str | None]:
+    query = select(TierConfigVersion).where(TierConfigVersion.tier == tier)
+    return await page(session, query, keyset=TIER_VERSIONS, cursor=cursor, limit=limit)
 
 
 async def rollback_tier(
