@@ -200,3 +200,21 @@ async def test_every_list_answers_one_page_shape(client, admin, operator_headers
         assert set(response.json()) == {"items", "next_cursor", "limit"}, url
     tiers = await all_items(client, "/v1/admin/tiers", operator_headers, limit=2)
     assert [t["tier"] for t in tiers] == ["free", "standard", "enterprise"]
+
+
+async def test_another_tenants_cursor_shows_only_the_callers_rows(
+    client, admin, make_tenant, make_user
+):
+    _, a_headers = admin
+    other = await make_tenant()
+    b_headers = bearer(
+        (await login(client, other, await make_user(other, "admin")))["access_token"]
+    )
+    b_ids = {await new_document(client, b_headers) for _ in range(3)}
+    a_ids = {await new_document(client, a_headers) for _ in range(3)}
+    a_cursor = (await client.get("/v1/documents", params={"limit": 1}, headers=a_headers)).json()[
+        "next_cursor"
+    ]
+    # A's cursor points past B's documents (they are older): B sees all of its own, none of A's.
+    seen = {d["id"] for d in await all_items(client, "/v1/documents", b_headers, cursor=a_cursor)}
+    assert seen == b_ids and not seen & a_ids

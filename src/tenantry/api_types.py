@@ -103,6 +103,10 @@ def _strict_http_url(value: str) -> str:
         raise ValueError("must be an http or https URL")
     if not parts.hostname:
         raise ValueError("must name a host")
+    try:
+        parts.hostname.encode("idna")
+    except UnicodeError:
+        raise ValueError("the host is not a valid name") from None
     if port == 0:
         raise ValueError("port 0 cannot be reached")
     return value

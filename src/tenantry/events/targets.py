@@ -47,7 +47,7 @@ async def check_target(url: str, allowlist: tuple[str, ...]) -> None:
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as error:
+    except (socket.gaierror, UnicodeError) as error:
         raise ForbiddenTarget(f"the host {host} does not resolve") from error
     for info in infos:
         address = ipaddress.ip_address(info[4][0])

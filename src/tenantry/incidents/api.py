@@ -3,6 +3,7 @@ sent to the incident's workflow as signals through the outbox (committed with th
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, status
@@ -31,6 +32,8 @@ from tenantry.pages import Page, PageParams
 from tenantry.tenancy.context import tenant_context
 
 router = APIRouter(prefix="/v1/incidents", tags=["incidents"])
+# A query waits for a worker to answer it; with none polling, say so (503) rather than hang.
+WORKFLOW_QUERY_TIMEOUT = timedelta(seconds=3)
 Db = Annotated[Database, Depends(database)]
 
 
@@ -108,7 +111,7 @@ async def workflow_state(
     try:
         with tenant_context(subject.tenant):
             handle = request.app.state.temporal.get_workflow_handle(workflow_id)
-            state = await handle.query("state")
+            state = await handle.query("state", rpc_timeout=WORKFLOW_QUERY_TIMEOUT)
     except RPCError as error:
         raise ServiceUnavailable(
             f"The incident's workflow could not be asked ({error.status.name})."

@@ -51,10 +51,15 @@ async def _create(
     )
 
 
+# The same content sent again is the same document: 200, with the one already there.
+ALREADY_THERE = {200: {"model": DocumentOut, "description": "The same content, already there."}}
+
+
 @router.post(
     "/v1/documents",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=DocumentOut,
+    responses=ALREADY_THERE,
     **guard(Permission.CONTENT_WRITE),
 )
 async def create_document(
@@ -78,6 +83,7 @@ async def create_document(
     UPLOAD_PATH,
     status_code=status.HTTP_202_ACCEPTED,
     response_model=DocumentOut,
+    responses=ALREADY_THERE,
     **guard(Permission.CONTENT_WRITE, 415),
 )
 async def upload_document(

@@ -86,35 +86,37 @@ async def usage_export(
     """Every tenant's daily usage, for billing: a page of rows as JSON, or all of them as CSV."""
     start, end = _period(start, end)
     await request.app.state.meter.flush(db)
+    limit = paging.limit if format == "json" else EXPORT_PAGE
+    # The first page before any byte is sent: a bad cursor is still a 422, not a cut stream.
+    async with db.control() as session:
+        rows, next_cursor = await service.usage_rows(
+            session, start=start, end=end, cursor=paging.cursor, limit=limit
+        )
     if format == "json":
-        async with db.control() as session:
-            rows, next_cursor = await service.usage_rows(
-                session, start=start, end=end, cursor=paging.cursor, limit=paging.limit
-            )
-        page = Page[UsageRow](items=rows, next_cursor=next_cursor, limit=paging.limit)
+        page = Page[UsageRow](items=rows, next_cursor=next_cursor, limit=limit)
         return JSONResponse(page.model_dump(mode="json"))
     return StreamingResponse(
-        _csv_export(db, start, end, paging.cursor),
+        _csv_export(db, start, end, rows, next_cursor),
         media_type="text/csv",
         headers={"Content-Disposition": f'attachment; filename="usage-{start}-{end}.csv"'},
     )
 
 
 async def _csv_export(
-    db: Database, start: date, end: date, cursor: str | None
+    db: Database, start: date, end: date, rows: list[UsageRow], cursor: str | None
 ) -> AsyncIterator[str]:
-    """The whole export, a page (one short transaction) at a time."""
+    """The whole export from `rows` on, a page (one short transaction) at a time."""
     yield "tenant,day,metric,value\r\n"
     while True:
-        async with db.control() as session:
-            rows, cursor = await service.usage_rows(
-                session, start=start, end=end, cursor=cursor, limit=EXPORT_PAGE
-            )
         out = io.StringIO()
         csv.writer(out).writerows([r.tenant, r.day.isoformat(), r.metric, r.value] for r in rows)
         yield out.getvalue()
         if cursor is None:
             return
+        async with db.control() as session:
+            rows, cursor = await service.usage_rows(
+                session, start=start, end=end, cursor=cursor, limit=EXPORT_PAGE
+            )
 
 
 @router.get("/v1/admin/tenants/{slug}/limits", response_model=TenantLimitsOut, **guard(OPERATOR))

@@ -1,0 +1,260 @@
+"""Schemathesis over the OpenAPI schema, against the real app on a real socket: no input may get a
+5xx, and every answer must be one the schema documents, in the shape it documents.
+
+The app under test is a second instance on the session's PostgreSQL and Temporal, with a task
+queue of its own (its workflows are never picked up by the session's worker). It works on tenants
+of its own: `fuzz-a`'s admin calls the tenant routes, an operator calls the admin routes, and the
+admin routes that name a tenant name `fuzz-b` (which may be suspended or deleted on the way). The
+tier templates it may change are put back afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import schemathesis
+import uvicorn
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from tests.conftest import OPERATOR_TOKEN, PASSWORD
+from tests.servers import free_port
+
+EXAMPLES = 15  # per operation: about 900 requests, around a minute on two idle cores
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
+HUGE = 10**12  # the fuzz tenant's limits: high enough that fuzzing reaches every handler
+VICTIM = f"fuzz-b-{uuid.uuid4().hex[:6]}"
+
+
+class _Stack(uvicorn.Server):
+    """The API and a worker for its own task queue on one loop, as `tenantry run` has them."""
+
+    def __init__(self, config: uvicorn.Config, ready: threading.Event, stack, settings) -> None:
+        super().__init__(config)
+        self.ready, self.stack, self.settings = ready, stack, settings
+        self.worker = self.worker_task = self.db = None
+
+    async def startup(self, sockets=None) -> None:
+        from tenantry.worker.runner import build_worker
+
+        await super().startup(sockets)
+        state = self.config.app.state  # the lifespan has connected Temporal, loaded the embedder
+        self.db = self.stack.database(pool_size=2)
+        self.worker = build_worker(
+            state.temporal,
+            task_queue=self.settings.pool_task_queue,
+            db=self.db,
+            embedder=state.embedder,
+            settings=self.settings,
+        )
+        self.worker_task = asyncio.create_task(self.worker.run())
+        self.ready.set()
+
+    async def shutdown(self, sockets=None) -> None:
+        if self.worker is not None:
+            await self.worker.shutdown()
+            await asyncio.gather(self.worker_task, return_exceptions=True)
+            await self.db.dispose()
+        await super().shutdown(sockets)
+
+
+@pytest.fixture(scope="module")
+def live_api(stack, settings, app) -> Iterator[str]:
+    """A second app and its worker on a real socket (the session's `app` provisioned the
+    bootstrap token); its own task queue keeps its workflows away from the session's worker."""
+    from tenantry.app import create_app
+
+    own_queue = settings.model_copy(update={"pool_task_queue": f"fuzz-{uuid.uuid4().hex[:8]}"})
+    port = free_port()
+    ready = threading.Event()
+    server = _Stack(
+        uvicorn.Config(
+            create_app(own_queue, database_url=stack.app_url),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="on",
+        ),
+        ready,
+        stack,
+        own_queue,
+    )
+
+    def serve() -> None:
+        try:
+            asyncio.run(server.serve())
+        finally:
+            ready.set()  # a server that failed to start must not leave the wait hanging
+
+    thread = threading.Thread(target=serve, name="fuzzed-api", daemon=True)
+    thread.start()
+    assert ready.wait(120) and server.started, "the API under test did not start"
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(60)
+
+
+def _ok(response: httpx.Response) -> dict:
+    assert response.is_success, response.text
+    return response.json() if response.content else {}
+
+
+@pytest.fixture(scope="module")
+def fuzz_world(live_api) -> Iterator[dict]:
+    """The callers, on tenants of their own; the tier templates as they were, restored after."""
+    with httpx.Client(base_url=live_api, timeout=60) as http:
+        boot = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+        email = f"fuzz-{uuid.uuid4().hex[:8]}@tenantry.dev"
+        _ok(
+            http.post(
+                "/v1/admin/operators",
+                json={"email": email, "name": "Fuzz", "password": PASSWORD},
+                headers=boot,
+            )
+        )
+        token = _ok(http.post("/v1/admin/auth/login", json={"email": email, "password": PASSWORD}))
+        operator = {"Authorization": f"Bearer {token['access_token']}"}
+        slugs = {"a": f"fuzz-a-{uuid.uuid4().hex[:6]}", "b": VICTIM}
+        for slug in slugs.values():
+            _ok(
+                http.post(
+                    "/v1/admin/tenants",
+                    json={"slug": slug, "name": "Fuzz", "tier": "enterprise"},
+                    headers=operator,
+                )
+            )
+            _ok(
+                http.patch(
+                    f"/v1/admin/tenants/{slug}/limits",
+                    json={
+                        "requests_per_minute": HUGE,
+                        "concurrent_requests": 1000,
+                        "searches_per_minute": HUGE,
+                        "documents": HUGE,
+                        "users": HUGE,
+                        "api_keys": HUGE,
+                        "ingestion_bytes_per_day": HUGE,
+                        "workflows_in_flight": HUGE,
+                    },
+                    headers=operator,
+                )
+            )
+        users = {}
+        for role in ("admin", "leaver"):
+            user_email = f"{role}@{slugs['a']}.example"
+            _ok(
+                http.post(
+                    f"/v1/admin/tenants/{slugs['a']}/users",
+                    json={"email": user_email, "password": PASSWORD, "role": "admin"},
+                    headers=operator,
+                )
+            )
+            tokens = _ok(
+                http.post(
+                    "/v1/auth/login",
+                    json={"tenant": slugs["a"], "email": user_email, "password": PASSWORD},
+                )
+            )
+            users[role] = {"Authorization": f"Bearer {tokens['access_token']}"}
+        external = _ok(
+            http.post(
+                "/v1/api-keys", json={"name": "erp", "scopes": ["external"]}, headers=users["admin"]
+            )
+        )
+        tiers = {
+            t["tier"]: t["version"]
+            for t in _ok(http.get("/v1/admin/tiers", headers=operator))["items"]
+        }
+        yield {
+            "operator": operator,
+            "admin": users["admin"],
+            # Logging out ends the caller's session: that route gets a user of its own.
+            "leaver": users["leaver"],
+            "external": {"Authorization": f"Bearer {external['key']}"},
+        }
+        for tier, version in tiers.items():
+            _ok(
+                http.post(
+                    f"/v1/admin/tiers/{tier}/config/rollback",
+                    json={"version": version},
+                    headers=operator,
+                )
+            )
+
+
+def _openapi() -> dict:
+    """The schema the app serves, built without a database: the same code as the live app's."""
+    from tenantry.app import create_app
+    from tenantry.settings import Settings
+
+    quiet = Settings(
+        environment="test",
+        bootstrap_token=OPERATOR_TOKEN,
+        demo_tenants=False,
+        jwt_secret=uuid.uuid4().hex * 2,  # so that building it writes no key file
+    )
+    return create_app(quiet, database_url="postgresql+psycopg://schema@/only").openapi()
+
+
+FUZZ = schemathesis.openapi.from_dict(
+    _openapi(),
+    config=schemathesis.Config.from_dict(
+        {
+            "seed": 20261130,
+            "generation": {
+                "max-examples": EXAMPLES,
+                "mode": "all",
+                "allow-x00": True,
+                "database": "none",
+                "deterministic": True,
+            },
+            # Coverage's exhaustive boundary cases alone took minutes here; fuzzing in both modes
+            # (valid and invalid inputs) reaches the same boundaries within the budget.
+            "phases": {"stateful": {"enabled": False}, "coverage": {"enabled": False}},
+            # Operator routes that name a tenant name the fuzz run's own.
+            "parameters": {"slug": VICTIM},
+        }
+    ),
+)
+
+
+def caller_for(operation, world: dict) -> dict[str, str]:
+    permission = operation.definition.raw.get("x-permission")
+    if operation.path == "/v1/auth/logout":
+        return world["leaver"]
+    if permission == "external":
+        return world["external"]
+    if permission in ("operator", "operator:bootstrap"):
+        return world["operator"]
+    if permission == "public":
+        return {}
+    return world["admin"]
+
+
+@FUZZ.parametrize()
+@settings(
+    max_examples=EXAMPLES,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)
+def test_no_input_gets_a_server_error(case, fuzz_world, live_api):
+    case.call_and_validate(
+        base_url=live_api, headers=caller_for(case.operation, fuzz_world), checks=CHECKS
+    )
