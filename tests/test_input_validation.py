@@ -43,6 +43,8 @@ TENANT_CASES = [
     ("POST", "/v1/incidents", {}, {"title": "a", "description": "x", "area": NUL}, "body.area"),
     ("PATCH", "/v1/config", {}, {"branding": {"display_name": NUL}}, "body.branding.display_name"),
     ("PATCH", "/v1/config", {}, {"features": {"webhooks": "yes" + NUL}}, "body.features.webhooks"),
+    ("PATCH", "/v1/config", {}, {"features": {"webhooks": "yes"}}, "body.features.webhooks"),
+    ("PATCH", "/v1/config", {}, {"webhooks": {"max_attempts": True}}, "body.webhooks.max_attempts"),
     ("POST", "/v1/api-keys", {}, {"name": NUL, "scopes": ["read"]}, "body.name"),
     (
         "POST",

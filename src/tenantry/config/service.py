@@ -7,6 +7,7 @@ validated as a whole before anything is saved, and tells every API process to dr
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,11 +42,16 @@ class Effective:
 
 
 def validate(tier_doc: dict, tenant_doc: dict, *, where: str = "body") -> dict[str, Any]:
-    """The effective configuration, or a 422 naming every bad field path."""
+    """The effective configuration a change would make, or a 422 naming every bad field path.
+
+    Strict, as JSON is read: `"yes"` is not a boolean and `true` is not a number, so what is
+    stored is what was meant.
+    """
+    document = overlay(PLATFORM_DEFAULTS, tier_doc, tenant_doc)
     try:
-        return TenantConfig.model_validate(
-            overlay(PLATFORM_DEFAULTS, tier_doc, tenant_doc)
-        ).model_dump(mode="json")
+        return TenantConfig.model_validate_json(json.dumps(document), strict=True).model_dump(
+            mode="json"
+        )
     except ValidationError as error:
         fields = [
             {"field": ".".join([where, *(str(p) for p in e["loc"])]), "message": e["msg"]}
