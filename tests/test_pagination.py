@@ -173,6 +173,8 @@ async def test_cursors_are_checked_and_limits_bounded(client, admin):
         assert response.status_code == 422, limit
         assert response.json()["errors"][0]["field"] == "query.limit"
     assert (await client.get("/v1/documents", params={"limit": 500}, headers=headers)).is_success
+    offset = await client.get("/v1/documents", params={"offset": 2}, headers=headers)
+    assert offset.status_code == 422 and offset.json()["errors"][0]["field"] == "query.offset"
 
 
 async def test_every_list_answers_one_page_shape(client, admin, operator_headers):

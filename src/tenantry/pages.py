@@ -8,6 +8,8 @@ from typing import Annotated, Generic, TypeVar
 from fastapi import Depends, Query
 from pydantic import BaseModel, Field
 
+from tenantry.errors import ValidationFailed
+
 T = TypeVar("T")
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
@@ -27,7 +29,7 @@ class PageQuery:
     limit: int
 
 
-def page_query(
+async def page_query(
     cursor: Annotated[
         str | None,
         Query(
@@ -38,7 +40,14 @@ def page_query(
         ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    offset: Annotated[str | None, Query(include_in_schema=False)] = None,
 ) -> PageQuery:
+    if offset is not None:
+        # Lists were paged by offset once: say so, rather than answer the first page again.
+        raise ValidationFailed(
+            "Lists are paged by cursor: pass the previous page's next_cursor as `cursor`.",
+            errors=[{"field": "query.offset", "message": "not supported; use cursor"}],
+        )
     return PageQuery(cursor=cursor, limit=limit)
 
 
