@@ -107,6 +107,7 @@ def live_api(stack, settings, app) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(60)
+    assert not thread.is_alive(), "the API under test (and its worker) did not stop"
 
 
 def _ok(response: httpx.Response) -> dict:
