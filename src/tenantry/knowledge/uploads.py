@@ -1,7 +1,9 @@
 """What a multipart upload must be before it is stored: its form fields held to the same types as a
-JSON document's, and its content not empty, not blank and (for text) without NUL characters.
+JSON document's, and its content neither empty nor, for text, blank.
 
-A PDF's text is only known once it is extracted, which is ingestion's work, off the API's loop.
+Everything else about the content is ingestion's to judge, off the API's loop: a PDF's text is only
+known once extracted, and a text file's stray NUL characters are dropped there (one made mostly of
+them fails there as binary data).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from tenantry.errors import ValidationFailed
 TEXT_KINDS = ("txt", "md", "html")
 # Past this many non-blank ASCII bytes a file holds text; below it, decode and look properly.
 BLANK_CHECK_BYTES = 4096
+# What a text file may hold and still have no text: ASCII white space and NUL characters.
+BLANK = b" \t\r\n\x0b\x0c\x00"
 
 _title = TypeAdapter(Title)
 _tags = TypeAdapter(Annotated[list[Tag], Field(max_length=32)])
@@ -75,8 +79,10 @@ def check_content(content: bytes, kind: str) -> None:
         raise _invalid("body.file", "the file is empty")
     if kind not in TEXT_KINDS:
         return
-    if b"\x00" in content:
-        raise _invalid("body.file", "a text file must not contain NUL characters")
-    stripped = content.strip()
-    if len(stripped) < BLANK_CHECK_BYTES and not stripped.decode("utf-8", "replace").strip():
+    stripped = content.strip(BLANK)
+    if len(stripped) < BLANK_CHECK_BYTES and not _has_text(stripped):
         raise _invalid("body.file", "the file holds no text, only white space")
+
+
+def _has_text(head: bytes) -> bool:
+    return bool(head.decode("utf-8", "replace").replace("\x00", "").strip())
