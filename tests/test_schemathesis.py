@@ -1,10 +1,11 @@
 """Schemathesis over the OpenAPI schema, against the real app on a real socket: no input may get a
 5xx, and every answer must be one the schema documents, in the shape it documents.
 
-The app under test is a second instance on the session's PostgreSQL and Temporal, with a task
-queue of its own (its workflows are never picked up by the session's worker). It works on tenants
-of its own: `fuzz-a`'s admin calls the tenant routes, an operator calls the admin routes, and the
-admin routes that name a tenant name `fuzz-b` (which may be suspended or deleted on the way). The
+The app under test is a second instance on the session's PostgreSQL and Temporal, beside a worker
+process of its own (a worker and an outbox relay). It works on tenants of its own: `fuzz-a`'s admin
+calls the tenant routes, an operator calls the admin routes, and the admin routes that name a
+tenant name `fuzz-b` (which may be suspended or deleted on the way). `fuzz-a` has dedicated
+workers, so its workflows are picked up by the worker under test rather than the session's. The
 tier templates it may change are put back afterwards.
 """
 
@@ -38,53 +39,81 @@ CHECKS = [
     response_schema_conformance,
 ]
 HUGE = 10**12  # the fuzz tenant's limits: high enough that fuzzing reaches every handler
+OWNER = f"fuzz-a-{uuid.uuid4().hex[:6]}"
 VICTIM = f"fuzz-b-{uuid.uuid4().hex[:6]}"
 
 
 class _Stack(uvicorn.Server):
-    """The API and a worker for its own task queue on one loop, as `tenantry run` has them."""
+    """The API and a worker process's work (workers, a relay) on one loop, as `tenantry run` has."""
 
     def __init__(self, config: uvicorn.Config, ready: threading.Event, stack, settings) -> None:
         super().__init__(config)
         self.ready, self.stack, self.settings = ready, stack, settings
-        self.worker = self.worker_task = self.db = None
+        self.workers, self.tasks, self.db = [], [], None
 
     async def startup(self, sockets=None) -> None:
-        from tenantry.worker.runner import build_worker
+        from tenantry.db.urls import libpq_dsn
+        from tenantry.keys.service import TenantKeys, platform_key
+        from tenantry.worker.client import connect
+        from tenantry.worker.queues import dedicated_task_queue
+        from tenantry.worker.runner import build_relay, build_worker
 
         await super().startup(sockets)
-        state = self.config.app.state  # the lifespan has connected Temporal, loaded the embedder
+        state = self.config.app.state  # the lifespan has loaded the embedder
         self.db = self.stack.database(pool_size=2)
-        self.worker = build_worker(
-            state.temporal,
-            task_queue=self.settings.pool_task_queue,
-            db=self.db,
-            embedder=state.embedder,
-            settings=self.settings,
+        keys = TenantKeys(self.db, platform_key(self.settings))
+        # The app's own client is lazy (it only asks workflows their state); a worker needs a
+        # connected one. The relay places work as the session's relay does (same settings).
+        client = await connect(
+            self.settings.temporal_address, self.settings.temporal_namespace, keys=keys
         )
-        self.worker_task = asyncio.create_task(self.worker.run())
+        relay = await build_relay(
+            self.db,
+            keys=keys,
+            settings=self.settings,
+            dsn=libpq_dsn(self.stack.app_url),
+            admin_url=self.stack.admin_url,
+        )
+        # `fuzz-a`'s own queue, and the pool's: the fuzzed configuration may turn its dedicated
+        # workers off, and a tenant whose queue no worker polls has workflows nobody answers.
+        self.workers = [
+            build_worker(
+                client,
+                task_queue=queue,
+                db=self.db,
+                embedder=state.embedder,
+                settings=self.settings,
+            )
+            for queue in (dedicated_task_queue(OWNER), self.settings.pool_task_queue)
+        ]
+        self.tasks = [
+            *(asyncio.create_task(worker.run()) for worker in self.workers),
+            asyncio.create_task(relay.run(), name="fuzz-relay"),
+        ]
+        await relay.listening.wait()
         self.ready.set()
 
     async def shutdown(self, sockets=None) -> None:
-        if self.worker is not None:
-            await self.worker.shutdown()
-            await asyncio.gather(self.worker_task, return_exceptions=True)
+        if self.workers:
+            await asyncio.gather(*(worker.shutdown() for worker in self.workers))
+            for task in self.tasks:
+                task.cancel()
+            await asyncio.gather(*self.tasks, return_exceptions=True)
             await self.db.dispose()
         await super().shutdown(sockets)
 
 
 @pytest.fixture(scope="module")
 def live_api(stack, settings, app) -> Iterator[str]:
-    """A second app and its worker on a real socket (the session's `app` provisioned the
-    bootstrap token); its own task queue keeps its workflows away from the session's worker."""
+    """A second app and its worker process on a real socket (the session's `app` provisioned the
+    bootstrap token)."""
     from tenantry.app import create_app
 
-    own_queue = settings.model_copy(update={"pool_task_queue": f"fuzz-{uuid.uuid4().hex[:8]}"})
     port = free_port()
     ready = threading.Event()
     server = _Stack(
         uvicorn.Config(
-            create_app(own_queue, database_url=stack.app_url),
+            create_app(settings, database_url=stack.app_url),
             host="127.0.0.1",
             port=port,
             log_level="warning",
@@ -92,7 +121,7 @@ def live_api(stack, settings, app) -> Iterator[str]:
         ),
         ready,
         stack,
-        own_queue,
+        settings,
     )
 
     def serve() -> None:
@@ -130,7 +159,7 @@ def fuzz_world(live_api) -> Iterator[dict]:
         )
         token = _ok(http.post("/v1/admin/auth/login", json={"email": email, "password": PASSWORD}))
         operator = {"Authorization": f"Bearer {token['access_token']}"}
-        slugs = {"a": f"fuzz-a-{uuid.uuid4().hex[:6]}", "b": VICTIM}
+        slugs = {"a": OWNER, "b": VICTIM}
         for slug in slugs.values():
             _ok(
                 http.post(
@@ -172,6 +201,14 @@ def fuzz_world(live_api) -> Iterator[dict]:
                 )
             )
             users[role] = {"Authorization": f"Bearer {tokens['access_token']}"}
+        # Its workflows go to its own queue, which only the worker under test polls.
+        _ok(
+            http.patch(
+                "/v1/config",
+                json={"features": {"dedicated_workers": True}},
+                headers=users["admin"],
+            )
+        )
         external = _ok(
             http.post(
                 "/v1/api-keys", json={"name": "erp", "scopes": ["external"]}, headers=users["admin"]

@@ -6,14 +6,14 @@ indexes they replace were their prefixes. (Built in the migration's transaction:
 runner holds one transaction for all revisions, which CREATE INDEX CONCURRENTLY cannot run in.)
 
 Revision ID: 0009
-Revises: 0006
+Revises: 0007
 Create Date: 2026-11-30
 """
 
 from alembic import op
 
 revision = "0009"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
