@@ -45,6 +45,10 @@ def test_route_specific_problems_are_documented(app):
     assert "401" not in paths["/health/live"]["get"]["responses"]
     # A document sent twice answers 200 with the first one: documented beside the 202.
     assert {"200", "202"} <= set(paths["/v1/documents"]["post"]["responses"])
+    # The Idempotency-Key answers keep their own wording, and the header counts as a parameter.
+    suspend = paths["/v1/admin/tenants/{slug}/suspend"]["post"]["responses"]
+    assert "Idempotency-Key" in suspend["409"]["description"]
+    assert "Idempotency-Key" in suspend["422"]["description"]
 
 
 async def test_a_validation_problem_has_the_documented_shape(client):
