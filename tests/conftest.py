@@ -222,6 +222,22 @@ async def login(client: AsyncClient, tenant, user, password: str = PASSWORD) -> 
     return response.json()
 
 
+async def all_items(client: AsyncClient, url: str, headers: dict, **params) -> list[dict]:
+    """Every item of a list, following `next_cursor` page by page."""
+    items: list[dict] = []
+    cursor = None
+    while True:
+        response = await client.get(
+            url, params={**params, **({"cursor": cursor} if cursor else {})}, headers=headers
+        )
+        assert response.status_code == 200, response.text
+        page = response.json()
+        items += page["items"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return items
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 

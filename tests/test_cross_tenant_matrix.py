@@ -77,6 +77,9 @@ def slug_param(w: World) -> dict[str, str]:
     return {"slug": w.a.slug}
 
 
+# Lists are called a page at a time, as clients do.
+PAGE = {"limit": 2}
+
 LDAP_CONFIG = {
     "server_url": "ldap://127.0.0.1:1",
     "base_dn": "dc=example,dc=org",
@@ -126,14 +129,14 @@ CASES: dict[tuple[str, str], Case] = {
     ),
     ("POST", "/v1/auth/logout"): Case(204),
     ("GET", "/v1/me"): Case(200),
-    ("GET", "/v1/users"): Case(200),
+    ("GET", "/v1/users"): Case(200, query=PAGE),
     ("POST", "/v1/users"): Case(201, body=lambda w: {"email": fresh_email(), "password": PASSWORD}),
     ("GET", "/v1/users/{user_id}"): Case(200, params=user_param),
     ("PATCH", "/v1/users/{user_id}"): Case(
         200, params=user_param, body=lambda w: {"role": "viewer"}
     ),
     ("DELETE", "/v1/users/{user_id}"): Case(204, params=user_param),
-    ("GET", "/v1/api-keys"): Case(200),
+    ("GET", "/v1/api-keys"): Case(200, query=PAGE),
     ("POST", "/v1/api-keys"): Case(201, body=lambda w: {"name": "matrix", "scopes": ["read"]}),
     ("GET", "/v1/api-keys/{key_id}"): Case(200, params=key_param),
     ("DELETE", "/v1/api-keys/{key_id}"): Case(200, params=key_param),
@@ -163,7 +166,7 @@ CASES: dict[tuple[str, str], Case] = {
         },
     ),
     ("DELETE", "/v1/users/{user_id}/identities/{identity_id}"): Case(204, params=identity_params),
-    ("GET", "/v1/admin/tenants"): Case(200),
+    ("GET", "/v1/admin/tenants"): Case(200, query=PAGE),
     ("POST", "/v1/admin/tenants"): Case(
         201, body=lambda w: {"slug": unique_slug("mx"), "name": "M"}
     ),
@@ -174,14 +177,14 @@ CASES: dict[tuple[str, str], Case] = {
     ("DELETE", "/v1/admin/tenants/{slug}"): Case(200, params=slug_param),
     ("POST", "/v1/admin/tenants/{slug}/suspend"): Case(200, params=slug_param),
     ("POST", "/v1/admin/tenants/{slug}/resume"): Case(200, params=slug_param),
-    ("GET", "/v1/admin/tenants/{slug}/audit"): Case(200, params=slug_param),
+    ("GET", "/v1/admin/tenants/{slug}/audit"): Case(200, params=slug_param, query=PAGE),
     ("GET", "/v1/admin/tenants/{slug}/audit/verify"): Case(200, params=slug_param),
     ("POST", "/v1/admin/tenants/{slug}/users"): Case(
         201,
         params=slug_param,
         body=lambda w: {"email": fresh_email("first"), "password": PASSWORD, "role": "owner"},
     ),
-    ("GET", "/v1/admin/operators"): Case(200),
+    ("GET", "/v1/admin/operators"): Case(200, query=PAGE),
     ("POST", "/v1/admin/operators"): Case(
         201, body=lambda w: {"email": fresh_email("op"), "name": "Op", "password": PASSWORD}
     ),
@@ -190,9 +193,11 @@ CASES: dict[tuple[str, str], Case] = {
         200, params=slug_param, body=lambda w: {"requests_per_minute": 500}
     ),
     ("GET", "/v1/admin/usage"): Case(200, query={"format": "csv"}),
-    ("GET", "/v1/admin/tiers"): Case(200),
+    ("GET", "/v1/admin/tiers"): Case(200, query=PAGE),
     ("GET", "/v1/admin/tiers/{tier}/config"): Case(200, params=lambda w: {"tier": "free"}),
-    ("GET", "/v1/admin/tiers/{tier}/config/versions"): Case(200, params=lambda w: {"tier": "free"}),
+    ("GET", "/v1/admin/tiers/{tier}/config/versions"): Case(
+        200, params=lambda w: {"tier": "free"}, query=PAGE
+    ),
     # Tier templates are shared by every test: these leave the effective values as they were.
     ("PATCH", "/v1/admin/tiers/{tier}/config"): Case(
         200,
@@ -204,7 +209,7 @@ CASES: dict[tuple[str, str], Case] = {
     ),
     ("GET", "/v1/config"): Case(200),
     ("PATCH", "/v1/config"): Case(200, body=lambda w: {"branding": {"display_name": "Matrix"}}),
-    ("GET", "/v1/config/versions"): Case(200),
+    ("GET", "/v1/config/versions"): Case(200, query=PAGE),
     ("GET", "/v1/config/versions/{version}"): Case(200, params=lambda w: {"version": "1"}),
     ("GET", "/v1/config/diff"): Case(200, query={"from": 0, "to": 1}, other_tenant=404),
     ("POST", "/v1/config/rollback"): Case(200, body=lambda w: {"version": 0}),
@@ -216,7 +221,7 @@ CASES: dict[tuple[str, str], Case] = {
         202,
         files=lambda w: {"file": ("m.txt", f"upload {uuid.uuid4().hex}".encode(), "text/plain")},
     ),
-    ("GET", "/v1/documents"): Case(200),
+    ("GET", "/v1/documents"): Case(200, query=PAGE),
     ("GET", "/v1/documents/{document_id}"): Case(
         200, params=lambda w: {"document_id": w.a_document_id}
     ),
@@ -227,7 +232,7 @@ CASES: dict[tuple[str, str], Case] = {
     ("POST", "/v1/incidents"): Case(
         201, body=lambda w: {"title": "Matrix", "description": "Incident"}
     ),
-    ("GET", "/v1/incidents"): Case(200),
+    ("GET", "/v1/incidents"): Case(200, query=PAGE),
     ("GET", "/v1/incidents/{number}"): Case(200, params=lambda w: {"number": w.a_waiting}),
     ("GET", "/v1/incidents/{number}/workflow"): Case(200, params=lambda w: {"number": w.a_waiting}),
     ("POST", "/v1/incidents/{number}/approve"): Case(202, params=lambda w: {"number": w.a_waiting}),
@@ -240,7 +245,7 @@ CASES: dict[tuple[str, str], Case] = {
     ("POST", "/v1/incidents/{number}/close"): Case(200, params=lambda w: {"number": w.a_resolved}),
     ("POST", "/v1/incidents/{number}/reopen"): Case(200, params=lambda w: {"number": w.a_resolved}),
     ("POST", "/v1/webhooks"): Case(201, body=lambda w: {"url": "http://127.0.0.1:9/matrix"}),
-    ("GET", "/v1/webhooks"): Case(200),
+    ("GET", "/v1/webhooks"): Case(200, query=PAGE),
     ("GET", "/v1/webhooks/{endpoint_id}"): Case(
         200, params=lambda w: {"endpoint_id": w.a_endpoint_id}
     ),
@@ -251,7 +256,7 @@ CASES: dict[tuple[str, str], Case] = {
         204, params=lambda w: {"endpoint_id": w.a_endpoint_id}
     ),
     ("GET", "/v1/webhooks/{endpoint_id}/deliveries"): Case(
-        200, params=lambda w: {"endpoint_id": w.a_endpoint_id}
+        200, params=lambda w: {"endpoint_id": w.a_endpoint_id}, query=PAGE
     ),
     ("POST", "/v1/webhooks/{endpoint_id}/deliveries/{delivery_id}/redeliver"): Case(
         202, params=lambda w: {"endpoint_id": w.a_endpoint_id, "delivery_id": w.a_delivery_id}

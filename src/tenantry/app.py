@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from tenantry import problem_docs
 from tenantry.config.admin_api import router as tiers_router
 from tenantry.config.api import router as config_router
 from tenantry.config.cache import PrefixCache
@@ -46,6 +47,7 @@ from tenantry.identity.users_api import router as users_router
 from tenantry.incidents.api import router as incidents_router
 from tenantry.incidents.external_api import router as external_router
 from tenantry.keys.service import TenantKeys, platform_key
+from tenantry.knowledge.api import UPLOAD_PATH
 from tenantry.knowledge.api import router as knowledge_router
 from tenantry.knowledge.embeddings import checked_embedder
 from tenantry.limits.api import router as limits_router
@@ -159,6 +161,8 @@ def create_app(
         TenantContextMiddleware,
         authenticate=Authenticator(app.state),
         max_body_bytes=settings.max_body_bytes,
+        # An upload carries the document and a few form fields, bounded like any JSON body.
+        body_limits={UPLOAD_PATH: settings.max_document_bytes + settings.max_body_bytes},
         precheck=EarlyRefusal(app.state),
     )
     _install_error_handlers(app)
@@ -179,7 +183,9 @@ def create_app(
     app.include_router(webhooks_router)
     app.include_router(external_router)
     app.add_api_route("/metrics", metrics, include_in_schema=False)
+    # The Idempotency-Key header first, so the problem answers count it among the parameters.
     idempotency_openapi.install(app)
+    problem_docs.install(app)
     return app
 
 
@@ -197,6 +203,12 @@ async def metrics(_: Request) -> Response:
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 
+def _field_of(error: dict) -> str:
+    """`body.title`, `query.cursor`, …; inside a JSON document, down to the bad value's path."""
+    inner = getattr(error.get("ctx", {}).get("error"), "path", ())
+    return ".".join(str(p) for p in (*error.get("loc", ()), *inner))
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def app_error(request: Request, exc: AppError):
@@ -208,10 +220,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         if any(e.get("type") == "json_invalid" for e in errors):
             error: AppError = MalformedRequest("The request body is not valid JSON.")
         else:
-            fields = [
-                {"field": ".".join(str(p) for p in e.get("loc", ())), "message": e.get("msg", "")}
-                for e in errors
-            ]
+            fields = [{"field": _field_of(e), "message": e.get("msg", "")} for e in errors]
             named = ", ".join(f["field"] for f in fields)
             error = ValidationFailed(f"Invalid value for {named}.", errors=fields)
         return problem_response(error, instance=request.url.path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse
 
 from tenantry.db.availability import database_unavailable
@@ -40,4 +41,22 @@ def unexpected_error(error: BaseException) -> AppError:
         status=500,
         code="internal-error",
         title="Internal error",
+    )
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="Where: `body.…`, `query.…`, `path.…` or `header.…`.")
+    message: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, as every error is answered (`application/problem+json`)."""
+
+    type: str = Field(description="A stable URI naming the kind of problem.")
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[FieldError] | None = Field(
+        default=None, description="For a 422: each invalid field and why."
     )

@@ -24,7 +24,7 @@ async def standard_template(client, operator_headers):
     """Edit the standard tier's template in a test, and put it back afterwards."""
     versions = (
         await client.get("/v1/admin/tiers/standard/config/versions", headers=operator_headers)
-    ).json()
+    ).json()["items"]
     start = versions[0]["version"] if versions else 0
     yield
     await client.post(
@@ -83,11 +83,11 @@ async def test_layers_and_sources(client, admin, operator_headers, standard_temp
 )
 async def test_invalid_changes_name_the_path_and_save_nothing(client, admin, patch, field):
     _, headers = admin
-    before = (await client.get("/v1/config/versions", headers=headers)).json()["total"]
+    before = (await client.get("/v1/config/versions", headers=headers)).json()["items"]
     response = await client.patch("/v1/config", json=patch, headers=headers)
     assert response.status_code == 422, response.text
     assert field in [e["field"] for e in response.json()["errors"]]
-    assert (await client.get("/v1/config/versions", headers=headers)).json()["total"] == before
+    assert (await client.get("/v1/config/versions", headers=headers)).json()["items"] == before
 
 
 async def test_versions_diff_and_rollback(client, admin):
@@ -153,7 +153,7 @@ def test_the_cli_sets_shows_diffs_and_rolls_back(stack, make_tenant_sync):
     shown = run("config", "show", slug)
     assert shown["config"]["incidents"]["escalation_after_minutes"] == 30
     assert shown["sources"]["branding.primary_color"] == "tenant"
-    assert [v["version"] for v in run("config", "history", slug)] == [2, 1]
+    assert [v["version"] for v in run("config", "history", slug)["items"]] == [2, 1]
     assert set(run("config", "diff", slug, "0", "2")) == {
         "language",
         "branding.primary_color",

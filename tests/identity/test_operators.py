@@ -18,13 +18,13 @@ async def test_bootstrap_token_only_creates_operators(client, bootstrap_headers)
 
 async def test_operator_login_and_scope(client, operator_headers, make_tenant, make_user):
     operators = await client.get("/v1/admin/operators", headers=operator_headers)
-    assert operators.status_code == 200 and operators.json()
+    assert operators.status_code == 200 and operators.json()["items"]
     for path in ("/v1/me", "/v1/users", "/v1/api-keys"):
         response = await client.get(path, headers=operator_headers)
         assert response.status_code == 403, path
     wrong = await client.post(
         "/v1/admin/auth/login",
-        json={"email": operators.json()[0]["email"], "password": "Wrong-Pass-123"},
+        json={"email": operators.json()["items"][0]["email"], "password": "Wrong-Pass-123"},
     )
     assert wrong.status_code == 401
 

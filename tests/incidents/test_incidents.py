@@ -105,7 +105,9 @@ async def test_invalid_transitions_are_409_and_close_and_reopen_work(client, des
     assert reopened.json()["status"] == "open" and reopened.json()["episode"] == 2
     await until_waiting(temporal_client, tenant, number, episode=2)  # a run of its own
     assert (await client.get("/v1/incidents/INC-999", headers=headers)).status_code == 404
-    assert (await client.get("/v1/incidents/not-a-handle", headers=headers)).status_code == 404
+    assert (await client.get("/v1/incidents/INC-999999", headers=headers)).status_code == 404
+    malformed = await client.get("/v1/incidents/not-a-handle", headers=headers)
+    assert malformed.status_code == 422 and malformed.json()["errors"][0]["field"] == "path.number"
 
 
 async def test_low_severity_and_high_confidence_resolve_on_their_own(client, desk, temporal_client):

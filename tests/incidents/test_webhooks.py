@@ -30,7 +30,7 @@ async def test_signed_deliveries_reach_the_receiver_and_are_logged(
         1,
         204,
     )
-    listed = (await client.get("/v1/webhooks", headers=headers)).json()
+    listed = (await client.get("/v1/webhooks", headers=headers)).json()["items"]
     assert [e["id"] for e in listed] == [endpoint["id"]] and "secret" not in listed[0]
 
 

@@ -49,7 +49,7 @@ async def test_the_same_content_twice_is_one_document(client, kb, temporal_clien
         "/v1/documents", json={"title": "B", "text": "Mismo contenido exacto."}, headers=headers
     )
     assert again.status_code == 200 and again.json()["id"] == first["id"]
-    assert (await client.get("/v1/documents", headers=headers)).json()["total"] == 1
+    assert len((await client.get("/v1/documents", headers=headers)).json()["items"]) == 1
 
 
 @pytest.mark.parametrize(
@@ -98,7 +98,7 @@ async def test_bad_uploads_are_refused_and_unreadable_ones_fail_with_a_reason(
         data={"metadata": "[1]"},
         headers=headers,
     )
-    assert bad_meta.status_code == 422 and bad_meta.json()["errors"][0]["field"] == "form.metadata"
+    assert bad_meta.status_code == 422 and bad_meta.json()["errors"][0]["field"] == "body.metadata"
     assert (
         await client.post("/v1/documents", json={"title": "", "text": "x"}, headers=headers)
     ).status_code == 422

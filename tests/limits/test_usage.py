@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
-from tests.conftest import bearer, login
+from tests.conftest import all_items, bearer, login
 
 
 async def test_requests_are_counted_per_tenant_and_exported(
@@ -35,8 +35,13 @@ async def test_requests_are_counted_per_tenant_and_exported(
     rows = list(csv.DictReader(io.StringIO(exported.text)))
     busy_rows = [r for r in rows if r["tenant"] == busy.slug and r["metric"] == "requests"]
     assert busy_rows and int(busy_rows[-1]["value"]) >= 8
-    as_json = (await client.get("/v1/admin/usage", headers=operator_headers)).json()
+    as_json = await all_items(client, "/v1/admin/usage", operator_headers, limit=7)
     assert any(r["tenant"] == quiet.slug and r["metric"] == "requests" for r in as_json)
+    keys = [(r["tenant"], r["day"], r["metric"]) for r in as_json]
+    assert keys == sorted(keys) and len(set(keys)) == len(keys)
+    assert {(r["tenant"], r["day"], r["metric"], str(r["value"])) for r in as_json} >= {
+        (r["tenant"], r["day"], r["metric"], r["value"]) for r in rows if r["tenant"] == quiet.slug
+    }
 
 
 async def test_usage_is_for_admins_and_checks_its_period(client, make_tenant, make_user):

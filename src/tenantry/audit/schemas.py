@@ -24,18 +24,6 @@ class AuditEventOut(BaseModel):
     hash: str
 
 
-class AuditPage(BaseModel):
-    items: list[AuditEventOut]
-    total: int
-    limit: int
-    offset: int
-
-    @classmethod
-    def of(cls, events, *, total: int, limit: int, offset: int) -> AuditPage:
-        items = [AuditEventOut.model_validate(e) for e in events]
-        return cls(items=items, total=total, limit=limit, offset=offset)
-
-
 class DeletionReceiptOut(BaseModel):
     """What a deleted tenant's chain ended with, and what its deletion removed."""
 

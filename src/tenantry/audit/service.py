@@ -14,10 +14,13 @@ from tenantry.audit.chain import GENESIS, event_digest
 from tenantry.audit.models import AuditEvent, AuditHead
 from tenantry.db.base import utcnow
 from tenantry.db.locks import serialise
-from tenantry.db.paging import page
+from tenantry.db.paging import Keyset, page
 from tenantry.tenancy.subjects import current_request_id
 
 CHAIN_LOCK = "audit-chain"
+
+# Newest first, by the chain's own order.
+EVENTS = Keyset("audit", (AuditEvent.seq, AuditEvent.id), descending=True)
 
 
 async def record(
@@ -141,7 +144,7 @@ async def verify(session: AsyncSession, *, tenant_id: uuid.UUID) -> ChainReport:
 
 
 async def list_events(
-    session: AsyncSession, *, tenant_id: uuid.UUID, limit: int, offset: int
-) -> tuple[list[AuditEvent], int]:
+    session: AsyncSession, *, tenant_id: uuid.UUID, cursor: str | None, limit: int
+) -> tuple[list[AuditEvent], str | None]:
     base = select(AuditEvent).where(AuditEvent.tenant_id == tenant_id)
-    return await page(session, base, order_by=AuditEvent.seq.desc(), limit=limit, offset=offset)
+    return await page(session, base, keyset=EVENTS, cursor=cursor, limit=limit)

@@ -1,12 +1,15 @@
-"""`tenantry audit verify TENANT`: walk a tenant's hash chain."""
+"""`tenantry audit list TENANT` and `tenantry audit verify TENANT`: read and check a tenant's chain."""
 
 from __future__ import annotations
+
+from typing import Annotated
 
 import typer
 
 from tenantry.audit import service as audit
-from tenantry.audit.schemas import ChainOut
+from tenantry.audit.schemas import AuditEventOut, ChainOut
 from tenantry.cli.common import emit, run_with_db
+from tenantry.pages import MAX_LIMIT, Page
 from tenantry.tenants import deletion
 from tenantry.tenants import service as tenants
 
@@ -33,3 +36,24 @@ def verify(tenant: str) -> None:
     emit({"tenant": tenant, **report.model_dump(mode="json")})
     if not report.ok:
         raise typer.Exit(1)
+
+
+@app.command("list")
+def list_(
+    tenant: str,
+    limit: Annotated[int, typer.Option(min=1, max=MAX_LIMIT)] = 50,
+    cursor: Annotated[str | None, typer.Option(help="The next_cursor of the last page.")] = None,
+) -> None:
+    """TENANT's audit events, newest first, a page at a time."""
+
+    async def work(db, stack):
+        async with db.control() as session:
+            row = await tenants.get(session, slug=tenant)
+        async with db.tenant(row.id) as session:
+            events, next_cursor = await audit.list_events(
+                session, tenant_id=row.id, cursor=cursor, limit=limit
+            )
+            items = [AuditEventOut.model_validate(e) for e in events]
+        return Page[AuditEventOut](items=items, next_cursor=next_cursor, limit=limit)
+
+    emit(run_with_db(work))

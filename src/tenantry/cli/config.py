@@ -9,8 +9,10 @@ import typer
 
 from tenantry.cli.common import cli_actor, emit, fail, parse, run_with_db
 from tenantry.config import service as config_service
+from tenantry.config.schemas import VersionOut
 from tenantry.db.session import set_tenant
 from tenantry.limits import service as limits_service
+from tenantry.pages import MAX_LIMIT, Page
 from tenantry.tenants import service as tenants
 from tenantry.tenants.tiers import LimitsPatch, effective_limits
 
@@ -83,24 +85,21 @@ def set_(slug: str, assignments: Annotated[list[str], typer.Argument(help="PATH=
 
 
 @config_app.command("history")
-def history(slug: str, limit: Annotated[int, typer.Option(min=1, max=500)] = 20) -> None:
-    """Versions, newest first, with author and diff."""
+def history(
+    slug: str,
+    limit: Annotated[int, typer.Option(min=1, max=MAX_LIMIT)] = 20,
+    cursor: Annotated[str | None, typer.Option(help="The next_cursor of the last page.")] = None,
+) -> None:
+    """Versions, newest first, with author and diff, a page at a time."""
 
     async def work(db, stack):
         async with db.control() as session:
             tenant = await _tenant_scope(session, slug)
-            rows, _ = await config_service.list_versions(
-                session, tenant_id=tenant.id, limit=limit, offset=0
+            rows, next_cursor = await config_service.list_versions(
+                session, tenant_id=tenant.id, cursor=cursor, limit=limit
             )
-        return [
-            {
-                "version": r.version,
-                "author": r.author,
-                "created_at": r.created_at.isoformat(),
-                "diff": r.diff,
-            }
-            for r in rows
-        ]
+            items = [VersionOut.model_validate(r) for r in rows]
+        return Page[VersionOut](items=items, next_cursor=next_cursor, limit=limit)
 
     emit(run_with_db(work))
 

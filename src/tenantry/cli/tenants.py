@@ -7,8 +7,9 @@ from typing import Annotated
 import typer
 
 from tenantry.cli.common import cli_actor, emit, parse, run_with_db
+from tenantry.pages import MAX_LIMIT, Page
 from tenantry.tenants import service
-from tenantry.tenants.schemas import TenantCreate, TenantOut, TenantPage, TenantUpdate
+from tenantry.tenants.schemas import TenantCreate, TenantOut, TenantUpdate
 
 app = typer.Typer(help="Provision and manage tenants.", no_args_is_help=True)
 
@@ -38,18 +39,18 @@ def list_(
         str | None, typer.Option(help="active, suspended, deleting, deleted.")
     ] = None,
     tier: Annotated[str | None, typer.Option()] = None,
-    limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
-    offset: Annotated[int, typer.Option(min=0)] = 0,
+    limit: Annotated[int, typer.Option(min=1, max=MAX_LIMIT)] = 50,
+    cursor: Annotated[str | None, typer.Option(help="The next_cursor of the last page.")] = None,
 ) -> None:
-    """List tenants (deleted ones only with --status deleted)."""
+    """List tenants by slug, a page at a time (deleted ones only with --status deleted)."""
 
     async def work(db, stack):
         async with db.control() as session:
-            rows, total = await service.list_tenants(
-                session, status=status, tier=tier, limit=limit, offset=offset
+            rows, next_cursor = await service.list_tenants(
+                session, status=status, tier=tier, cursor=cursor, limit=limit
             )
-        return TenantPage(
-            items=[TenantOut.of(t) for t in rows], total=total, limit=limit, offset=offset
+        return Page[TenantOut](
+            items=[TenantOut.of(t) for t in rows], next_cursor=next_cursor, limit=limit
         )
 
     emit(run_with_db(work))

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Depends, Request
 
 from tenantry.api_support import database, forget_cached, settings_of
+from tenantry.api_types import JsonObject
 from tenantry.config import service
 from tenantry.config.schemas import RollbackIn, TierTemplateOut, VersionOut
+from tenantry.db.paging import page_of
 from tenantry.db.session import Database
 from tenantry.identity.dependencies import OPERATOR, Caller, guard
+from tenantry.pages import Page, PageParams
 from tenantry.settings import Settings
 from tenantry.tenants.tiers import TIERS
 
@@ -33,10 +36,15 @@ def _out(tier: str, version: int, document: dict) -> TierTemplateOut:
     )
 
 
-@router.get("", response_model=list[TierTemplateOut], **guard(OPERATOR))
-async def list_tiers(db: Db) -> list[TierTemplateOut]:
+@router.get("", response_model=Page[TierTemplateOut], **guard(OPERATOR))
+async def list_tiers(db: Db, paging: PageParams) -> Page[TierTemplateOut]:
+    """The three tiers, cheapest first: a fixed list, paged like every other."""
+    names, next_cursor = page_of(
+        list(TIERS), name="tiers", key=str, cursor=paging.cursor, limit=paging.limit
+    )
     async with db.control() as session:
-        return [_out(t, *(await service.tier_document(session, t))) for t in TIERS]
+        items = [_out(t, *(await service.tier_document(session, t))) for t in names]
+    return Page[TierTemplateOut](items=items, next_cursor=next_cursor, limit=paging.limit)
 
 
 @router.get("/{tier}/config", response_model=TierTemplateOut, **guard(OPERATOR))
@@ -52,7 +60,7 @@ async def patch_tier(
     db: Db,
     settings: Config,
     request: Request,
-    patch: Annotated[dict[str, Any], Body(description="A JSON Merge Patch (RFC 7396).")],
+    patch: Annotated[JsonObject, Body(description="A JSON Merge Patch (RFC 7396).")],
 ) -> TierTemplateOut:
     async with db.control() as session:
         row = await service.patch_tier(
@@ -62,12 +70,14 @@ async def patch_tier(
     return _out(tier, row.version, row.document)
 
 
-@router.get("/{tier}/config/versions", response_model=list[VersionOut], **guard(OPERATOR))
-async def tier_versions(tier: TierName, db: Db) -> list[VersionOut]:
+@router.get("/{tier}/config/versions", response_model=Page[VersionOut], **guard(OPERATOR))
+async def tier_versions(tier: TierName, db: Db, paging: PageParams) -> Page[VersionOut]:
     async with db.control() as session:
-        return [
-            VersionOut.model_validate(r) for r in await service.tier_versions(session, tier=tier)
-        ]
+        rows, next_cursor = await service.tier_versions(
+            session, tier=tier, cursor=paging.cursor, limit=paging.limit
+        )
+        items = [VersionOut.model_validate(r) for r in rows]
+    return Page[VersionOut](items=items, next_cursor=next_cursor, limit=paging.limit)
 
 
 @router.post("/{tier}/config/rollback", response_model=TierTemplateOut, **guard(OPERATOR))

@@ -7,11 +7,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Query, Request
 
 from tenantry.api_support import database, forget_cached, policy_of, settings_of
+from tenantry.api_types import JsonObject, VersionParam
 from tenantry.config import service
-from tenantry.config.schemas import EffectiveOut, RollbackIn, VersionOut, VersionPage
+from tenantry.config.schemas import EffectiveOut, RollbackIn, VersionOut
 from tenantry.db.session import Database
 from tenantry.identity.dependencies import Caller, guard
 from tenantry.identity.permissions import Permission
+from tenantry.pages import Page, PageParams
 from tenantry.settings import Settings
 
 router = APIRouter(prefix="/v1/config", tags=["configuration"])
@@ -50,7 +52,7 @@ async def patch_config(
     db: Db,
     settings: Config,
     request: Request,
-    patch: Annotated[dict[str, Any], Body(description="A JSON Merge Patch (RFC 7396).")],
+    patch: Annotated[JsonObject, Body(description="A JSON Merge Patch (RFC 7396).")],
 ) -> EffectiveOut:
     policy = await policy_of(request, subject.tenant.id)
     async with db.tenant(subject.tenant.id) as session:
@@ -68,34 +70,29 @@ async def patch_config(
     return await _effective(db, subject)
 
 
-@router.get("/versions", response_model=VersionPage, **guard(Permission.CONFIG_READ))
-async def list_versions(
-    subject: Caller,
-    db: Db,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
-) -> VersionPage:
+@router.get("/versions", response_model=Page[VersionOut], **guard(Permission.CONFIG_READ))
+async def list_versions(subject: Caller, db: Db, paging: PageParams) -> Page[VersionOut]:
     async with db.tenant(subject.tenant.id) as session:
-        rows, total = await service.list_versions(
-            session, tenant_id=subject.tenant.id, limit=limit, offset=offset
+        rows, next_cursor = await service.list_versions(
+            session, tenant_id=subject.tenant.id, cursor=paging.cursor, limit=paging.limit
         )
         items = [VersionOut.model_validate(r) for r in rows]
-    return VersionPage(items=items, total=total, limit=limit, offset=offset)
+    return Page[VersionOut](items=items, next_cursor=next_cursor, limit=paging.limit)
 
 
 @router.get("/versions/{version}", response_model=VersionOut, **guard(Permission.CONFIG_READ))
-async def show_version(version: int, subject: Caller, db: Db) -> VersionOut:
+async def show_version(version: VersionParam, subject: Caller, db: Db) -> VersionOut:
     async with db.tenant(subject.tenant.id) as session:
         row = await service.get_version(session, tenant_id=subject.tenant.id, version=version)
         return VersionOut.model_validate(row)
 
 
-@router.get("/diff", **guard(Permission.CONFIG_READ))
+@router.get("/diff", **guard(Permission.CONFIG_READ, 404))
 async def diff_versions(
     subject: Caller,
     db: Db,
-    before: Annotated[int, Query(alias="from", ge=0)],
-    after: Annotated[int, Query(alias="to", ge=0)],
+    before: Annotated[VersionParam, Query(alias="from")],
+    after: Annotated[VersionParam, Query(alias="to")],
 ) -> dict[str, Any]:
     async with db.tenant(subject.tenant.id) as session:
         changes = await service.diff_versions(
@@ -104,7 +101,7 @@ async def diff_versions(
     return {"from": before, "to": after, "changes": changes}
 
 
-@router.post("/rollback", response_model=EffectiveOut, **guard(Permission.CONFIG_MANAGE))
+@router.post("/rollback", response_model=EffectiveOut, **guard(Permission.CONFIG_MANAGE, 404))
 async def rollback(
     body: RollbackIn, subject: Caller, db: Db, settings: Config, request: Request
 ) -> EffectiveOut:

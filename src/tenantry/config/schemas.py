@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tenantry.api_types import VersionNumber
+
 
 class EffectiveOut(BaseModel):
     config: dict[str, Any]
@@ -25,17 +27,10 @@ class VersionOut(BaseModel):
     created_at: datetime
 
 
-class VersionPage(BaseModel):
-    items: list[VersionOut]
-    total: int
-    limit: int
-    offset: int
-
-
 class RollbackIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    version: int = Field(ge=0)
+    version: VersionNumber
 
 
 class TierTemplateOut(BaseModel):

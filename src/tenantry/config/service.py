@@ -7,6 +7,7 @@ validated as a whole before anything is saved, and tells every API process to dr
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,13 +21,16 @@ from tenantry.config.layers import diff, merge_patch, overlay, sources
 from tenantry.config.models import ConfigVersion, TierConfigVersion
 from tenantry.config.schema import PLATFORM_DEFAULTS, TenantConfig
 from tenantry.db.locks import serialise
-from tenantry.db.paging import page
+from tenantry.db.paging import Keyset, page
 from tenantry.errors import NotFound, ValidationFailed
 from tenantry.settings import Settings
 from tenantry.tenants.tiers import Limits
 
 CHANNEL = "tenantry_config"
 EVERYONE = "*"
+# Newest first; a version number is unique within its tenant (or tier).
+TENANT_VERSIONS = Keyset("config_versions", (ConfigVersion.version,), descending=True)
+TIER_VERSIONS = Keyset("tier_versions", (TierConfigVersion.version,), descending=True)
 
 
 @dataclass(frozen=True)
@@ -38,11 +42,16 @@ class Effective:
 
 
 def validate(tier_doc: dict, tenant_doc: dict, *, where: str = "body") -> dict[str, Any]:
-    """The effective configuration, or a 422 naming every bad field path."""
+    """The effective configuration a change would make, or a 422 naming every bad field path.
+
+    Strict, as JSON is read: `"yes"` is not a boolean and `true` is not a number, so what is
+    stored is what was meant.
+    """
+    document = overlay(PLATFORM_DEFAULTS, tier_doc, tenant_doc)
     try:
-        return TenantConfig.model_validate(
-            overlay(PLATFORM_DEFAULTS, tier_doc, tenant_doc)
-        ).model_dump(mode="json")
+        return TenantConfig.model_validate_json(json.dumps(document), strict=True).model_dump(
+            mode="json"
+        )
     except ValidationError as error:
         fields = [
             {"field": ".".join([where, *(str(p) for p in e["loc"])]), "message": e["msg"]}
@@ -180,12 +189,10 @@ async def _save_tenant(
 
 
 async def list_versions(
-    session: AsyncSession, *, tenant_id: uuid.UUID, limit: int, offset: int
-) -> tuple[list[ConfigVersion], int]:
+    session: AsyncSession, *, tenant_id: uuid.UUID, cursor: str | None, limit: int
+) -> tuple[list[ConfigVersion], str | None]:
     query = select(ConfigVersion).where(ConfigVersion.tenant_id == tenant_id)
-    return await page(
-        session, query, order_by=ConfigVersion.version.desc(), limit=limit, offset=offset
-    )
+    return await page(session, query, keyset=TENANT_VERSIONS, cursor=cursor, limit=limit)
 
 
 async def get_version(
@@ -242,14 +249,11 @@ async def patch_tier(
     return row
 
 
-async def tier_versions(session: AsyncSession, *, tier: str) -> list[TierConfigVersion]:
-    return list(
-        await session.scalars(
-            select(TierConfigVersion)
-            .where(TierConfigVersion.tier == tier)
-            .order_by(TierConfigVersion.version.desc())
-        )
-    )
+async def tier_versions(
+    session: AsyncSession, *, tier: str, cursor: str | None, limit: int
+) -> tuple[list[TierConfigVersion], str | None]:
+    query = select(TierConfigVersion).where(TierConfigVersion.tier == tier)
+    return await page(session, query, keyset=TIER_VERSIONS, cursor=cursor, limit=limit)
 
 
 async def rollback_tier(

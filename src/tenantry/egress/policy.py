@@ -107,7 +107,7 @@ class EgressPolicy:
         try:
             async with asyncio.timeout(RESOLVE_TIMEOUT_SECONDS):
                 answers = await self.resolver(host, port)
-        except (OSError, TimeoutError) as error:
+        except (OSError, TimeoutError, UnicodeError) as error:  # UnicodeError: not IDNA-encodable
             raise EgressRefused(f"the host {host} does not resolve") from error
         addresses = [ipaddress.ip_address(a.split("%", 1)[0]) for a in answers]
         if not addresses:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Response, status
 
 from tenantry.api_support import database, settings_of
 from tenantry.db.session import Database
@@ -13,7 +13,6 @@ from tenantry.egress.policy import EgressPolicy
 from tenantry.events import service
 from tenantry.events.schemas import (
     DeliveryOut,
-    DeliveryPage,
     EndpointCreate,
     EndpointCreated,
     EndpointOut,
@@ -22,6 +21,7 @@ from tenantry.events.schemas import (
 from tenantry.events.targets import validate_url
 from tenantry.identity.dependencies import Caller, guard
 from tenantry.identity.permissions import Permission
+from tenantry.pages import Page, PageParams
 from tenantry.settings import Settings
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
@@ -44,13 +44,14 @@ async def create_endpoint(
         )
 
 
-@router.get("", response_model=list[EndpointOut], **MANAGE)
-async def list_endpoints(subject: Caller, db: Db) -> list[EndpointOut]:
+@router.get("", response_model=Page[EndpointOut], **MANAGE)
+async def list_endpoints(subject: Caller, db: Db, paging: PageParams) -> Page[EndpointOut]:
     async with db.tenant(subject.tenant.id) as session:
-        return [
-            EndpointOut.model_validate(e)
-            for e in await service.list_endpoints(session, tenant_id=subject.tenant.id)
-        ]
+        rows, next_cursor = await service.list_endpoints(
+            session, tenant_id=subject.tenant.id, cursor=paging.cursor, limit=paging.limit
+        )
+        items = [EndpointOut.model_validate(e) for e in rows]
+    return Page[EndpointOut](items=items, next_cursor=next_cursor, limit=paging.limit)
 
 
 @router.get("/{endpoint_id}", response_model=EndpointOut, **MANAGE)
@@ -89,24 +90,20 @@ async def delete_endpoint(endpoint_id: uuid.UUID, subject: Caller, db: Db) -> Re
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/{endpoint_id}/deliveries", response_model=DeliveryPage, **MANAGE)
+@router.get("/{endpoint_id}/deliveries", response_model=Page[DeliveryOut], **MANAGE)
 async def list_deliveries(
-    endpoint_id: uuid.UUID,
-    subject: Caller,
-    db: Db,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
-) -> DeliveryPage:
+    endpoint_id: uuid.UUID, subject: Caller, db: Db, paging: PageParams
+) -> Page[DeliveryOut]:
     async with db.tenant(subject.tenant.id) as session:
-        rows, total = await service.list_deliveries(
+        rows, next_cursor = await service.list_deliveries(
             session,
             tenant_id=subject.tenant.id,
             endpoint_id=endpoint_id,
-            limit=limit,
-            offset=offset,
+            cursor=paging.cursor,
+            limit=paging.limit,
         )
         items = [DeliveryOut.model_validate(d) for d in rows]
-    return DeliveryPage(items=items, total=total, limit=limit, offset=offset)
+    return Page[DeliveryOut](items=items, next_cursor=next_cursor, limit=paging.limit)
 
 
 @router.post(

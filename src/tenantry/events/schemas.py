@@ -6,30 +6,34 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from tenantry.api_types import Flag, HttpUrlText, text
 
 EVENT_TYPES = ("incident.created", "incident.escalated", "incident.resolved", "document.ready")
 EventType = Literal[
     "*", "incident.created", "incident.escalated", "incident.resolved", "document.ready"
 ]
-Url = Annotated[str, StringConstraints(pattern=r"^https?://\S+$", max_length=2000)]
+Url = HttpUrlText
+Description = text(500)
+Events = Annotated[list[EventType], Field(min_length=1, max_length=len(EVENT_TYPES) + 1)]
 
 
 class EndpointCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: Url
-    events: Annotated[list[EventType], Field(min_length=1)] = ["*"]
-    description: Annotated[str, StringConstraints(max_length=500)] | None = None
+    events: Events = ["*"]
+    description: Description | None = None
 
 
 class EndpointUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: Url | None = None
-    events: Annotated[list[EventType], Field(min_length=1)] | None = None
-    description: Annotated[str, StringConstraints(max_length=500)] | None = None
-    active: bool | None = None
+    events: Events | None = None
+    description: Description | None = None
+    active: Flag | None = None
 
     @model_validator(mode="after")
     def _something(self) -> EndpointUpdate:
@@ -66,10 +70,3 @@ class DeliveryOut(BaseModel):
     created_at: datetime
     delivered_at: datetime | None
     payload: dict[str, Any]
-
-
-class DeliveryPage(BaseModel):
-    items: list[DeliveryOut]
-    total: int
-    limit: int
-    offset: int

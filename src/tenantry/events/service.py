@@ -10,12 +10,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.audit import service as audit
 from tenantry.db.base import utcnow
-from tenantry.db.paging import page
+from tenantry.db.paging import Keyset, page
 from tenantry.errors import NotFound
 from tenantry.events.dispatch import dispatch
 from tenantry.events.models import WebhookDelivery, WebhookEndpoint
 from tenantry.events.schemas import EndpointCreate, EndpointUpdate
 from tenantry.events.signing import new_secret
+
+ENDPOINTS = Keyset("webhooks", (WebhookEndpoint.created_at, WebhookEndpoint.id))
+DELIVERIES = Keyset("deliveries", (WebhookDelivery.created_at, WebhookDelivery.id), descending=True)
 
 
 async def create_endpoint(
@@ -43,14 +46,11 @@ async def create_endpoint(
     return endpoint
 
 
-async def list_endpoints(session: AsyncSession, *, tenant_id: uuid.UUID) -> list[WebhookEndpoint]:
-    return list(
-        await session.scalars(
-            select(WebhookEndpoint)
-            .where(WebhookEndpoint.tenant_id == tenant_id)
-            .order_by(WebhookEndpoint.created_at)
-        )
-    )
+async def list_endpoints(
+    session: AsyncSession, *, tenant_id: uuid.UUID, cursor: str | None, limit: int
+) -> tuple[list[WebhookEndpoint], str | None]:
+    query = select(WebhookEndpoint).where(WebhookEndpoint.tenant_id == tenant_id)
+    return await page(session, query, keyset=ENDPOINTS, cursor=cursor, limit=limit)
 
 
 async def get_endpoint(
@@ -146,15 +146,18 @@ async def record_event(
 
 
 async def list_deliveries(
-    session: AsyncSession, *, tenant_id: uuid.UUID, endpoint_id: uuid.UUID, limit: int, offset: int
-) -> tuple[list[WebhookDelivery], int]:
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    endpoint_id: uuid.UUID,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[WebhookDelivery], str | None]:
     await get_endpoint(session, tenant_id=tenant_id, endpoint_id=endpoint_id)
     query = select(WebhookDelivery).where(
         WebhookDelivery.tenant_id == tenant_id, WebhookDelivery.endpoint_id == endpoint_id
     )
-    return await page(
-        session, query, order_by=WebhookDelivery.created_at.desc(), limit=limit, offset=offset
-    )
+    return await page(session, query, keyset=DELIVERIES, cursor=cursor, limit=limit)
 
 
 async def reset_for_redelivery(

@@ -38,7 +38,7 @@ def document(schema: dict[str, Any]) -> dict[str, Any]:
             parameters.append(PARAMETER)
         responses = operation.setdefault("responses", {})
         for code, description in RESPONSES.items():
-            responses.setdefault(code, {"description": description})
+            responses[code] = {**responses.get(code, {}), "description": description}
     return schema
 
 

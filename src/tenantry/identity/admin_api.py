@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, status
 
 from tenantry.api_support import database, policy_of, settings_of
+from tenantry.api_types import SlugRef
 from tenantry.db.session import Database, set_tenant
 from tenantry.errors import Unauthorized
 from tenantry.identity import operators, users
@@ -19,6 +20,7 @@ from tenantry.identity.schemas import (
     UserCreate,
     UserOut,
 )
+from tenantry.pages import Page, PageParams
 from tenantry.settings import Settings
 from tenantry.tenancy.client_address import client_address
 from tenantry.tenants import service as tenants
@@ -38,14 +40,24 @@ async def create_operator(body: OperatorCreate, db: Db) -> OperatorOut:
         return OperatorOut.model_validate(await operators.create(session, data=body))
 
 
-@router.get("/operators", response_model=list[OperatorOut], **guard(OPERATOR))
-async def list_operators(db: Db) -> list[OperatorOut]:
+@router.get("/operators", response_model=Page[OperatorOut], **guard(OPERATOR))
+async def list_operators(db: Db, paging: PageParams) -> Page[OperatorOut]:
     async with db.control() as session:
-        return [OperatorOut.model_validate(o) for o in await operators.list_operators(session)]
+        rows, next_cursor = await operators.list_operators(
+            session, cursor=paging.cursor, limit=paging.limit
+        )
+    return Page[OperatorOut](
+        items=[OperatorOut.model_validate(o) for o in rows],
+        next_cursor=next_cursor,
+        limit=paging.limit,
+    )
 
 
 @router.post(
-    "/auth/login", response_model=TokenOut, response_model_exclude_none=True, **guard(PUBLIC)
+    "/auth/login",
+    response_model=TokenOut,
+    response_model_exclude_none=True,
+    **guard(PUBLIC, 401),
 )
 async def operator_login(
     body: OperatorLoginIn,
@@ -82,7 +94,7 @@ async def operator_login(
     **guard(OPERATOR),
 )
 async def create_tenant_user(
-    slug: str, body: UserCreate, operator: Caller, db: Db, request: Request
+    slug: SlugRef, body: UserCreate, operator: Caller, db: Db, request: Request
 ) -> UserOut:
     async with db.control() as session:
         tenant = await tenants.get_live(session, slug=slug)

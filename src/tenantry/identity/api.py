@@ -73,7 +73,10 @@ async def _password_login(db: Database, body: LoginIn, settings: Settings, key: 
 
 
 @router.post(
-    "/v1/auth/login", response_model=TokenOut, response_model_exclude_none=True, **guard(PUBLIC)
+    "/v1/auth/login",
+    response_model=TokenOut,
+    response_model_exclude_none=True,
+    **guard(PUBLIC, 401, 403),
 )
 async def login(body: LoginIn, request: Request, db: Db, settings: Config) -> TokenOut:
     key = request.app.state.signing_key
@@ -83,7 +86,10 @@ async def login(body: LoginIn, request: Request, db: Db, settings: Config) -> To
 
 
 @router.post(
-    "/v1/auth/ldap", response_model=TokenOut, response_model_exclude_none=True, **guard(PUBLIC)
+    "/v1/auth/ldap",
+    response_model=TokenOut,
+    response_model_exclude_none=True,
+    **guard(PUBLIC, 401, 403),
 )
 async def ldap_login(body: LdapLoginIn, request: Request, db: Db, settings: Config) -> TokenOut:
     state = request.app.state
@@ -110,7 +116,10 @@ async def ldap_login(body: LdapLoginIn, request: Request, db: Db, settings: Conf
 
 
 @router.post(
-    "/v1/auth/refresh", response_model=TokenOut, response_model_exclude_none=True, **guard(PUBLIC)
+    "/v1/auth/refresh",
+    response_model=TokenOut,
+    response_model_exclude_none=True,
+    **guard(PUBLIC, 401, 403),
 )
 async def refresh(body: RefreshIn, request: Request, db: Db, settings: Config) -> TokenOut:
     async with db.control() as session:

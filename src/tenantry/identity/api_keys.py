@@ -12,12 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.audit import service as audit
 from tenantry.db.base import utcnow
-from tenantry.db.paging import page
+from tenantry.db.paging import Keyset, page
 from tenantry.errors import NotFound, ValidationFailed
 from tenantry.identity.models import ApiKey
 from tenantry.identity.schemas import ApiKeyCreate
 from tenantry.identity.tokens import API_KEY_PREFIX, digest, new_tenant_secret
 from tenantry.limits.quotas import reserve
+
+API_KEYS = Keyset("api_keys", (ApiKey.created_at, ApiKey.id), descending=True)
 
 
 def display_prefix(key: ApiKey) -> str:
@@ -72,10 +74,10 @@ async def create(
 
 
 async def list_keys(
-    session: AsyncSession, *, tenant_id: uuid.UUID, limit: int, offset: int
-) -> tuple[list[ApiKey], int]:
+    session: AsyncSession, *, tenant_id: uuid.UUID, cursor: str | None, limit: int
+) -> tuple[list[ApiKey], str | None]:
     query = select(ApiKey).where(ApiKey.tenant_id == tenant_id)
-    return await page(session, query, order_by=ApiKey.created_at.desc(), limit=limit, offset=offset)
+    return await page(session, query, keyset=API_KEYS, cursor=cursor, limit=limit)
 
 
 async def get(

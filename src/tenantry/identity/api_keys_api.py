@@ -5,8 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, status
-from pydantic import BaseModel
+from fastapi import APIRouter, Depends, Request, status
 
 from tenantry.api_support import database, policy_of
 from tenantry.db.session import Database
@@ -15,16 +14,10 @@ from tenantry.identity.dependencies import Caller, guard
 from tenantry.identity.models import ApiKey
 from tenantry.identity.permissions import Permission
 from tenantry.identity.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
+from tenantry.pages import Page, PageParams
 
 router = APIRouter(prefix="/v1/api-keys", tags=["api keys"])
 Db = Annotated[Database, Depends(database)]
-
-
-class ApiKeyPage(BaseModel):
-    items: list[ApiKeyOut]
-    total: int
-    limit: int
-    offset: int
 
 
 def _out(key: ApiKey) -> ApiKeyOut:
@@ -41,18 +34,15 @@ def _out(key: ApiKey) -> ApiKeyOut:
     )
 
 
-@router.get("", response_model=ApiKeyPage, **guard(Permission.API_KEYS_READ))
-async def list_keys(
-    subject: Caller,
-    db: Db,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
-) -> ApiKeyPage:
+@router.get("", response_model=Page[ApiKeyOut], **guard(Permission.API_KEYS_READ))
+async def list_keys(subject: Caller, db: Db, paging: PageParams) -> Page[ApiKeyOut]:
     async with db.tenant(subject.tenant.id) as session:
-        rows, total = await api_keys.list_keys(
-            session, tenant_id=subject.tenant.id, limit=limit, offset=offset
+        rows, next_cursor = await api_keys.list_keys(
+            session, tenant_id=subject.tenant.id, cursor=paging.cursor, limit=paging.limit
         )
-    return ApiKeyPage(items=[_out(k) for k in rows], total=total, limit=limit, offset=offset)
+    return Page[ApiKeyOut](
+        items=[_out(k) for k in rows], next_cursor=next_cursor, limit=paging.limit
+    )
 
 
 @router.post(

@@ -55,8 +55,12 @@ def require_operator(*, allow_bootstrap: bool = False):
     return check
 
 
-def guard(permission: Permission | str) -> dict[str, Any]:
-    """Route keyword arguments: the dependency that enforces `permission` and its OpenAPI note."""
+def guard(permission: Permission | str, *problems: int) -> dict[str, Any]:
+    """Route keyword arguments: the dependency that enforces `permission` and its OpenAPI note.
+
+    The error statuses the route answers are derived from the permission and the route's shape
+    (see tenantry.problem_docs); `problems` adds those only the route itself knows of.
+    """
     if permission == PUBLIC:
         dependency = None
     elif permission == OPERATOR:
@@ -65,10 +69,10 @@ def guard(permission: Permission | str) -> dict[str, Any]:
         dependency = require_operator(allow_bootstrap=True)
     else:
         dependency = require_tenant_permission(Permission(permission))
-    return {
-        "dependencies": [Depends(dependency)] if dependency else [],
-        "openapi_extra": {"x-permission": str(permission)},
-    }
+    extra: dict[str, Any] = {"x-permission": str(permission)}
+    if problems:
+        extra["x-problems"] = sorted(problems)
+    return {"dependencies": [Depends(dependency)] if dependency else [], "openapi_extra": extra}
 
 
 async def caller() -> Subject:

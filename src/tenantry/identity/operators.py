@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.db.base import utcnow
+from tenantry.db.paging import Keyset, page
 from tenantry.errors import Conflict
 from tenantry.identity import access_tokens
 from tenantry.identity.models import Operator, OperatorToken
@@ -22,6 +23,7 @@ from tenantry.settings import Settings
 from tenantry.tenancy.subjects import Subject
 
 BOOTSTRAP = "bootstrap"
+OPERATORS = Keyset("operators", (Operator.email, Operator.id))
 
 
 async def ensure_bootstrap_token(
@@ -62,8 +64,10 @@ async def create(session: AsyncSession, *, data: OperatorCreate) -> Operator:
     return operator
 
 
-async def list_operators(session: AsyncSession) -> list[Operator]:
-    return list(await session.scalars(select(Operator).order_by(Operator.email)))
+async def list_operators(
+    session: AsyncSession, *, cursor: str | None, limit: int
+) -> tuple[list[Operator], str | None]:
+    return await page(session, select(Operator), keyset=OPERATORS, cursor=cursor, limit=limit)
 
 
 async def login(

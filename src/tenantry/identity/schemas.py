@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from string import Formatter
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -16,11 +17,11 @@ from pydantic import (
     model_validator,
 )
 
+from tenantry.api_types import Flag, Instant, Name, Password, Secret, SlugRef, pattern_text, text
+
 Role = Literal["owner", "admin", "member", "viewer"]
 Scope = Literal["read", "write", "admin", "external"]
-Password = Annotated[str, StringConstraints(min_length=1, max_length=256)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-SlugRef = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Username = text(200, min_length=1)
 
 
 def _no_nul(value: str | None) -> str | None:
@@ -45,12 +46,12 @@ class LoginIn(Strict):
 
 class LdapLoginIn(Strict):
     tenant: SlugRef
-    username: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    username: Username
     password: Password
 
 
 class RefreshIn(Strict):
-    refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=512)]
+    refresh_token: Secret
 
 
 class TokenOut(BaseModel):
@@ -92,17 +93,10 @@ class UserOut(BaseModel):
     last_login_at: datetime | None
 
 
-class UserPage(BaseModel):
-    items: list[UserOut]
-    total: int
-    limit: int
-    offset: int
-
-
 class ApiKeyCreate(Strict):
     name: Name
-    scopes: Annotated[list[Scope], Field(min_length=1)]
-    expires_at: datetime | None = None
+    scopes: Annotated[list[Scope], Field(min_length=1, max_length=4)]
+    expires_at: Instant | None = None
 
 
 class ApiKeyOut(BaseModel):
@@ -155,15 +149,40 @@ class OperatorLoginIn(Strict):
     password: Password
 
 
+def _valid_port(url: str) -> str:
+    port = url.rstrip("/").rpartition("]")[2].rpartition(":")[2]
+    if url.count(":") > 1 and not 1 <= int(port) <= 65535:
+        raise ValueError("the port must be between 1 and 65535")
+    return url
+
+
+def _only_username_field(template: str) -> str:
+    """The template is filled with str.format: any field but a plain {username} would fail."""
+    try:
+        fields = [
+            (f, spec, conv) for _, f, spec, conv in Formatter().parse(template) if f is not None
+        ]
+    except ValueError as error:
+        raise ValueError(f"is not a valid template ({error})") from None
+    if any(f != "username" or spec or conv for f, spec, conv in fields):
+        raise ValueError("the only placeholder allowed is {username}; write { and } as {{ and }}")
+    return template
+
+
 class LdapConfigIn(Strict):
-    server_url: Annotated[str, StringConstraints(pattern=r"^ldaps?://[^\s/]+(:\d+)?/?$")]
-    base_dn: Annotated[str, StringConstraints(min_length=3, max_length=500)]
-    bind_template: Annotated[
-        str, StringConstraints(pattern=r".*\{username\}.*", min_length=3, max_length=500)
+    server_url: Annotated[
+        pattern_text(r"^ldaps?://[^\s/:\x00]+(:[0-9]{1,5})?/?$", max_length=500),
+        AfterValidator(_valid_port),
     ]
-    group_role_map: dict[Annotated[str, StringConstraints(min_length=1, max_length=200)], Role]
+    base_dn: text(500, min_length=3)
+    bind_template: Annotated[
+        text(500, min_length=3),
+        Field(pattern=r"^[^\x00]*\{username\}[^\x00]*$"),
+        AfterValidator(_only_username_field),
+    ]
+    group_role_map: Annotated[dict[text(200, min_length=1), Role], Field(max_length=100)]
     default_role: Role | None = None
-    enabled: bool = True
+    enabled: Flag = True
 
 
 class LdapConfigOut(LdapConfigIn):

@@ -19,7 +19,7 @@ Db = Annotated[Database, Depends(database)]
 Policy = Annotated[EgressPolicy, Depends(egress_policy)]
 
 
-@router.get("", response_model=LdapConfigOut, **guard(Permission.SSO_MANAGE))
+@router.get("", response_model=LdapConfigOut, **guard(Permission.SSO_MANAGE, 404))
 async def show_ldap(subject: Caller, db: Db) -> LdapConfigOut:
     async with db.tenant(subject.tenant.id) as session:
         return LdapConfigOut.model_validate(
@@ -37,7 +37,7 @@ async def put_ldap(body: LdapConfigIn, subject: Caller, db: Db, policy: Policy) 
         return LdapConfigOut.model_validate(config)
 
 
-@router.delete("", status_code=status.HTTP_204_NO_CONTENT, **guard(Permission.SSO_MANAGE))
+@router.delete("", status_code=status.HTTP_204_NO_CONTENT, **guard(Permission.SSO_MANAGE, 404))
 async def delete_ldap(subject: Caller, db: Db) -> Response:
     async with db.tenant(subject.tenant.id) as session:
         await sso.delete_config(session, tenant_id=subject.tenant.id, actor=subject.audit_name)

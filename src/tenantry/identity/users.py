@@ -8,13 +8,15 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.audit import service as audit
-from tenantry.db.paging import page
+from tenantry.db.paging import Keyset, page
 from tenantry.errors import Conflict, Forbidden, NotFound
 from tenantry.identity.models import User
 from tenantry.identity.passwords import check_policy, hash_password
 from tenantry.identity.permissions import ROLE_RANK
 from tenantry.identity.schemas import UserCreate, UserUpdate
 from tenantry.limits.quotas import reserve
+
+USERS = Keyset("users", (User.email, User.id))
 
 
 class LastOwner(Conflict):
@@ -80,10 +82,10 @@ async def create(
 
 
 async def list_users(
-    session: AsyncSession, *, tenant_id: uuid.UUID, limit: int, offset: int
-) -> tuple[list[User], int]:
+    session: AsyncSession, *, tenant_id: uuid.UUID, cursor: str | None, limit: int
+) -> tuple[list[User], str | None]:
     query = select(User).where(User.tenant_id == tenant_id)
-    return await page(session, query, order_by=User.email, limit=limit, offset=offset)
+    return await page(session, query, keyset=USERS, cursor=cursor, limit=limit)
 
 
 async def get(session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid.UUID) -> User:

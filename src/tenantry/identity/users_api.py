@@ -5,32 +5,28 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 
 from tenantry.api_support import database, policy_of
 from tenantry.db.session import Database
 from tenantry.identity import users
 from tenantry.identity.dependencies import Caller, guard
 from tenantry.identity.permissions import Permission
-from tenantry.identity.schemas import UserCreate, UserOut, UserPage, UserUpdate
+from tenantry.identity.schemas import UserCreate, UserOut, UserUpdate
+from tenantry.pages import Page, PageParams
 
 router = APIRouter(prefix="/v1/users", tags=["users"])
 Db = Annotated[Database, Depends(database)]
 
 
-@router.get("", response_model=UserPage, **guard(Permission.USERS_READ))
-async def list_users(
-    subject: Caller,
-    db: Db,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
-) -> UserPage:
+@router.get("", response_model=Page[UserOut], **guard(Permission.USERS_READ))
+async def list_users(subject: Caller, db: Db, paging: PageParams) -> Page[UserOut]:
     async with db.tenant(subject.tenant.id) as session:
-        rows, total = await users.list_users(
-            session, tenant_id=subject.tenant.id, limit=limit, offset=offset
+        rows, next_cursor = await users.list_users(
+            session, tenant_id=subject.tenant.id, cursor=paging.cursor, limit=paging.limit
         )
         items = [UserOut.model_validate(u) for u in rows]
-    return UserPage(items=items, total=total, limit=limit, offset=offset)
+    return Page[UserOut](items=items, next_cursor=next_cursor, limit=paging.limit)
 
 
 @router.post(

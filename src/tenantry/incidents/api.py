@@ -3,6 +3,7 @@ sent to the incident's workflow as signals through the outbox (committed with th
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, status
@@ -16,9 +17,10 @@ from tenantry.identity.dependencies import Caller, guard
 from tenantry.identity.permissions import Permission
 from tenantry.incidents import service
 from tenantry.incidents.schemas import (
+    Area,
+    Handle,
     IncidentCreate,
     IncidentOut,
-    IncidentPage,
     RejectIn,
     ResolveIn,
     Severity,
@@ -26,9 +28,12 @@ from tenantry.incidents.schemas import (
 )
 from tenantry.incidents.starts import incident_workflow_id, send_action, start_episode
 from tenantry.outbox import service as outbox
+from tenantry.pages import Page, PageParams
 from tenantry.tenancy.context import tenant_context
 
 router = APIRouter(prefix="/v1/incidents", tags=["incidents"])
+# A query waits for a worker to answer it; with none polling, say so (503) rather than hang.
+WORKFLOW_QUERY_TIMEOUT = timedelta(seconds=3)
 Db = Annotated[Database, Depends(database)]
 
 
@@ -60,39 +65,40 @@ async def create_incident(body: IncidentCreate, subject: Caller, db: Db) -> Inci
     return await report(subject, db, body, subject.audit_name)
 
 
-@router.get("", response_model=IncidentPage, **guard(Permission.INCIDENTS_READ))
+@router.get("", response_model=Page[IncidentOut], **guard(Permission.INCIDENTS_READ))
 async def list_incidents(
     subject: Caller,
     db: Db,
+    paging: PageParams,
     status_: Annotated[Status | None, Query(alias="status")] = None,
     severity: Severity | None = None,
-    area: Annotated[str | None, Query(max_length=100)] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
-) -> IncidentPage:
+    area: Annotated[Area | None, Query()] = None,
+) -> Page[IncidentOut]:
     async with db.tenant(subject.tenant.id) as session:
-        rows, total = await service.list_incidents(
+        rows, next_cursor = await service.list_incidents(
             session,
             tenant_id=subject.tenant.id,
             status=status_,
             severity=severity,
             area=area,
-            limit=limit,
-            offset=offset,
+            cursor=paging.cursor,
+            limit=paging.limit,
         )
         items = [IncidentOut.of(i) for i in rows]
-    return IncidentPage(items=items, total=total, limit=limit, offset=offset)
+    return Page[IncidentOut](items=items, next_cursor=next_cursor, limit=paging.limit)
 
 
 @router.get("/{number}", response_model=IncidentOut, **guard(Permission.INCIDENTS_READ))
-async def show_incident(number: str, subject: Caller, db: Db) -> IncidentOut:
+async def show_incident(number: Handle, subject: Caller, db: Db) -> IncidentOut:
     async with db.tenant(subject.tenant.id) as session:
         incident = await service.get(session, tenant_id=subject.tenant.id, handle=number)
         return IncidentOut.of(incident, await service.timeline(session, incident=incident))
 
 
 @router.get("/{number}/workflow", **guard(Permission.INCIDENTS_READ))
-async def workflow_state(number: str, subject: Caller, db: Db, request: Request) -> dict[str, Any]:
+async def workflow_state(
+    number: Handle, subject: Caller, db: Db, request: Request
+) -> dict[str, Any]:
     async with db.tenant(subject.tenant.id) as session:
         incident = await service.get(session, tenant_id=subject.tenant.id, handle=number)
         workflow_id = incident_workflow_id(subject.tenant.slug, incident.number, incident.episode)
@@ -105,7 +111,7 @@ async def workflow_state(number: str, subject: Caller, db: Db, request: Request)
     try:
         with tenant_context(subject.tenant):
             handle = request.app.state.temporal.get_workflow_handle(workflow_id)
-            state = await handle.query("state")
+            state = await handle.query("state", rpc_timeout=WORKFLOW_QUERY_TIMEOUT)
     except RPCError as error:
         raise ServiceUnavailable(
             f"The incident's workflow could not be asked ({error.status.name})."
@@ -139,7 +145,7 @@ async def _act(
     response_model=IncidentOut,
     **guard(Permission.INCIDENTS_RESOLVE),
 )
-async def approve(number: str, subject: Caller, db: Db) -> IncidentOut:
+async def approve(number: Handle, subject: Caller, db: Db) -> IncidentOut:
     return await _act(subject, db, number, "approve")
 
 
@@ -149,7 +155,9 @@ async def approve(number: str, subject: Caller, db: Db) -> IncidentOut:
     response_model=IncidentOut,
     **guard(Permission.INCIDENTS_RESOLVE),
 )
-async def reject(number: str, subject: Caller, db: Db, body: RejectIn | None = None) -> IncidentOut:
+async def reject(
+    number: Handle, subject: Caller, db: Db, body: RejectIn | None = None
+) -> IncidentOut:
     return await _act(subject, db, number, "reject", body.reason if body else None)
 
 
@@ -159,12 +167,12 @@ async def reject(number: str, subject: Caller, db: Db, body: RejectIn | None = N
     response_model=IncidentOut,
     **guard(Permission.INCIDENTS_RESOLVE),
 )
-async def resolve(number: str, body: ResolveIn, subject: Caller, db: Db) -> IncidentOut:
+async def resolve(number: Handle, body: ResolveIn, subject: Caller, db: Db) -> IncidentOut:
     return await _act(subject, db, number, "resolve", body.resolution)
 
 
 @router.post("/{number}/close", response_model=IncidentOut, **guard(Permission.INCIDENTS_RESOLVE))
-async def close(number: str, subject: Caller, db: Db) -> IncidentOut:
+async def close(number: Handle, subject: Caller, db: Db) -> IncidentOut:
     async with db.tenant(subject.tenant.id) as session:
         incident = await service.get(
             session, tenant_id=subject.tenant.id, handle=number, for_update=True
@@ -175,7 +183,7 @@ async def close(number: str, subject: Caller, db: Db) -> IncidentOut:
 
 
 @router.post("/{number}/reopen", response_model=IncidentOut, **guard(Permission.INCIDENTS_RESOLVE))
-async def reopen(number: str, subject: Caller, db: Db) -> IncidentOut:
+async def reopen(number: Handle, subject: Caller, db: Db) -> IncidentOut:
     """The incident opens again as a new episode, with a workflow run of its own."""
     async with db.tenant(subject.tenant.id) as session:
         incident = await service.get(

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, status
 
 from tenantry.api_support import database, policy_of
+from tenantry.api_types import text
 from tenantry.db.session import Database
 from tenantry.errors import Forbidden
 from tenantry.identity.dependencies import Caller, guard
@@ -50,7 +51,7 @@ async def external_search(
     subject: Caller,
     db: Db,
     request: Request,
-    q: Annotated[str, Query(min_length=1, max_length=1000, description="The question.")],
+    q: Annotated[text(1000, min_length=1), Query(description="The question.")],
     limit: Annotated[int, Query(ge=1, le=20)] = 5,
 ) -> SearchOut:
     config = await _enabled(request, subject)

@@ -4,42 +4,44 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
+
+from tenantry.api_types import Label, LongText, Name, Title, pattern_text, text
 
 Severity = Literal["low", "medium", "high", "critical"]
 Status = Literal["open", "triaged", "awaiting_approval", "resolved", "closed"]
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+Area = text(100)
+# INC-1 … INC-999999999: the number must fit the column (int4).
+Handle = pattern_text(r"^INC-[0-9]{1,9}$", max_length=13)
 
 
 class IncidentCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    title: Annotated[Text, StringConstraints(max_length=300)]
-    description: Annotated[Text, StringConstraints(max_length=20_000)]
-    area: Annotated[str, StringConstraints(max_length=100)] | None = None
+    title: Title
+    description: LongText
+    area: Area | None = None
     severity: Severity = "medium"
-    assignee: Annotated[str, StringConstraints(max_length=200)] | None = None
+    assignee: Label | None = None
 
 
 class ExternalIncidentCreate(IncidentCreate):
-    reporter: Annotated[Text, StringConstraints(max_length=200)] = Field(
-        description="Who reported it in the calling system."
-    )
-    external_ref: Annotated[str, StringConstraints(max_length=200)] | None = None
+    reporter: Name = Field(description="Who reported it in the calling system.")
+    external_ref: Label | None = None
 
 
 class ResolveIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    resolution: Annotated[Text, StringConstraints(max_length=20_000)]
+    resolution: LongText
 
 
 class RejectIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: Annotated[str, StringConstraints(max_length=2_000)] | None = None
+    reason: text(2_000) | None = None
 
 
 class SourceOut(BaseModel):
@@ -110,10 +112,3 @@ class IncidentOut(BaseModel):
             updated_at=incident.updated_at,
             timeline=None if timeline is None else [EventOut.model_validate(e) for e in timeline],
         )
-
-
-class IncidentPage(BaseModel):
-    items: list[IncidentOut]
-    total: int
-    limit: int
-    offset: int

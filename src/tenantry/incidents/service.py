@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tenantry.db.paging import page
+from tenantry.db.paging import Keyset, page
 from tenantry.errors import Conflict, NotFound
 from tenantry.incidents.models import Incident, IncidentEvent
 from tenantry.incidents.schemas import IncidentCreate
@@ -32,6 +32,10 @@ NEXT_NUMBER = text(
     "ON CONFLICT (tenant_id) DO UPDATE SET last_number = incident_counters.last_number + 1 "
     "RETURNING last_number"
 )
+
+
+# Newest first: numbers grow with time and are unique within a tenant.
+INCIDENTS = Keyset("incidents", (Incident.number, Incident.id), descending=True)
 
 
 class InvalidTransition(Conflict):
@@ -139,9 +143,9 @@ async def list_incidents(
     status: str | None,
     severity: str | None,
     area: str | None,
+    cursor: str | None,
     limit: int,
-    offset: int,
-) -> tuple[list[Incident], int]:
+) -> tuple[list[Incident], str | None]:
     query = select(Incident).where(Incident.tenant_id == tenant_id)
     if status:
         query = query.where(Incident.status == status)
@@ -149,7 +153,7 @@ async def list_incidents(
         query = query.where(Incident.severity == severity)
     if area:
         query = query.where(Incident.area == area)
-    return await page(session, query, order_by=Incident.number.desc(), limit=limit, offset=offset)
+    return await page(session, query, keyset=INCIDENTS, cursor=cursor, limit=limit)
 
 
 def check_transition(incident: Incident, action: str) -> None:

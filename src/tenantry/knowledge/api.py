@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Annotated, Literal
 
@@ -10,25 +9,21 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, Up
 from fastapi.responses import JSONResponse
 
 from tenantry.api_support import database, policy_of, settings_of
+from tenantry.api_types import JSON_MAX_BYTES, Tag, Title, text
 from tenantry.db.session import Database
-from tenantry.errors import ValidationFailed
 from tenantry.identity.dependencies import Caller, guard
 from tenantry.identity.permissions import Permission
 from tenantry.knowledge import search as retrieval
 from tenantry.knowledge import service
 from tenantry.knowledge.extract import source_type_of
-from tenantry.knowledge.schemas import (
-    DocumentCreate,
-    DocumentOut,
-    DocumentPage,
-    HitOut,
-    SearchIn,
-    SearchOut,
-)
+from tenantry.knowledge.schemas import DocumentCreate, DocumentOut, HitOut, SearchIn, SearchOut
+from tenantry.knowledge.uploads import check_content, parse_fields
 from tenantry.limits.middleware import QuotaExceeded
+from tenantry.pages import Page, PageParams
 from tenantry.settings import Settings
 
 router = APIRouter(tags=["knowledge"])
+UPLOAD_PATH = "/v1/documents/upload"
 Db = Annotated[Database, Depends(database)]
 Config = Annotated[Settings, Depends(settings_of)]
 
@@ -56,10 +51,15 @@ async def _create(
     )
 
 
+# The same content sent again is the same document: 200, with the one already there.
+ALREADY_THERE = {200: {"model": DocumentOut, "description": "The same content, already there."}}
+
+
 @router.post(
     "/v1/documents",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=DocumentOut,
+    responses=ALREADY_THERE,
     **guard(Permission.CONTENT_WRITE),
 )
 async def create_document(
@@ -80,10 +80,11 @@ async def create_document(
 
 
 @router.post(
-    "/v1/documents/upload",
+    UPLOAD_PATH,
     status_code=status.HTTP_202_ACCEPTED,
     response_model=DocumentOut,
-    **guard(Permission.CONTENT_WRITE),
+    responses=ALREADY_THERE,
+    **guard(Permission.CONTENT_WRITE, 415),
 )
 async def upload_document(
     subject: Caller,
@@ -91,57 +92,50 @@ async def upload_document(
     settings: Config,
     request: Request,
     file: Annotated[UploadFile, File(description=".txt, .md, .html or .pdf")],
-    title: Annotated[str | None, Form(max_length=300)] = None,
-    tags: Annotated[str, Form(description="Comma-separated.")] = "",
-    metadata: Annotated[str, Form(description="A JSON object.")] = "{}",
+    title: Annotated[Title | None, Form()] = None,
+    tags: Annotated[text(33 * 65), Form(description="Comma-separated.")] = "",
+    metadata: Annotated[text(JSON_MAX_BYTES), Form(description="A JSON object.")] = "{}",
 ):
+    fields = parse_fields(title=title, tags=tags, metadata=metadata, filename=file.filename)
     kind = source_type_of(file.filename, file.content_type)
-    try:
-        meta = json.loads(metadata)
-        if not isinstance(meta, dict):
-            raise ValueError
-    except ValueError:
-        raise ValidationFailed(
-            "metadata must be a JSON object.",
-            errors=[{"field": "form.metadata", "message": "not a JSON object"}],
-        ) from None
     content = await file.read(settings.max_document_bytes + 1)
+    if len(content) <= settings.max_document_bytes:
+        check_content(content, kind)
     return await _create(
         request,
         subject,
         db,
         settings,
-        title=(title or file.filename or "untitled").strip(),
+        title=fields.title,
         content=content,
         source_type=kind,
-        filename=file.filename,
-        tags=[t.strip() for t in tags.split(",") if t.strip()],
-        metadata=meta,
+        filename=fields.filename,
+        tags=fields.tags,
+        metadata=fields.metadata,
     )
 
 
-@router.get("/v1/documents", response_model=DocumentPage, **guard(Permission.CONTENT_READ))
+@router.get("/v1/documents", response_model=Page[DocumentOut], **guard(Permission.CONTENT_READ))
 async def list_documents(
     subject: Caller,
     db: Db,
+    paging: PageParams,
     status_: Annotated[
         Literal["pending", "processing", "ready", "failed"] | None, Query(alias="status")
     ] = None,
-    tag: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
-) -> DocumentPage:
+    tag: Annotated[Tag | None, Query()] = None,
+) -> Page[DocumentOut]:
     async with db.tenant(subject.tenant.id) as session:
-        rows, total = await service.list_documents(
+        rows, next_cursor = await service.list_documents(
             session,
             tenant_id=subject.tenant.id,
             status=status_,
             tag=tag,
-            limit=limit,
-            offset=offset,
+            cursor=paging.cursor,
+            limit=paging.limit,
         )
         items = [DocumentOut.of(d) for d in rows]
-    return DocumentPage(items=items, total=total, limit=limit, offset=offset)
+    return Page[DocumentOut](items=items, next_cursor=next_cursor, limit=paging.limit)
 
 
 @router.get(

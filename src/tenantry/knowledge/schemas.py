@@ -6,19 +6,29 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt
 
-Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+from tenantry.api_types import JsonObject, Tag, Title, text
+
+
+def _has_text(value: str) -> str:
+    if value.isspace():
+        raise ValueError("holds no text, only white space")
+    return value
+
+
+# Documents sent as JSON are bounded by the body limit; the text itself must be storable.
+DocumentText = Annotated[text(50_000_000, min_length=1), AfterValidator(_has_text)]
+Query = text(1000, min_length=1, strip=True)
 
 
 class DocumentCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     title: Title
-    text: Annotated[str, StringConstraints(min_length=1)]
+    text: DocumentText
     tags: Annotated[list[Tag], Field(max_length=32)] = []
-    metadata: dict[str, Any] = {}
+    metadata: JsonObject = {}
 
 
 class DocumentOut(BaseModel):
@@ -55,13 +65,6 @@ class DocumentOut(BaseModel):
         )
 
 
-class DocumentPage(BaseModel):
-    items: list[DocumentOut]
-    total: int
-    limit: int
-    offset: int
-
-
 class SearchFilters(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -72,8 +75,8 @@ class SearchFilters(BaseModel):
 class SearchIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    query: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
-    limit: int = Field(default=10, ge=1, le=50)
+    query: Query
+    limit: Annotated[StrictInt, Field(ge=1, le=50)] = 10
     filters: SearchFilters = SearchFilters()
 
 

@@ -6,11 +6,11 @@ import hashlib
 import uuid
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import any_, delete, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.db.base import utcnow
-from tenantry.db.paging import page
+from tenantry.db.paging import Keyset, page
 from tenantry.errors import NotFound, PayloadTooLarge
 from tenantry.knowledge.ingest_types import IngestInput
 from tenantry.knowledge.models import Document, DocumentContent
@@ -19,6 +19,9 @@ from tenantry.outbox import service as outbox
 from tenantry.tenants.models import Tenant
 from tenantry.tenants.tiers import Limits
 from tenantry.worker.queues import workflow_id
+
+# Newest first, as before; `id` breaks ties between documents of the same instant.
+DOCUMENTS = Keyset("documents", (Document.created_at, Document.id), descending=True)
 
 
 async def create(
@@ -112,17 +115,15 @@ async def list_documents(
     tenant_id: uuid.UUID,
     status: str | None,
     tag: str | None,
+    cursor: str | None,
     limit: int,
-    offset: int,
-) -> tuple[list[Document], int]:
+) -> tuple[list[Document], str | None]:
     query = select(Document).where(Document.tenant_id == tenant_id)
     if status:
         query = query.where(Document.status == status)
     if tag:
-        query = query.where(Document.tags.contains([tag]))
-    return await page(
-        session, query, order_by=Document.created_at.desc(), limit=limit, offset=offset
-    )
+        query = query.where(literal(tag) == any_(Document.tags))
+    return await page(session, query, keyset=DOCUMENTS, cursor=cursor, limit=limit)
 
 
 async def get(session: AsyncSession, *, tenant_id: uuid.UUID, document_id: uuid.UUID) -> Document:

@@ -1,7 +1,11 @@
-"""Pure-ASGI middleware: request id, subject and tenant context, body limit, metrics, access log.
+"""Pure-ASGI middleware: request id, subject and tenant context, body limits, metrics, access log.
 
 Pure ASGI (not BaseHTTPMiddleware) so that the context variables set here are the ones the
 endpoint sees.
+
+Body limits are per path (uploads may be larger than JSON bodies): a declared Content-Length past
+the limit is refused before anything else; a body without one (chunked) is counted as it is read,
+and once past the limit the application's own answer is dropped for the same 413.
 """
 
 from __future__ import annotations
@@ -9,7 +13,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 import structlog
 from starlette.datastructures import Headers, MutableHeaders
@@ -33,6 +37,29 @@ REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 log = structlog.get_logger("tenantry.access")
 
 
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"The request body is larger than {limit} bytes.")
+
+
+class _CountedBody:
+    """The request's body as the application reads it, stopped once past the limit."""
+
+    def __init__(self, receive: Receive, limit: int) -> None:
+        self._receive = receive
+        self.limit = limit
+        self.received = 0
+        self.exceeded = False
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "http.request":
+            self.received += len(message.get("body", b""))
+            if self.received > self.limit:
+                self.exceeded = True
+                raise _too_large(self.limit)
+        return message
+
+
 class TenantContextMiddleware:
     def __init__(
         self,
@@ -40,6 +67,7 @@ class TenantContextMiddleware:
         *,
         authenticate: Authenticate,
         max_body_bytes: int,
+        body_limits: Mapping[str, int] | None = None,
         precheck: Precheck | None = None,
     ) -> None:
         self.app = app
@@ -47,6 +75,8 @@ class TenantContextMiddleware:
         # Runs before authentication, and may refuse (a tenant already past its rate, say).
         self.precheck = precheck
         self.max_body_bytes = max_body_bytes
+        # Paths whose bodies may be larger (or must be smaller) than the default.
+        self.body_limits = dict(body_limits or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -58,20 +88,26 @@ class TenantContextMiddleware:
         started = time.perf_counter()
         status: dict = {"code": 500, "started": False}
         subject: Subject | None = None
+        limit = self.body_limits.get(scope["path"], self.max_body_bytes)
+        body = _CountedBody(receive, limit)
 
         async def send_with_request_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                status["code"] = message["status"]
-                status["started"] = True
+                status["code"], status["started"] = message["status"], True
                 MutableHeaders(scope=message)["X-Request-ID"] = request_id
             await send(message)
+
+        async def send_unless_too_large(message: Message) -> None:
+            # Whatever the application made of a body cut short, the answer is the 413.
+            if not body.exceeded:
+                await send_with_request_id(message)
 
         rid_token = set_request_id(request_id)
         structlog.contextvars.bind_contextvars(request_id=request_id)
         subject_token = tenant_token = None
         try:
             try:
-                self._check_length(headers)
+                self._check_length(headers, limit)
                 if self.precheck is not None:
                     await self.precheck(scope)
                 subject = await self.authenticate(scope)
@@ -84,7 +120,15 @@ class TenantContextMiddleware:
             tenant_token = set_current_tenant(subject.tenant if subject else None)
             if subject and subject.tenant:
                 structlog.contextvars.bind_contextvars(tenant=subject.tenant.slug)
-            await self.app(scope, self._limited(receive), send_with_request_id)
+            try:
+                await self.app(scope, body.receive, send_unless_too_large)
+            except Exception:
+                if not body.exceeded:
+                    raise
+            if body.exceeded and not status["started"]:
+                await problem_response(_too_large(limit), instance=scope["path"])(
+                    scope, receive, send_with_request_id
+                )
         except Exception as exc:
             # Answered here, inside the request id's context, so that the 5xx and its log line
             # carry the id (the app-level handler runs outside this middleware).
@@ -107,25 +151,11 @@ class TenantContextMiddleware:
             reset_request_id(rid_token)
             structlog.contextvars.unbind_contextvars("request_id", "tenant")
 
-    def _check_length(self, headers: Headers) -> None:
+    @staticmethod
+    def _check_length(headers: Headers, limit: int) -> None:
         length = headers.get("content-length")
-        if length and length.isdigit() and int(length) > self.max_body_bytes:
-            raise PayloadTooLarge(f"The request body is larger than {self.max_body_bytes} bytes.")
-
-    def _limited(self, receive: Receive) -> Receive:
-        received = 0
-        limit = self.max_body_bytes
-
-        async def wrapped() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
-            return message
-
-        return wrapped
+        if length and length.isdigit() and int(length) > limit:
+            raise _too_large(limit)
 
     @staticmethod
     def _observe(scope: Scope, subject: Subject | None, status: int, elapsed: float) -> None:

@@ -7,14 +7,16 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from tenantry.api_support import database, settings_of
+from tenantry.api_types import SlugRef
 from tenantry.audit import service as audit
-from tenantry.audit.schemas import AuditPage, ChainOut
+from tenantry.audit.schemas import AuditEventOut, ChainOut
 from tenantry.db.session import Database
 from tenantry.identity.dependencies import OPERATOR, Caller, guard
 from tenantry.observability.metrics import TENANT_LIFECYCLE
+from tenantry.pages import Page, PageParams
 from tenantry.settings import Settings
 from tenantry.tenants import deletion, service
-from tenantry.tenants.schemas import Status, TenantCreate, TenantOut, TenantPage, TenantUpdate, Tier
+from tenantry.tenants.schemas import Status, TenantCreate, TenantOut, TenantUpdate, Tier
 
 router = APIRouter(prefix="/v1/admin/tenants", tags=["admin: tenants"])
 Operator = Caller
@@ -39,32 +41,31 @@ async def create_tenant(
     return TenantOut.of(tenant)
 
 
-@router.get("", response_model=TenantPage, **guard(OPERATOR))
+@router.get("", response_model=Page[TenantOut], **guard(OPERATOR))
 async def list_tenants(
     operator: Operator,
     db: Db,
+    paging: PageParams,
     status_: Annotated[Status | None, Query(alias="status")] = None,
     tier: Tier | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
-) -> TenantPage:
+) -> Page[TenantOut]:
     async with db.control() as session:
-        rows, total = await service.list_tenants(
-            session, status=status_, tier=tier, limit=limit, offset=offset
+        rows, next_cursor = await service.list_tenants(
+            session, status=status_, tier=tier, cursor=paging.cursor, limit=paging.limit
         )
-    return TenantPage(
-        items=[TenantOut.of(t) for t in rows], total=total, limit=limit, offset=offset
+    return Page[TenantOut](
+        items=[TenantOut.of(t) for t in rows], next_cursor=next_cursor, limit=paging.limit
     )
 
 
 @router.get("/{slug}", response_model=TenantOut, name="show_tenant", **guard(OPERATOR))
-async def show_tenant(slug: str, operator: Operator, db: Db) -> TenantOut:
+async def show_tenant(slug: SlugRef, operator: Operator, db: Db) -> TenantOut:
     async with db.control() as session:
         return TenantOut.of(await service.get(session, slug=slug))
 
 
 @router.patch("/{slug}", response_model=TenantOut, **guard(OPERATOR))
-async def update_tenant(slug: str, body: TenantUpdate, operator: Operator, db: Db) -> TenantOut:
+async def update_tenant(slug: SlugRef, body: TenantUpdate, operator: Operator, db: Db) -> TenantOut:
     async with db.control() as session:
         tenant = await service.update(session, slug=slug, data=body, actor=operator.audit_name)
     TENANT_LIFECYCLE.labels("updated").inc()
@@ -72,7 +73,7 @@ async def update_tenant(slug: str, body: TenantUpdate, operator: Operator, db: D
 
 
 @router.post("/{slug}/suspend", response_model=TenantOut, **guard(OPERATOR))
-async def suspend_tenant(slug: str, operator: Operator, db: Db) -> TenantOut:
+async def suspend_tenant(slug: SlugRef, operator: Operator, db: Db) -> TenantOut:
     async with db.control() as session:
         tenant = await service.suspend(session, slug=slug, actor=operator.audit_name)
     TENANT_LIFECYCLE.labels("suspended").inc()
@@ -80,7 +81,7 @@ async def suspend_tenant(slug: str, operator: Operator, db: Db) -> TenantOut:
 
 
 @router.post("/{slug}/resume", response_model=TenantOut, **guard(OPERATOR))
-async def resume_tenant(slug: str, operator: Operator, db: Db) -> TenantOut:
+async def resume_tenant(slug: SlugRef, operator: Operator, db: Db) -> TenantOut:
     async with db.control() as session:
         tenant = await service.resume(session, slug=slug, actor=operator.audit_name)
     TENANT_LIFECYCLE.labels("resumed").inc()
@@ -88,31 +89,28 @@ async def resume_tenant(slug: str, operator: Operator, db: Db) -> TenantOut:
 
 
 @router.delete("/{slug}", response_model=TenantOut, **guard(OPERATOR))
-async def delete_tenant(slug: str, operator: Operator, db: Db) -> TenantOut:
+async def delete_tenant(slug: SlugRef, operator: Operator, db: Db) -> TenantOut:
     tenant, _ = await service.delete(db, slug=slug, actor=operator.audit_name)
     TENANT_LIFECYCLE.labels("deleted").inc()
     return TenantOut.of(tenant)
 
 
-@router.get("/{slug}/audit", response_model=AuditPage, **guard(OPERATOR))
+@router.get("/{slug}/audit", response_model=Page[AuditEventOut], **guard(OPERATOR))
 async def tenant_audit(
-    slug: str,
-    operator: Operator,
-    db: Db,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
-) -> AuditPage:
+    slug: SlugRef, operator: Operator, db: Db, paging: PageParams
+) -> Page[AuditEventOut]:
     async with db.control() as session:
         tenant = await service.get(session, slug=slug)
     async with db.tenant(tenant.id) as session:
-        events, total = await audit.list_events(
-            session, tenant_id=tenant.id, limit=limit, offset=offset
+        events, next_cursor = await audit.list_events(
+            session, tenant_id=tenant.id, cursor=paging.cursor, limit=paging.limit
         )
-    return AuditPage.of(events, total=total, limit=limit, offset=offset)
+        items = [AuditEventOut.model_validate(e) for e in events]
+    return Page[AuditEventOut](items=items, next_cursor=next_cursor, limit=paging.limit)
 
 
 @router.get("/{slug}/audit/verify", response_model=ChainOut, **guard(OPERATOR))
-async def verify_tenant_audit(slug: str, operator: Operator, db: Db) -> ChainOut:
+async def verify_tenant_audit(slug: SlugRef, operator: Operator, db: Db) -> ChainOut:
     async with db.control() as session:
         tenant = await service.get(session, slug=slug)
         receipt = await deletion.receipt_of(session, tenant_id=tenant.id)

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from tenantry.api_types import Name, pattern_text
 
 Tier = Literal["free", "standard", "enterprise"]
 Status = Literal["active", "suspended", "deleting", "deleted"]
-Slug = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{2,39}$")]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Slug = pattern_text(r"^[a-z][a-z0-9-]{2,39}$", max_length=40)
 
 TIERS: tuple[Tier, ...] = ("free", "standard", "enterprise")
 
@@ -79,10 +80,3 @@ class TenantOut(BaseModel):
             suspended_at=tenant.suspended_at,
             deleted_at=tenant.deleted_at,
         )
-
-
-class TenantPage(BaseModel):
-    items: list[TenantOut]
-    total: int
-    limit: int
-    offset: int

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tenantry.audit import service as audit
 from tenantry.db.base import utcnow
 from tenantry.db.catalog import tenant_tables
-from tenantry.db.paging import page
+from tenantry.db.paging import Keyset, page
 from tenantry.db.session import Database, set_tenant
 from tenantry.errors import Conflict, NotFound
 from tenantry.outbox import service as outbox
@@ -30,6 +30,8 @@ from tenantry.tenants import deletion
 from tenantry.tenants.models import Tenant
 from tenantry.tenants.namespaces import namespace_for
 from tenantry.tenants.schemas import TenantCreate, TenantUpdate
+
+TENANTS = Keyset("tenants", (Tenant.slug, Tenant.id))
 
 
 class TenantGone(Conflict):
@@ -85,16 +87,16 @@ async def list_tenants(
     *,
     status: str | None = None,
     tier: str | None = None,
+    cursor: str | None = None,
     limit: int = 50,
-    offset: int = 0,
-) -> tuple[list[Tenant], int]:
+) -> tuple[list[Tenant], str | None]:
     query = select(Tenant)
     query = (
         query.where(Tenant.status == status) if status else query.where(Tenant.status != "deleted")
     )
     if tier:
         query = query.where(Tenant.tier == tier)
-    return await page(session, query, order_by=Tenant.slug, limit=limit, offset=offset)
+    return await page(session, query, keyset=TENANTS, cursor=cursor, limit=limit)
 
 
 async def update(session: AsyncSession, *, slug: str, data: TenantUpdate, actor: str) -> Tenant:

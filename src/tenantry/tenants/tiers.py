@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tenantry.api_types import Count, Positive
+
 
 class Limits(BaseModel):
     """A tenant's limits: rates per minute, concurrency, daily volume, and counts (quotas)."""
@@ -31,14 +33,14 @@ class LimitsPatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    requests_per_minute: int | None = Field(default=None, ge=1)
-    concurrent_requests: int | None = Field(default=None, ge=1)
-    searches_per_minute: int | None = Field(default=None, ge=1)
-    ingestion_bytes_per_day: int | None = Field(default=None, ge=0)
-    documents: int | None = Field(default=None, ge=0)
-    users: int | None = Field(default=None, ge=1)
-    api_keys: int | None = Field(default=None, ge=0)
-    workflows_in_flight: int | None = Field(default=None, ge=1)
+    requests_per_minute: Positive | None = None
+    concurrent_requests: Positive | None = None
+    searches_per_minute: Positive | None = None
+    ingestion_bytes_per_day: Count | None = None
+    documents: Count | None = None
+    users: Positive | None = None
+    api_keys: Count | None = None
+    workflows_in_flight: Positive | None = None
 
 
 @dataclass(frozen=True)
