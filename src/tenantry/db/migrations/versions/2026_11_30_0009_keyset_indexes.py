@@ -13,7 +13,7 @@ Create Date: 2026-11-30
 from alembic import op
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
