@@ -75,7 +75,7 @@ async def list_versions(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> VersionPage:
-    async with db.tenant(subject.tenant.id) as session:
+    async with db.tenant(subject.tenant.id, readonly=True) as session:
         rows, total = await service.list_versions(
             session, tenant_id=subject.tenant.id, limit=limit, offset=offset
         )
@@ -85,7 +85,7 @@ async def list_versions(
 
 @router.get("/versions/{version}", response_model=VersionOut, **guard(Permission.CONFIG_READ))
 async def show_version(version: int, subject: Caller, db: Db) -> VersionOut:
-    async with db.tenant(subject.tenant.id) as session:
+    async with db.tenant(subject.tenant.id, readonly=True) as session:
         row = await service.get_version(session, tenant_id=subject.tenant.id, version=version)
         return VersionOut.model_validate(row)
 
@@ -97,7 +97,7 @@ async def diff_versions(
     before: Annotated[int, Query(alias="from", ge=0)],
     after: Annotated[int, Query(alias="to", ge=0)],
 ) -> dict[str, Any]:
-    async with db.tenant(subject.tenant.id) as session:
+    async with db.tenant(subject.tenant.id, readonly=True) as session:
         changes = await service.diff_versions(
             session, tenant_id=subject.tenant.id, before=before, after=after
         )

@@ -46,7 +46,7 @@ async def create_endpoint(
 
 @router.get("", response_model=list[EndpointOut], **MANAGE)
 async def list_endpoints(subject: Caller, db: Db) -> list[EndpointOut]:
-    async with db.tenant(subject.tenant.id) as session:
+    async with db.tenant(subject.tenant.id, readonly=True) as session:
         return [
             EndpointOut.model_validate(e)
             for e in await service.list_endpoints(session, tenant_id=subject.tenant.id)
@@ -55,7 +55,7 @@ async def list_endpoints(subject: Caller, db: Db) -> list[EndpointOut]:
 
 @router.get("/{endpoint_id}", response_model=EndpointOut, **MANAGE)
 async def show_endpoint(endpoint_id: uuid.UUID, subject: Caller, db: Db) -> EndpointOut:
-    async with db.tenant(subject.tenant.id) as session:
+    async with db.tenant(subject.tenant.id, readonly=True) as session:
         return EndpointOut.model_validate(
             await service.get_endpoint(
                 session, tenant_id=subject.tenant.id, endpoint_id=endpoint_id
@@ -97,7 +97,7 @@ async def list_deliveries(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> DeliveryPage:
-    async with db.tenant(subject.tenant.id) as session:
+    async with db.tenant(subject.tenant.id, readonly=True) as session:
         rows, total = await service.list_deliveries(
             session,
             tenant_id=subject.tenant.id,

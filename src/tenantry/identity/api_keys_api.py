@@ -48,7 +48,7 @@ async def list_keys(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> ApiKeyPage:
-    async with db.tenant(subject.tenant.id) as session:
+    async with db.tenant(subject.tenant.id, readonly=True) as session:
         rows, total = await api_keys.list_keys(
             session, tenant_id=subject.tenant.id, limit=limit, offset=offset
         )
@@ -78,7 +78,7 @@ async def create_key(
 
 @router.get("/{key_id}", response_model=ApiKeyOut, **guard(Permission.API_KEYS_READ))
 async def show_key(key_id: uuid.UUID, subject: Caller, db: Db) -> ApiKeyOut:
-    async with db.tenant(subject.tenant.id) as session:
+    async with db.tenant(subject.tenant.id, readonly=True) as session:
         return _out(await api_keys.get(session, tenant_id=subject.tenant.id, key_id=key_id))
 
 

@@ -25,7 +25,7 @@ async def list_users(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> UserPage:
-    async with db.tenant(subject.tenant.id) as session:
+    async with db.tenant(subject.tenant.id, readonly=True) as session:
         rows, total = await users.list_users(
             session, tenant_id=subject.tenant.id, limit=limit, offset=offset
         )
@@ -55,7 +55,7 @@ async def create_user(body: UserCreate, subject: Caller, db: Db, request: Reques
 
 @router.get("/{user_id}", response_model=UserOut, **guard(Permission.USERS_READ))
 async def show_user(user_id: uuid.UUID, subject: Caller, db: Db) -> UserOut:
-    async with db.tenant(subject.tenant.id) as session:
+    async with db.tenant(subject.tenant.id, readonly=True) as session:
         return UserOut.model_validate(
             await users.get(session, tenant_id=subject.tenant.id, user_id=user_id)
         )

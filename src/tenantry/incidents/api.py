@@ -70,7 +70,7 @@ async def list_incidents(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> IncidentPage:
-    async with db.tenant(subject.tenant.id) as session:
+    async with db.tenant(subject.tenant.id, readonly=True) as session:
         rows, total = await service.list_incidents(
             session,
             tenant_id=subject.tenant.id,
@@ -86,7 +86,7 @@ async def list_incidents(
 
 @router.get("/{number}", response_model=IncidentOut, **guard(Permission.INCIDENTS_READ))
 async def show_incident(number: str, subject: Caller, db: Db) -> IncidentOut:
-    async with db.tenant(subject.tenant.id) as session:
+    async with db.tenant(subject.tenant.id, readonly=True) as session:
         incident = await service.get(session, tenant_id=subject.tenant.id, handle=number)
         return IncidentOut.of(incident, await service.timeline(session, incident=incident))
 

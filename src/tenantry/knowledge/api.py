@@ -131,7 +131,7 @@ async def list_documents(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> DocumentPage:
-    async with db.tenant(subject.tenant.id) as session:
+    async with db.tenant(subject.tenant.id, readonly=True) as session:
         rows, total = await service.list_documents(
             session,
             tenant_id=subject.tenant.id,
@@ -148,7 +148,7 @@ async def list_documents(
     "/v1/documents/{document_id}", response_model=DocumentOut, **guard(Permission.CONTENT_READ)
 )
 async def show_document(document_id: uuid.UUID, subject: Caller, db: Db) -> DocumentOut:
-    async with db.tenant(subject.tenant.id) as session:
+    async with db.tenant(subject.tenant.id, readonly=True) as session:
         return DocumentOut.of(
             await service.get(session, tenant_id=subject.tenant.id, document_id=document_id)
         )
