@@ -46,6 +46,8 @@ async def test_readiness_follows_polling_checks_and_draining():
             draining = await http.get("/health/ready")
             assert draining.status_code == 503 and draining.json()["status"] == "draining"
             assert (await http.get("/health/live")).status_code == 200
+            metrics = await http.get("/metrics")
+            assert metrics.status_code == 200 and "tenantry_" in metrics.text
             assert (await http.get("/elsewhere")).status_code == 404
             assert (await http.post("/health/ready")).status_code == 405
     finally:

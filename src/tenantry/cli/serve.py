@@ -31,10 +31,16 @@ def run_worker(tenant: str | None, health_port: int | None = None) -> None:
     queue = dedicated_task_queue(tenant) if tenant else settings.pool_task_queue
     stack = start_database(settings)
     settings = settings.model_copy(update={"database_url": stack.admin_url})
-    typer.echo(f"worker on task queue {queue} ({settings.temporal_address})")
+    announce = f"worker on task queue {queue} ({settings.temporal_address})"
     try:
         asyncio.run(
-            worker_process.serve(settings, task_queue=queue, upkeep=False, health_port=health_port)
+            worker_process.serve(
+                settings,
+                task_queue=queue,
+                upkeep=False,
+                health_port=health_port,
+                on_ready=lambda: typer.echo(announce),
+            )
         )
     finally:
         stack.stop()

@@ -1,4 +1,5 @@
-"""`/health/live` and `/health/ready` of a worker, for Kubernetes' probes and Docker's check.
+"""`/health/live`, `/health/ready` and `/metrics` of a worker, for Kubernetes' probes, Docker's
+check and Prometheus.
 
 A worker serves no HTTP otherwise, so this is a few lines of asyncio rather than the API's app:
 liveness answers while the event loop runs; readiness while the worker polls its task queue and
@@ -13,6 +14,9 @@ import json
 from collections.abc import Awaitable, Callable
 
 import structlog
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from tenantry.observability.metrics import REGISTRY
 
 log = structlog.get_logger("tenantry.worker")
 Check = Callable[[], Awaitable[None]]
@@ -56,17 +60,20 @@ class WorkerHealth:
         try:
             request = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), CHECK_SECONDS)
             method, path, *_ = request[:REQUEST_LINE_LIMIT].decode("latin-1").split(" ", 2)
+            kind = "application/json"
             if method not in ("GET", "HEAD"):
                 status, body = 405, {"status": "method not allowed"}
             elif path == "/health/live":
                 status, body = 200, {"status": "ok"}
             elif path == "/health/ready":
                 status, body = await self.ready()
+            elif path == "/metrics":
+                status, body, kind = 200, None, CONTENT_TYPE_LATEST
             else:
                 status, body = 404, {"status": "not found"}
-            payload = json.dumps(body).encode()
+            payload = generate_latest(REGISTRY) if body is None else json.dumps(body).encode()
             head = (
-                f"HTTP/1.1 {status} {_REASONS[status]}\r\ncontent-type: application/json\r\n"
+                f"HTTP/1.1 {status} {_REASONS[status]}\r\ncontent-type: {kind}\r\n"
                 f"content-length: {len(payload)}\r\nconnection: close\r\n\r\n"
             )
             writer.write(head.encode() + (b"" if method == "HEAD" else payload))

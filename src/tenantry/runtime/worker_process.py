@@ -18,6 +18,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 
 import structlog
@@ -47,6 +48,7 @@ async def serve(
     task_queue: str | None = None,
     upkeep: bool = True,
     health_port: int | None = None,
+    on_ready: Callable[[], None] | None = None,
 ) -> None:
     """Poll `task_queue` (default: the pool's) until SIGTERM or SIGINT, then stop in time."""
     task_queue = task_queue or settings.pool_task_queue
@@ -99,6 +101,8 @@ async def serve(
             health.polling = True
         log.info("worker running", task_queue=task_queue)
         tell_ready(ready_fd)
+        if on_ready is not None:
+            on_ready()
         await asyncio.wait(
             [running, asyncio.create_task(stopping.wait())], return_when="FIRST_COMPLETED"
         )
