@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import random
 import secrets
@@ -198,6 +199,17 @@ class Nginx:
     @property
     def url(self) -> str:
         return f"https://127.0.0.1:{self.port}"
+
+    def failures(self) -> dict[str, int]:
+        """nginx's answers of 500 and above, by status and what the replicas answered before it
+        (`upstream_status`: one per replica tried, `-` for none), to tell why a request failed."""
+        counts: dict[str, int] = {}
+        for line in (self.workdir / "access.log").read_text().splitlines():
+            entry = json.loads(line)
+            if entry["status"] >= 500:
+                key = f"{entry['status']} after {entry['upstream_status'] or '-'}"
+                counts[key] = counts.get(key, 0) + 1
+        return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
 class Load:
@@ -399,6 +411,7 @@ def main() -> int:
     redis = LocalRedis(home, redis_binary() or "redis-server")
     replicas: list[Replica] = []
     nginx = None
+    edge_failures: dict[str, int] = {}
     try:
         asyncio.run(provision_defaults(stack))
         temporal.launch()
@@ -443,6 +456,7 @@ def main() -> int:
             return phases, load.samples
 
         phases, samples = asyncio.run(measure())
+        edge_failures = nginx.failures()
     finally:
         if nginx is not None:
             nginx.stop()
@@ -491,6 +505,7 @@ def main() -> int:
             "slow_ms": slow_ms,
         },
         "phases": report,
+        "edge_failures": edge_failures,
         "total": {
             "requests": total,
             "failed": total_failed,
