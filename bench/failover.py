@@ -34,6 +34,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import secrets
 import shutil
 import signal
@@ -210,6 +211,16 @@ class Nginx:
                 key = f"{entry['status']} after {entry['upstream_status'] or '-'}"
                 counts[key] = counts.get(key, 0) + 1
         return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+
+    def errors(self) -> dict[str, int]:
+        """nginx's error log by message (e.g. "no live upstreams", "Connection refused"), without
+        the time, connection, client and request that vary from line to line."""
+        counts: dict[str, int] = {}
+        for line in (self.workdir / "error.log").read_text().splitlines():
+            message = re.sub(r"^.*?\*\d+ ", "", line).split(", client:")[0]
+            message = re.sub(r"\d+\.\d+\.\d+\.\d+:\d+", "ADDR", message)
+            counts[message] = counts.get(message, 0) + 1
+        return dict(sorted(counts.items(), key=lambda kv: -kv[1])[:12])
 
 
 class Load:
@@ -411,7 +422,7 @@ def main() -> int:
     redis = LocalRedis(home, redis_binary() or "redis-server")
     replicas: list[Replica] = []
     nginx = None
-    edge_failures: dict[str, int] = {}
+    edge_failures: dict[str, dict[str, int]] = {}
     try:
         asyncio.run(provision_defaults(stack))
         temporal.launch()
@@ -456,7 +467,7 @@ def main() -> int:
             return phases, load.samples
 
         phases, samples = asyncio.run(measure())
-        edge_failures = nginx.failures()
+        edge_failures = {"by_status": nginx.failures(), "error_log": nginx.errors()}
     finally:
         if nginx is not None:
             nginx.stop()
