@@ -442,7 +442,7 @@ def main() -> int:
             TENANTRY_JWT_SECRET=secrets.token_hex(32),
             TENANTRY_LOG_LEVEL="WARNING",
             TENANTRY_DEMO_TENANTS="false",
-            FORWARDED_ALLOW_IPS="127.0.0.1",
+            TENANTRY_TRUSTED_PROXIES='["127.0.0.1"]',
         )
         logs = work / "logs"
         logs.mkdir()

@@ -12,6 +12,7 @@ catalog and RLS tests) run against this server. The embedded stack stays what `m
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import signal
@@ -29,9 +30,10 @@ import pytest
 
 from tenantry.worker.devserver import TemporalDevServer
 from tests.external.debian_postgres import DebianPostgres, require_debian_postgres
-from tests.incidents.test_webhooks import Receiver
+from tests.incidents.conftest import Receiver
 from tests.runtime.helpers import gone
 from tests.servers import free_port, start_redis, wait_for_line
+from tests.workflows import started
 
 pytestmark = [pytest.mark.slow, pytest.mark.external]
 REPO = Path(__file__).resolve().parents[2]
@@ -82,10 +84,11 @@ def _settings_only(home: Path, postgres: DebianPostgres, temporal: str, redis: s
         TENANTRY_REDIS_URL=redis,
         TENANTRY_POOL_TASK_QUEUE=f"external-{uuid.uuid4().hex[:8]}",
         TENANTRY_JWT_SECRET=secrets.token_hex(32),
+        TENANTRY_PLATFORM_KEY=secrets.token_urlsafe(48),
         TENANTRY_API_PROCESSES="1",
         TENANTRY_DRAIN_SECONDS="0",
         TENANTRY_LOG_JSON="false",
-        TENANTRY_WEBHOOK_ALLOWLIST='["127.0.0.1"]',
+        TENANTRY_EGRESS_ALLOWLIST='["127.0.0.1"]',
     )
     return env
 
@@ -194,10 +197,29 @@ def make_tenant(platform: Platform, operator: dict[str, str], tier: str = "stand
     return Tenant(slug, {"Authorization": f"Bearer {login.json()['access_token']}"})
 
 
+@contextlib.asynccontextmanager
 async def _temporal(platform: Platform):
+    """A Temporal client holding the tenants' data keys, as the API and the worker do: workflow
+    payloads are encrypted per tenant."""
+    from tenantry.db.session import Database, create_app_engine
+    from tenantry.db.urls import app_url
+    from tenantry.keys.service import TenantKeys, platform_key
+    from tenantry.settings import Settings
     from tenantry.worker.client import connect
 
-    return await connect(platform.temporal_address)
+    settings = Settings(
+        home=platform.env["TENANTRY_HOME"],
+        database_url=platform.env["TENANTRY_DATABASE_URL"],
+        app_db_password=platform.env["TENANTRY_APP_DB_PASSWORD"],
+        platform_key=platform.env["TENANTRY_PLATFORM_KEY"],
+    )
+    db = Database(
+        create_app_engine(app_url(settings, settings.database_url), pool_size=1, max_overflow=0)
+    )
+    try:
+        yield await connect(platform.temporal_address, keys=TenantKeys(db, platform_key(settings)))
+    finally:
+        await db.dispose()
 
 
 def test_the_services_are_the_external_ones(platform: Platform):
@@ -252,9 +274,9 @@ async def test_a_document_is_ingested_by_the_worker_and_searched(platform, opera
         )
     assert posted.status_code == 202, posted.text
     document = posted.json()["id"]
-    client = await _temporal(platform)
-    handle = client.get_workflow_handle(f"{tenant.slug}/ingest/{document}")
-    assert await handle.result() == "ready"
+    async with _temporal(platform) as client:
+        handle = await started(client, f"{tenant.slug}/ingest/{document}")
+        assert await handle.result() == "ready"
     async with httpx.AsyncClient(timeout=60) as http:
         found = await http.post(
             f"{platform.api()}/v1/search",
@@ -277,21 +299,36 @@ async def test_an_approved_incident_delivers_its_webhook(platform, operator):
         )
         assert hook.status_code == 201, hook.text
         receiver.secret = hook.json()["secret"]
+        # A proposal is approved only when it cites the knowledge base: give it something to cite.
+        posted = await http.post(
+            f"{platform.api()}/v1/documents",
+            json={"title": "Boiler reset", "text": BOILER},
+            headers=tenant.headers,
+        )
+        assert posted.status_code == 202, posted.text
+        async with _temporal(platform) as client:
+            ingest = await started(client, f"{tenant.slug}/ingest/{posted.json()['id']}")
+            assert await ingest.result() == "ready"
         reported = await http.post(
             f"{platform.api()}/v1/incidents",
-            json={"title": "Boiler down", "description": "No heat since the power cut."},
+            json={
+                "title": "Boiler does not start",
+                "description": "The boiler will not start after a power cut; no heat.",
+            },
             headers=tenant.headers,
         )
         assert reported.status_code == 201, reported.text
         number = reported.json()["number"]
-        client = await _temporal(platform)
-        handle = client.get_workflow_handle(f"{tenant.slug}/incident/{number.removeprefix('INC-')}")
-        await _until_awaiting_approval(handle)
-        approved = await http.post(
-            f"{platform.api()}/v1/incidents/{number}/approve", headers=tenant.headers
-        )
-        assert approved.status_code == 202, approved.text
-        assert await handle.result() == "approved"
+        workflow = f"{tenant.slug}/incident/{number.removeprefix('INC-')}"
+        async with _temporal(platform) as client:
+            # The worker's outbox relay starts it once the report has committed.
+            handle = await started(client, workflow)
+            await _until_awaiting_approval(handle)
+            approved = await http.post(
+                f"{platform.api()}/v1/incidents/{number}/approve", headers=tenant.headers
+            )
+            assert approved.status_code == 202, approved.text
+            assert await handle.result() == "approved"
         [delivery] = await asyncio.to_thread(receiver.wait_for, 1)
     finally:
         await http.aclose()
