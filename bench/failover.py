@@ -75,6 +75,7 @@ class Sample:
     ended: float
     status: int  # 0: no answer (connection refused, reset, timed out)
     task: str
+    problem: str = ""  # a 5xx's problem type, to tell shedding from a database out of reach
 
     @property
     def failed(self) -> bool:
@@ -257,12 +258,15 @@ class Load:
         task, method, path, body = self._pick()
         headers = {**caller["headers"], "X-Forwarded-For": caller["address"]}
         started = time.monotonic()
+        problem = ""
         try:
             answer = await self.client.request(method, path, json=body, headers=headers)
             status = answer.status_code
+            if status >= 500 and "problem+json" in answer.headers.get("content-type", ""):
+                problem = answer.json().get("type", "").rsplit("/", 1)[-1].rsplit("#", 1)[-1]
         except httpx.TransportError:
             status = 0
-        self.samples.append(Sample(started, time.monotonic(), status, task))
+        self.samples.append(Sample(started, time.monotonic(), status, task, problem))
 
     async def run(self) -> None:
         while not self.stopping.is_set():
@@ -291,6 +295,7 @@ def summarise(phase: Phase, samples: list[Sample], slow_ms: float) -> dict[str, 
         "failed": len(failed),
         "failed_percent": round(100 * len(failed) / len(inside), 3),
         "failed_by_task": _count(s.task for s in failed),
+        "failed_by_problem": _count(f"{s.status} {s.problem or '-'}" for s in failed),
         "by_status": by_status,
         "p50_ms": round(percentile(latencies, 50), 1),
         "p99_ms": round(percentile(latencies, 99), 1),
