@@ -1,4 +1,9 @@
-"""One embedded PostgreSQL per test session; the app runs as `tenantry_app`, so RLS applies."""
+"""One embedded PostgreSQL per test session; the app runs as `tenantry_app`, so RLS applies.
+
+TENANTRY_TEST_DATABASE_URL names another PostgreSQL (an empty database and a superuser) to run
+the tests against instead; tests/external/ runs the catalog and RLS tests that way against
+Debian's PostgreSQL.
+"""
 
 from __future__ import annotations
 
@@ -31,7 +36,11 @@ OPERATOR_TOKEN = "tnop_test-operator-" + uuid.uuid4().hex
 def stack() -> Stack:
     home = Path(tempfile.mkdtemp(prefix="tenantry-test-"))
     settings = Settings(
-        home=home, environment="test", demo_tenants=False, bootstrap_token=OPERATOR_TOKEN
+        home=home,
+        environment="test",
+        demo_tenants=False,
+        bootstrap_token=OPERATOR_TOKEN,
+        database_url=os.environ.get("TENANTRY_TEST_DATABASE_URL"),
     )
     started = start_database(settings)
     # The same dev server `tenantry run` starts, once for the whole session.

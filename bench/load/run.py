@@ -99,6 +99,19 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def _role(cmdline: str) -> str:
+    """API processes, the worker, Temporal apart; `tenantry` is the supervisor (and anything else
+    it starts), so the capacity model can size each on its own."""
+    for marker, role in (
+        ("temporal", "temporal"),
+        ("tenantry.runtime.api_process", "api"),
+        ("tenantry.runtime.worker_process", "worker"),
+    ):
+        if marker in cmdline:
+            return role
+    return "tenantry"
+
+
 def stack_processes(root: int) -> str:
     """`name=pid,...` of `tenantry run` and its descendants, PostgreSQL's aside."""
     named, todo = [], [root]
@@ -110,7 +123,7 @@ def stack_processes(root: int) -> str:
             continue
         if "postgres" in cmdline.split(" ")[0]:
             continue
-        named.append(f"{'temporal' if 'temporal' in cmdline else 'tenantry'}={pid}")
+        named.append(f"{_role(cmdline)}={pid}")
         todo += _children(pid)
     return ",".join(named)
 

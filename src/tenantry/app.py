@@ -20,7 +20,7 @@ from tenantry.config.api import router as config_router
 from tenantry.config.cache import PrefixCache
 from tenantry.config.listener import ConfigListener
 from tenantry.db.session import Database, create_app_engine
-from tenantry.db.urls import app_url, libpq_dsn, sqlalchemy_url
+from tenantry.db.urls import app_url, libpq_dsn, replica_app_url, sqlalchemy_url
 from tenantry.egress.gate import EgressGate
 from tenantry.egress.policy import EgressPolicy
 from tenantry.errors import (
@@ -63,6 +63,7 @@ from tenantry.observability.health import check_database, check_temporal
 from tenantry.observability.health import router as health_router
 from tenantry.observability.metrics import REGISTRY
 from tenantry.problems import problem_response, unexpected_error
+from tenantry.read_your_writes import ReadYourWrites, position_key
 from tenantry.retry_middleware import RetryTransactions
 from tenantry.settings import Settings, get_settings
 from tenantry.tenancy.client_address import TrustedProxies
@@ -84,8 +85,16 @@ def create_app(
         engine = create_app_engine(
             url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
         )
+        replica_url = replica_app_url(settings)
+        replica = (
+            create_app_engine(
+                replica_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
+            )
+            if replica_url is not None
+            else None
+        )
         shares = ConnectionShares(settings.db_pool_size + settings.db_max_overflow)
-        app.state.db = db = Database(engine, tenant_slots=shares)
+        app.state.db = db = Database(engine, tenant_slots=shares, replica=replica)
         state = app.state
         state.config_cache = PrefixCache(settings.config_cache_seconds)
         state.policies = PolicyStore(db, state.config_cache)
@@ -137,6 +146,8 @@ def create_app(
             if hasattr(state.concurrency, "close"):
                 await state.concurrency.close()
             await db.dispose()
+            if replica is not None:
+                await replica.dispose()
 
     app = FastAPI(
         title="Tenantry",
@@ -165,6 +176,9 @@ def create_app(
         body_limits={UPLOAD_PATH: settings.max_document_bytes + settings.max_body_bytes},
         precheck=EarlyRefusal(app.state),
     )
+    if settings.replica_database_url:
+        # Outermost: the session's last write position, for reads routed to the replica.
+        app.add_middleware(ReadYourWrites, key=position_key(app.state.signing_key))
     _install_error_handlers(app)
     app.include_router(health_router)
     app.include_router(identity_router)

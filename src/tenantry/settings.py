@@ -44,6 +44,12 @@ class Settings(BaseSettings):
         description=f"How the application connects; default: `{APP_ROLE}` on the same server.",
     )
     app_db_password: SecretStr | None = None
+    replica_database_url: str | None = Field(
+        default=None,
+        description="A streaming standby of the primary that read-only routes may read from, "
+        f"connected to as `{APP_ROLE}` (so under the same RLS); a caller's reads stay on the "
+        "primary until the standby has replayed its writes. Unset: every read on the primary.",
+    )
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=5, ge=0)
 

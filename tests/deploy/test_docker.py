@@ -52,7 +52,7 @@ def test_the_stack_has_every_service_of_the_design():
         assert services[name]["depends_on"]["migrate"]["condition"] == (
             "service_completed_successfully"
         )
-    assert services["worker"]["command"] == ["tenantry", "worker"]
+    assert services["worker"]["command"] == ["tenantry", "worker", "--health-port", "8000"]
     assert set(MONITORING["services"]) == {"prometheus", "grafana"}
     for document in (STACK, MONITORING):
         for name, service in document["services"].items():

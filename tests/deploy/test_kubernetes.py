@@ -138,7 +138,7 @@ def test_pods_are_hardened_and_drain(phase):
     # The grace period covers the endpoint drain and the API's own drain of in-flight requests.
     assert api["terminationGracePeriodSeconds"] >= pre_stop + 30
     worker = by_id(resources)["Deployment", "tenantry-worker"]["spec"]["template"]["spec"]
-    assert worker["containers"][0]["command"] == ["tenantry", "worker"]
+    assert worker["containers"][0]["command"] == ["tenantry", "worker", "--health-port", "8000"]
 
 
 @pytest.mark.parametrize("phase", PHASES)
@@ -173,7 +173,14 @@ def test_dedicated_worker_template_for_a_silo_tenant():
         validate(resource)
     deployment, scaled = resources
     container = deployment["spec"]["template"]["spec"]["containers"][0]
-    assert container["command"] == ["tenantry", "worker", "--tenant", "chogar"]
+    assert container["command"] == [
+        "tenantry",
+        "worker",
+        "--tenant",
+        "chogar",
+        "--health-port",
+        "8000",
+    ]
     assert scaled["spec"]["triggers"][0]["metadata"]["taskQueue"] == dedicated_task_queue("chogar")
     assert scaled["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
     labels = deployment["spec"]["template"]["metadata"]["labels"]

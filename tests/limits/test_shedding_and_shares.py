@@ -105,6 +105,17 @@ async def test_a_late_event_loop_counts_as_pressure():
         watcher.cancel()
 
 
+def test_one_stall_does_not_shed_but_lag_that_persists_does():
+    # A replica frozen for 10 s (SIGSTOP) reads 10 s late on its next tick: it must serve the
+    # requests that waited for it, not refuse them all (bench/failover.py's frozen phase).
+    monitor = LoadMonitor(capacity=100, lag_threshold_seconds=0.25)
+    monitor.observe(10.0)
+    assert not monitor.should_shed(0.7)
+    for _ in range(10):
+        monitor.observe(0.3)
+    assert monitor.should_shed(1.0)
+
+
 async def test_each_tier_holds_at_most_its_share_of_connections(db, make_tenant):
     shares = ConnectionShares(pool_capacity=10)
     assert [shares.size_for(t) for t in ("free", "standard", "enterprise")] == [2, 4, 6]

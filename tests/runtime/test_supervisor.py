@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 from pathlib import Path
 
 import httpx
@@ -113,6 +114,9 @@ async def _in_flight_through_sigterm(run: Run, key: dict[str, str]) -> httpx.Res
             assert ready.status_code == 503 and ready.json()["status"] == "draining"
             assert (await fresh.get("/v1/me", headers=key)).status_code == 200
         await asyncio.to_thread(run.wait_for, "stopped accepting", start=mark)
+        # Refused, not queued in a backlog nobody accepts from: a proxy retries it elsewhere.
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", run.port), timeout=5).close()
         release.set()  # the request in flight finishes after the socket has closed
         return await upload
 

@@ -39,11 +39,19 @@ def serve_api() -> None:
 @app.command()
 def worker(
     tenant: Annotated[str | None, typer.Option(help="Serve this tenant's dedicated queue.")] = None,
+    health_port: Annotated[
+        int | None,
+        typer.Option(
+            envvar="TENANTRY_WORKER_HEALTH_PORT",
+            help="Answer /health/live and /health/ready on this port (on TENANTRY_HOST).",
+        ),
+    ] = None,
 ) -> None:
-    """Run a Temporal worker (the pool queue, or `tenant-SLUG-jobs` with --tenant)."""
+    """Run a Temporal worker (the pool queue, or `tenant-SLUG-jobs` with --tenant). SIGTERM
+    stops polling and gives running activities TENANTRY_SHUTDOWN_GRACE_SECONDS."""
     from tenantry.cli.serve import run_worker
 
-    run_worker(tenant)
+    run_worker(tenant, health_port)
 
 
 @app.command()

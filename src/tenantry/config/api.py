@@ -72,7 +72,7 @@ async def patch_config(
 
 @router.get("/versions", response_model=Page[VersionOut], **guard(Permission.CONFIG_READ))
 async def list_versions(subject: Caller, db: Db, paging: PageParams) -> Page[VersionOut]:
-    async with db.tenant(subject.tenant.id) as session:
+    async with db.tenant(subject.tenant.id, readonly=True) as session:
         rows, next_cursor = await service.list_versions(
             session, tenant_id=subject.tenant.id, cursor=paging.cursor, limit=paging.limit
         )
@@ -82,7 +82,7 @@ async def list_versions(subject: Caller, db: Db, paging: PageParams) -> Page[Ver
 
 @router.get("/versions/{version}", response_model=VersionOut, **guard(Permission.CONFIG_READ))
 async def show_version(version: VersionParam, subject: Caller, db: Db) -> VersionOut:
-    async with db.tenant(subject.tenant.id) as session:
+    async with db.tenant(subject.tenant.id, readonly=True) as session:
         row = await service.get_version(session, tenant_id=subject.tenant.id, version=version)
         return VersionOut.model_validate(row)
 
@@ -94,7 +94,7 @@ async def diff_versions(
     before: Annotated[VersionParam, Query(alias="from")],
     after: Annotated[VersionParam, Query(alias="to")],
 ) -> dict[str, Any]:
-    async with db.tenant(subject.tenant.id) as session:
+    async with db.tenant(subject.tenant.id, readonly=True) as session:
         changes = await service.diff_versions(
             session, tenant_id=subject.tenant.id, before=before, after=after
         )

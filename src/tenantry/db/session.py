@@ -8,6 +8,10 @@ implicit BEGIN waits for its own answer before anything else is sent, which woul
 a round trip of its own on every transaction. Transaction-local settings a query needs (a vector
 search's planner settings) ride in the same `set_config` statement.
 
+A read-only transaction (`readonly=True`) may run on a read replica (`replica=`), only once the
+replica has replayed past the caller's last write (see `db/replica.py`); otherwise, and whenever
+the replica cannot be reached, on the primary. It is `READ ONLY` wherever it runs.
+
 Pooled connections are not pinged on checkout (a `SELECT 1` round trip on every transaction):
 they are recycled after `POOL_RECYCLE_SECONDS`, and one found dead by the transaction's first
 round trip, before anything of the transaction ran, is dropped and replaced once.
@@ -17,13 +21,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import psycopg
-from sqlalchemy import event, text
+import structlog
+from sqlalchemy import event, exc, text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -31,6 +37,14 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from tenantry.db.replica import (
+    REPLAYED_PAST,
+    WAL_POSITION,
+    WROTE,
+    current_position,
+    format_lsn,
+    parse_lsn,
+)
 from tenantry.db.retry import RetryPolicy, is_retryable
 from tenantry.tenancy.context import current_tenant
 
@@ -39,6 +53,9 @@ TenantSlots = Callable[[uuid.UUID], asyncio.Semaphore | None]
 TENANT_SETTING = "tenantry.tenant_id"
 SET_TENANT = "SELECT set_config('tenantry.tenant_id', %s, true)"
 POOL_RECYCLE_SECONDS = 1800
+# After the replica could not be reached, reads stay on the primary this long before trying again.
+REPLICA_RETRY_SECONDS = 5.0
+log = structlog.get_logger("tenantry.db")
 
 # The application must be subject to RLS: refuse superusers, BYPASSRLS roles and table owners.
 UNSAFE_ROLE_CHECK = """
@@ -51,6 +68,10 @@ FROM pg_roles r WHERE r.rolname = current_user
 
 class UnsafeDatabaseRole(RuntimeError):
     pass
+
+
+class _ReplicaBehind(Exception):
+    """The replica has not yet replayed the caller's last write."""
 
 
 def create_app_engine(url: URL, *, pool_size: int, max_overflow: int) -> AsyncEngine:
@@ -96,8 +117,12 @@ class Database:
         *,
         tenant_slots: TenantSlots | None = None,
         retry: RetryPolicy | None = None,
+        replica: AsyncEngine | None = None,
     ) -> None:
         self.engine = engine
+        # A streaming standby for read-only transactions (same roles, so the same RLS).
+        self.replica = replica
+        self._replica_down_until = 0.0
         # Optional cap on how many connections one tenant holds at once (its tier's share).
         self.tenant_slots = tenant_slots
         self.retry = retry or RetryPolicy()
@@ -126,17 +151,20 @@ class Database:
         tenant_id: uuid.UUID | None = None,
         *,
         local_settings: Mapping[str, str] | None = None,
+        readonly: bool = False,
     ) -> AsyncIterator[AsyncSession]:
         """A transaction that sees only `tenant_id` (default: the current tenant context).
 
         `local_settings`: PostgreSQL settings local to the transaction (`SET LOCAL`), set in its
         first round trip; the session's `info["local_settings"]` tells what was set.
+        `readonly`: a `READ ONLY` transaction, served by the read replica when there is one and
+        it has replayed the caller's writes. Never for a transaction that writes.
         """
         tid = tenant_id or current_tenant().id
         slot = self.tenant_slots(tid) if self.tenant_slots else None
         async with (
             slot or contextlib.nullcontext(),
-            self._transaction(tid, local_settings or {}) as session,
+            self._transaction(tid, local_settings or {}, readonly=readonly) as session,
         ):
             yield session
 
@@ -176,37 +204,97 @@ class Database:
         raise AssertionError("unreachable")
 
     @asynccontextmanager
-    async def _connection(self):
-        async with self.engine.connect() as conn:
+    async def _connection(self, engine: AsyncEngine | None = None):
+        async with (engine or self.engine).connect() as conn:
             yield conn, (await conn.get_raw_connection()).driver_connection
 
     @asynccontextmanager
-    async def _begun(self, tenant_id: uuid.UUID | None, local_settings: Mapping[str, str]):
-        """A pooled connection with the transaction begun, in one round trip."""
+    async def _begun(
+        self,
+        tenant_id: uuid.UUID | None,
+        local_settings: Mapping[str, str],
+        *,
+        readonly: bool = False,
+        engine: AsyncEngine | None = None,
+        replayed_past: int = 0,
+    ):
+        """A pooled connection with the transaction begun, in one round trip. With
+        `replayed_past`, on a standby that has not replayed that far: `_ReplicaBehind`."""
         values = dict(local_settings)
         if tenant_id is not None:
             values[TENANT_SETTING] = str(tenant_id)
         for attempt in (1, 2):
-            async with self._connection() as (conn, driver):
+            async with self._connection(engine) as (conn, driver):
+                check = None
                 try:
                     async with driver.pipeline():
-                        await driver.execute("BEGIN")
+                        await driver.execute("BEGIN READ ONLY" if readonly else "BEGIN")
                         if values:
                             await driver.execute(*_set_local(values))
+                        if replayed_past:
+                            check = await driver.execute(REPLAYED_PAST, [format_lsn(replayed_past)])
                 except psycopg.OperationalError:
                     # Dead before anything of the transaction ran: safe to start again, once.
                     if attempt == 1 and _dead(driver):
                         await conn.invalidate()
                         continue
                     raise
+                if check is not None and not (await check.fetchone())[0]:
+                    await driver.rollback()
+                    raise _ReplicaBehind
                 yield conn, driver
                 return
 
     @asynccontextmanager
+    async def _begun_for(
+        self, tenant_id: uuid.UUID | None, local_settings: Mapping[str, str], readonly: bool
+    ):
+        """The replica for a read-only transaction when it may serve it, else the primary."""
+        async with contextlib.AsyncExitStack() as stack:
+            begun = None
+            if (
+                readonly
+                and self.replica is not None
+                and time.monotonic() >= self._replica_down_until
+            ):
+                position = current_position()
+                try:
+                    begun = await stack.enter_async_context(
+                        self._begun(
+                            tenant_id,
+                            local_settings,
+                            readonly=True,
+                            engine=self.replica,
+                            replayed_past=position.lsn if position else 0,
+                        )
+                    )
+                except _ReplicaBehind:
+                    pass
+                except (
+                    psycopg.OperationalError,
+                    exc.OperationalError,
+                    exc.InterfaceError,
+                ) as error:
+                    # Nothing of the caller's transaction has run yet: the primary serves it.
+                    self._replica_down_until = time.monotonic() + REPLICA_RETRY_SECONDS
+                    log.warning(
+                        "read replica unreachable; reading from the primary", error=str(error)
+                    )
+            if begun is None:
+                begun = await stack.enter_async_context(
+                    self._begun(tenant_id, local_settings, readonly=readonly)
+                )
+            yield begun
+
+    @asynccontextmanager
     async def _transaction(
-        self, tenant_id: uuid.UUID | None, local_settings: Mapping[str, str]
+        self,
+        tenant_id: uuid.UUID | None,
+        local_settings: Mapping[str, str],
+        *,
+        readonly: bool = False,
     ) -> AsyncIterator[AsyncSession]:
-        async with self._begun(tenant_id, local_settings) as (conn, driver):
+        async with self._begun_for(tenant_id, local_settings, readonly) as (conn, driver):
             session = AsyncSession(bind=conn, expire_on_commit=False, autoflush=True)
             session.info["local_settings"] = dict(local_settings)
             try:
@@ -216,9 +304,23 @@ class Database:
                 await driver.rollback()
                 raise
             else:
-                await driver.commit()
+                await self._commit(driver, readonly)
             finally:
                 await session.close()
+
+    async def _commit(self, driver: psycopg.AsyncConnection, readonly: bool) -> None:
+        position = current_position()
+        if readonly or self.replica is None or position is None:
+            await driver.commit()
+            return
+        # With a replica, a write notes where the primary's WAL is once it has committed, in the
+        # same round trip as the COMMIT, so that this caller's next reads wait for it.
+        async with driver.pipeline():
+            wrote = await driver.execute(WROTE)
+            await driver.execute("COMMIT")
+            where = await driver.execute(WAL_POSITION)
+        if (await wrote.fetchone())[0]:
+            position.advance(parse_lsn((await where.fetchone())[0]))
 
     async def dispose(self) -> None:
         await self.engine.dispose()

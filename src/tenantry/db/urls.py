@@ -21,6 +21,14 @@ def app_url(settings: Settings, admin_url: str) -> URL:
     return sqlalchemy_url(admin_url).set(username=APP_ROLE, password=password)
 
 
+def replica_app_url(settings: Settings) -> URL | None:
+    """How the application reads from the replica: as `tenantry_app`, as on the primary."""
+    if not settings.replica_database_url:
+        return None
+    password = settings.app_db_password.get_secret_value() if settings.app_db_password else None
+    return sqlalchemy_url(settings.replica_database_url).set(username=APP_ROLE, password=password)
+
+
 def libpq_dsn(url: str | URL) -> str:
     """A libpq connection string (for psycopg's own connect), passwords included."""
     parsed = sqlalchemy_url(url).set(drivername="postgresql")

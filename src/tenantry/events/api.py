@@ -46,7 +46,7 @@ async def create_endpoint(
 
 @router.get("", response_model=Page[EndpointOut], **MANAGE)
 async def list_endpoints(subject: Caller, db: Db, paging: PageParams) -> Page[EndpointOut]:
-    async with db.tenant(subject.tenant.id) as session:
+    async with db.tenant(subject.tenant.id, readonly=True) as session:
         rows, next_cursor = await service.list_endpoints(
             session, tenant_id=subject.tenant.id, cursor=paging.cursor, limit=paging.limit
         )
@@ -56,7 +56,7 @@ async def list_endpoints(subject: Caller, db: Db, paging: PageParams) -> Page[En
 
 @router.get("/{endpoint_id}", response_model=EndpointOut, **MANAGE)
 async def show_endpoint(endpoint_id: uuid.UUID, subject: Caller, db: Db) -> EndpointOut:
-    async with db.tenant(subject.tenant.id) as session:
+    async with db.tenant(subject.tenant.id, readonly=True) as session:
         return EndpointOut.model_validate(
             await service.get_endpoint(
                 session, tenant_id=subject.tenant.id, endpoint_id=endpoint_id
@@ -94,7 +94,7 @@ async def delete_endpoint(endpoint_id: uuid.UUID, subject: Caller, db: Db) -> Re
 async def list_deliveries(
     endpoint_id: uuid.UUID, subject: Caller, db: Db, paging: PageParams
 ) -> Page[DeliveryOut]:
-    async with db.tenant(subject.tenant.id) as session:
+    async with db.tenant(subject.tenant.id, readonly=True) as session:
         rows, next_cursor = await service.list_deliveries(
             session,
             tenant_id=subject.tenant.id,

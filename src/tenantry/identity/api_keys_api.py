@@ -36,7 +36,7 @@ def _out(key: ApiKey) -> ApiKeyOut:
 
 @router.get("", response_model=Page[ApiKeyOut], **guard(Permission.API_KEYS_READ))
 async def list_keys(subject: Caller, db: Db, paging: PageParams) -> Page[ApiKeyOut]:
-    async with db.tenant(subject.tenant.id) as session:
+    async with db.tenant(subject.tenant.id, readonly=True) as session:
         rows, next_cursor = await api_keys.list_keys(
             session, tenant_id=subject.tenant.id, cursor=paging.cursor, limit=paging.limit
         )
@@ -68,7 +68,7 @@ async def create_key(
 
 @router.get("/{key_id}", response_model=ApiKeyOut, **guard(Permission.API_KEYS_READ))
 async def show_key(key_id: uuid.UUID, subject: Caller, db: Db) -> ApiKeyOut:
-    async with db.tenant(subject.tenant.id) as session:
+    async with db.tenant(subject.tenant.id, readonly=True) as session:
         return _out(await api_keys.get(session, tenant_id=subject.tenant.id, key_id=key_id))
 
 

@@ -21,7 +21,7 @@ Db = Annotated[Database, Depends(database)]
 
 @router.get("", response_model=Page[UserOut], **guard(Permission.USERS_READ))
 async def list_users(subject: Caller, db: Db, paging: PageParams) -> Page[UserOut]:
-    async with db.tenant(subject.tenant.id) as session:
+    async with db.tenant(subject.tenant.id, readonly=True) as session:
         rows, next_cursor = await users.list_users(
             session, tenant_id=subject.tenant.id, cursor=paging.cursor, limit=paging.limit
         )
@@ -51,7 +51,7 @@ async def create_user(body: UserCreate, subject: Caller, db: Db, request: Reques
 
 @router.get("/{user_id}", response_model=UserOut, **guard(Permission.USERS_READ))
 async def show_user(user_id: uuid.UUID, subject: Caller, db: Db) -> UserOut:
-    async with db.tenant(subject.tenant.id) as session:
+    async with db.tenant(subject.tenant.id, readonly=True) as session:
         return UserOut.model_validate(
             await users.get(session, tenant_id=subject.tenant.id, user_id=user_id)
         )

@@ -74,7 +74,7 @@ async def list_incidents(
     severity: Severity | None = None,
     area: Annotated[Area | None, Query()] = None,
 ) -> Page[IncidentOut]:
-    async with db.tenant(subject.tenant.id) as session:
+    async with db.tenant(subject.tenant.id, readonly=True) as session:
         rows, next_cursor = await service.list_incidents(
             session,
             tenant_id=subject.tenant.id,
@@ -90,7 +90,7 @@ async def list_incidents(
 
 @router.get("/{number}", response_model=IncidentOut, **guard(Permission.INCIDENTS_READ))
 async def show_incident(number: Handle, subject: Caller, db: Db) -> IncidentOut:
-    async with db.tenant(subject.tenant.id) as session:
+    async with db.tenant(subject.tenant.id, readonly=True) as session:
         incident = await service.get(session, tenant_id=subject.tenant.id, handle=number)
         return IncidentOut.of(incident, await service.timeline(session, incident=incident))
 

@@ -125,7 +125,7 @@ async def list_documents(
     ] = None,
     tag: Annotated[Tag | None, Query()] = None,
 ) -> Page[DocumentOut]:
-    async with db.tenant(subject.tenant.id) as session:
+    async with db.tenant(subject.tenant.id, readonly=True) as session:
         rows, next_cursor = await service.list_documents(
             session,
             tenant_id=subject.tenant.id,
@@ -142,7 +142,7 @@ async def list_documents(
     "/v1/documents/{document_id}", response_model=DocumentOut, **guard(Permission.CONTENT_READ)
 )
 async def show_document(document_id: uuid.UUID, subject: Caller, db: Db) -> DocumentOut:
-    async with db.tenant(subject.tenant.id) as session:
+    async with db.tenant(subject.tenant.id, readonly=True) as session:
         return DocumentOut.of(
             await service.get(session, tenant_id=subject.tenant.id, document_id=document_id)
         )

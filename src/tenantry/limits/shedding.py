@@ -38,7 +38,13 @@ class LoadMonitor:
         while True:
             started = loop.time()
             await asyncio.sleep(interval)
-            late = max(0.0, loop.time() - started - interval)
-            # Smoothed, so one slow callback does not shed; a loop that stays late does.
-            self.lag = 0.7 * self.lag + 0.3 * late
-            EVENT_LOOP_LAG.set(self.lag)
+            self.observe(max(0.0, loop.time() - started - interval))
+
+    def observe(self, late: float) -> None:
+        """One timer's lateness. Smoothed, so one slow callback does not shed; a loop that stays
+        late does. Each reading counts for at most twice the threshold: a process that was
+        stopped (SIGSTOP, a paused VM) or stalled once reads seconds late on its next tick, and
+        must not then shed every request that waited for it; lag that persists still sheds."""
+        late = min(late, 2 * self.lag_threshold)
+        self.lag = 0.7 * self.lag + 0.3 * late
+        EVENT_LOOP_LAG.set(self.lag)

@@ -9,6 +9,7 @@ balancer stops sending new ones), then the socket is closed and in-flight reques
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import signal
 import socket
@@ -77,6 +78,13 @@ class DrainingServer(uvicorn.Server):
             tell_ready(self.ready_fd)
 
     async def shutdown(self, sockets=None) -> None:
+        # Close the listening socket before saying so: from that line on, a new connection is
+        # refused (the supervisor has already let go of its copy).
+        for server in self.servers:
+            server.close()
+        for sock in sockets or []:
+            sock.close()
+        await asyncio.sleep(0)  # one turn of the loop: the listening handles are closed in it
         log.info(
             "stopped accepting; in-flight requests may finish",
             in_flight=len(self.server_state.tasks),

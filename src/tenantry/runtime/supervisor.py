@@ -316,6 +316,11 @@ class Supervisor:
         for process in running:
             with contextlib.suppress(ProcessLookupError):
                 process.send_signal(signal.SIGTERM if terminate else signal.SIGINT)
+        # The API processes hold the listening socket too and keep serving while they drain; once
+        # the last of them closes it, new connections are refused (a load balancer tries another
+        # replica at once) instead of waiting in a backlog that nobody will ever accept from.
+        if self.listener is not None:
+            self.listener.close()
         settings = self.settings
         budget = (
             settings.drain_seconds + settings.shutdown_grace_seconds + 5
@@ -324,8 +329,6 @@ class Supervisor:
         )
         started = time.monotonic()
         self._wait_or_kill(running, budget)
-        if self.listener is not None:
-            self.listener.close()
         if self.redis is not None:
             self.redis.stop(SERVICE_STOP_SECONDS)
             self.registry.forget("redis")

@@ -1,10 +1,12 @@
 """The worker process of `tenantry run`: every tenant's workflows and activities, the outbox relay,
-and the owner's upkeep (HNSW promotion), away from the API processes.
+and the owner's upkeep (HNSW promotion), away from the API processes. `tenantry worker` runs the
+same loop alone.
 
 It runs at a lower CPU priority (nice 10): on a machine it shares with the API, tenant work
 waits for requests, not the other way round. A signal stops it within its grace period whatever
-Temporal's state: a watchdog ends the process if the Temporal SDK is still retrying a server that
-has gone away.
+Temporal's state: SIGTERM turns readiness to 503, stops polling and gives running activities
+TENANTRY_SHUTDOWN_GRACE_SECONDS (SIGINT: three seconds at most); a watchdog ends the process if the
+Temporal SDK is still retrying a server that has gone away.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 
 import structlog
+from sqlalchemy import text
 
 from tenantry.db.session import Database, create_app_engine
 from tenantry.db.urls import app_url, libpq_dsn
@@ -27,6 +31,7 @@ from tenantry.knowledge.embeddings import checked_embedder
 from tenantry.knowledge.promotion import promote
 from tenantry.observability.logging import configure_logging
 from tenantry.runtime.children import die_with_parent, tell_ready
+from tenantry.runtime.worker_health import WorkerHealth
 from tenantry.settings import Settings, get_settings
 from tenantry.worker.client import connect
 from tenantry.worker.runner import build_relay, build_worker
@@ -36,14 +41,27 @@ INTERRUPT_GRACE_SECONDS = 3.0
 UPKEEP_EVERY_SECONDS = 300
 
 
-async def serve(settings: Settings, ready_fd: int | None) -> None:
+async def serve(
+    settings: Settings,
+    ready_fd: int | None = None,
+    *,
+    task_queue: str | None = None,
+    upkeep: bool = True,
+    health_port: int | None = None,
+    on_ready: Callable[[], None] | None = None,
+) -> None:
+    """Poll `task_queue` (default: the pool's) until SIGTERM or SIGINT, then stop in time."""
+    task_queue = task_queue or settings.pool_task_queue
     stopping = asyncio.Event()
     grace = {"seconds": settings.shutdown_grace_seconds}
     loop = asyncio.get_running_loop()
+    health: WorkerHealth | None = None
 
     def stop(sig: int) -> None:
         if sig == signal.SIGINT:
             grace["seconds"] = min(grace["seconds"], INTERRUPT_GRACE_SECONDS)
+        if health is not None:
+            health.draining = True
         if not stopping.is_set():
             _watchdog(grace["seconds"] + 2)
         stopping.set()
@@ -56,10 +74,13 @@ async def serve(settings: Settings, ready_fd: int | None) -> None:
     try:
         keys = TenantKeys(db, platform_key(settings))
         client = await connect(settings.temporal_address, settings.temporal_namespace, keys=keys)
+        if health_port is not None:
+            health = WorkerHealth(_checks(client, db))
+            await health.start(settings.host, health_port)
         embedder = await checked_embedder(settings)
         worker = build_worker(
             client,
-            task_queue=settings.pool_task_queue,
+            task_queue=task_queue,
             db=db,
             embedder=embedder,
             settings=settings,
@@ -75,20 +96,37 @@ async def serve(settings: Settings, ready_fd: int | None) -> None:
         )
         running = asyncio.create_task(worker.run())
         relaying = asyncio.create_task(relay.run())
-        upkeep = asyncio.create_task(_upkeep(settings))
-        log.info("worker running", task_queue=settings.pool_task_queue)
+        upkeeping = asyncio.create_task(_upkeep(settings) if upkeep else stopping.wait())
+        if health is not None:
+            health.polling = True
+        log.info("worker running", task_queue=task_queue)
         tell_ready(ready_fd)
+        if on_ready is not None:
+            on_ready()
         await asyncio.wait(
             [running, asyncio.create_task(stopping.wait())], return_when="FIRST_COMPLETED"
         )
-        upkeep.cancel()
+        upkeeping.cancel()
         relaying.cancel()
         if not running.done():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(worker.shutdown(), grace["seconds"])
-        await asyncio.gather(running, relaying, upkeep, return_exceptions=True)
+        await asyncio.gather(running, relaying, upkeeping, return_exceptions=True)
     finally:
+        if health is not None:
+            await health.stop()
         await db.dispose()
+
+
+def _checks(client, db: Database) -> dict:
+    async def temporal() -> None:
+        await client.service_client.check_health()
+
+    async def database() -> None:
+        async with db.control() as session:
+            await session.execute(text("SELECT 1"))
+
+    return {"temporal": temporal, "database": database}
 
 
 async def _upkeep(settings: Settings) -> None:
@@ -124,6 +162,10 @@ def main(argv: list[str] | None = None) -> None:
     settings = get_settings()
     configure_logging(level=settings.log_level, json=settings.log_json)
     asyncio.run(serve(settings, args.ready_fd))
+    exit_now()
+
+
+def exit_now() -> None:
     log.info("worker stopped")
     # The Temporal SDK's runtime threads may still wait on a server that is gone; nothing is
     # left to do, so do not wait for them.
