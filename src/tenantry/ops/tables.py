@@ -14,10 +14,15 @@ when a table is added without being placed here:
   the live tenant (a client that retries a request across a restore may see it run again);
   the data key (`tenant_keys`) encrypts the tenant's Temporal payloads and is bound to its id, and
   a tenant's deletion destroys it on purpose (an archive must not bring it back); usage counts
-  are what was metered and billed, which a restore does not undo.
+  are what was metered and billed, which a restore does not undo; an OIDC login in flight is
+  a browser's, minutes long.
 
-Secrets inside DATA rows are sealed in the archive (SEALED); password hashes and the SHA-256
-digests of API keys and refresh tokens are not secrets that authenticate, and are kept as they are.
+Secrets inside DATA rows are exported as the database holds them, so an archive is as
+sensitive as the database itself (keep the backup store as private as its servers): webhook
+signing secrets in clear, the OIDC client secret sealed with the platform's secrets key and the
+tenant's id (a clone, a new id, cannot open it: its admin enters the client secret again),
+password hashes and the SHA-256 digests of API keys and refresh tokens (not secrets that
+authenticate; API keys name their tenant's id, so a clone's copies authenticate nobody).
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ DATA = frozenset(
         "refresh_tokens",
         "api_keys",
         "ldap_configs",
+        "user_identities",
+        "oidc_configs",
         "config_versions",
         "documents",
         "document_contents",
@@ -56,12 +63,9 @@ RUNTIME = frozenset(
         "idempotency_keys",
         "tenant_keys",
         "usage_daily",
+        "oidc_logins",
     }
 )
-# (table, column): sealed with the backup key inside the archive, unsealed on restore.
-SEALED = frozenset({("webhook_endpoints", "secret")})
-# Credentials a restore must not bring back to life: revoked after the backup, revoked after it.
-REVOCABLE = ("api_keys", "refresh_tokens")
 
 COLUMNS = text(
     """

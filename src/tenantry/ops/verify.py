@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -77,7 +78,7 @@ def _bad_rows(data: bytes, entry: dict) -> str:
     """Which block of rows changed, when the file still decompresses."""
     try:
         lines = gzip.GzipFile(fileobj=io.BytesIO(data)).read().splitlines(keepends=True)
-    except (OSError, EOFError, ValueError):
+    except (OSError, EOFError, ValueError, zlib.error):
         return ", the file no longer decompresses"
     if len(lines) != entry["rows"]:
         return f", {len(lines)} rows where the manifest says {entry['rows']}"

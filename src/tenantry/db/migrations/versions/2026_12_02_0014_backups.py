@@ -1,7 +1,7 @@
 """Backups, restores and clones: control-plane records of each.
 
 Revision ID: 0014
-Revises: 0007
+Revises: 0012
 Create Date: 2026-12-02
 """
 
@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from tenantry.db.migrations.rls import APP_ROLE
 
 revision = "0014"
-down_revision = "0007"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
