@@ -27,7 +27,12 @@ class BackupStore:
             folder.mkdir(parents=True, exist_ok=True)
             self._store = LocalStore(folder)
         else:
-            self._store = from_url(url, config=options or None)
+            config = dict(options or {})
+            # `allow_http` is the HTTP client's option (a MinIO or test server without TLS).
+            plain_http = config.pop("allow_http", "false").lower() == "true"
+            self._store = from_url(
+                url, config=config or None, client_options={"allow_http": plain_http}
+            )
 
     @classmethod
     def of(cls, settings: Settings) -> BackupStore:
