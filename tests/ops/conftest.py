@@ -13,7 +13,7 @@ from tenantry.ops.remap import IdMap
 from tenantry.ops.store import BackupStore
 from tenantry.ops.tables import DATA
 from tests.conftest import bearer, login
-from tests.ops.fill import add_chunks, fill_through_api
+from tests.ops.fill import add_chunks, add_incidents, fill_through_api
 
 
 @pytest.fixture
@@ -28,7 +28,8 @@ async def filled(client, make_tenant, make_user, db):
     admin = await make_user(tenant, "admin")
     headers = bearer((await login(client, tenant, admin))["access_token"])
     await make_user(tenant, "member")
-    await fill_through_api(client, headers)
+    made = await fill_through_api(client, headers)
+    await add_incidents(db, tenant.id, made["webhook"]["id"])
     await add_chunks(db, tenant.id, documents=3, chunks_per_document=4)
     return tenant, headers
 

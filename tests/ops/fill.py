@@ -58,7 +58,8 @@ async def add_chunks(db, tenant_id, *, documents: int, chunks_per_document: int,
 
 
 async def fill_through_api(client, headers) -> dict:
-    """What an admin does in a day: a key, a config change, a webhook, incidents, a second user."""
+    """What an admin does: a key, a config change, a webhook (for an event nothing here raises,
+    so no workflow of the session's worker writes to the tenant while a test compares it)."""
     made = {}
     key = await client.post(
         "/v1/api-keys", json={"name": "erp", "scopes": ["read"]}, headers=headers
@@ -70,17 +71,66 @@ async def fill_through_api(client, headers) -> dict:
     )
     assert config.status_code == 200, config.text
     hook = await client.post(
-        "/v1/webhooks", json={"url": "http://127.0.0.1:9/hooks"}, headers=headers
+        "/v1/webhooks",
+        json={"url": "http://127.0.0.1:9/hooks", "events": ["document.ready"]},
+        headers=headers,
     )
     assert hook.status_code == 201, hook.text
     made["webhook"] = hook.json()
-    made["incidents"] = []
-    for title in ("Caldera no enciende", "Fuga en la planta 2"):
-        incident = await client.post(
-            "/v1/incidents",
-            json={"title": title, "description": "Tras el apagón."},
-            headers=headers,
-        )
-        assert incident.status_code == 201, incident.text
-        made["incidents"].append(incident.json())
     return made
+
+
+async def add_incidents(db, tenant_id, endpoint_id: str, *, count: int = 2) -> None:
+    """Resolved incidents with their timelines and a failed delivery each, as their workflows
+    leave them (written straight to the tables: no workflow runs on them afterwards)."""
+    async with db.tenant(tenant_id) as session:
+        await session.execute(
+            text("INSERT INTO incident_counters (tenant_id, last_number) VALUES (:t, :n)"),
+            {"t": tenant_id, "n": count},
+        )
+        for number in range(1, count + 1):
+            incident_id = uuid.uuid4()
+            await session.execute(
+                text(
+                    "INSERT INTO incidents (tenant_id, id, number, title, description, severity, "
+                    "reporter, status, sources, resolution, resolved_by, resolved_at, created_at, "
+                    "updated_at) VALUES (:t, :i, :n, 'Caldera no enciende', 'Tras el apagón.', "
+                    "'medium', 'ana', 'resolved', CAST(:sources AS jsonb), 'Rearme', 'ana', now(), "
+                    "now(), now())"
+                ),
+                {
+                    "t": tenant_id,
+                    "i": incident_id,
+                    "n": number,
+                    "sources": f'[{{"incident": "{incident_id}"}}]',
+                },
+            )
+            for kind in ("reported", "resolved"):
+                await session.execute(
+                    text(
+                        "INSERT INTO incident_events (tenant_id, id, incident_id, at, actor, kind, "
+                        "data) VALUES (:t, :e, :i, now(), 'ana', :k, CAST(:d AS jsonb))"
+                    ),
+                    {
+                        "t": tenant_id,
+                        "e": uuid.uuid4(),
+                        "i": incident_id,
+                        "k": kind,
+                        "d": f'{{"incident_id": "{incident_id}"}}',
+                    },
+                )
+            await session.execute(
+                text(
+                    "INSERT INTO webhook_deliveries (tenant_id, id, endpoint_id, event_id, "
+                    "event_type, payload, status, attempts, last_error, created_at, updated_at) "
+                    "VALUES (:t, :d, :e, :ev, 'incident.resolved', CAST(:p AS jsonb), 'failed', 2, "
+                    "'HTTP 503', now(), now())"
+                ),
+                {
+                    "t": tenant_id,
+                    "d": uuid.uuid4(),
+                    "e": endpoint_id,
+                    "ev": f"evt_{number}",
+                    "p": f'{{"incident": "{incident_id}"}}',
+                },
+            )
