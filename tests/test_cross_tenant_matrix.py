@@ -21,6 +21,9 @@ from typing import Any
 from httpx import ASGITransport, AsyncClient
 
 from tenantry.identity.permissions import ROLE_PERMISSIONS, SCOPE_PERMISSIONS, Permission
+from tenantry.ops.service import take_backup
+from tenantry.ops.store import BackupStore
+from tenantry.settings import get_settings
 from tests.conftest import PASSWORD, bearer, unique_slug
 from tests.workflows import started
 
@@ -44,6 +47,7 @@ class World:
     a_identity_id: str  # an LDAP identity linked to a_target_user
     headers: dict[str, dict[str, str]]
     a_identifiers: set[str]
+    a_backup_id: str = ""  # a finished backup of A
 
 
 @dataclass
@@ -79,6 +83,11 @@ def slug_param(w: World) -> dict[str, str]:
 
 # Lists are called a page at a time, as clients do.
 PAGE = {"limit": 2}
+
+
+def backup_param(w: World) -> dict[str, str]:
+    return {"slug": w.a.slug, "backup_id": w.a_backup_id}
+
 
 LDAP_CONFIG = {
     "server_url": "ldap://127.0.0.1:1",
@@ -179,6 +188,10 @@ CASES: dict[tuple[str, str], Case] = {
     ("POST", "/v1/admin/tenants/{slug}/resume"): Case(200, params=slug_param),
     ("GET", "/v1/admin/tenants/{slug}/audit"): Case(200, params=slug_param, query=PAGE),
     ("GET", "/v1/admin/tenants/{slug}/audit/verify"): Case(200, params=slug_param),
+    ("POST", "/v1/admin/tenants/{slug}/backups"): Case(202, params=slug_param),
+    ("GET", "/v1/admin/tenants/{slug}/backups"): Case(200, params=slug_param, query=PAGE),
+    ("GET", "/v1/admin/tenants/{slug}/backups/{backup_id}"): Case(200, params=backup_param),
+    ("POST", "/v1/admin/tenants/{slug}/backups/{backup_id}/verify"): Case(200, params=backup_param),
     ("POST", "/v1/admin/tenants/{slug}/users"): Case(
         201,
         params=slug_param,
@@ -376,6 +389,7 @@ async def build_world(
         linked.json()["id"],
     }
     identifiers |= {document.json()["id"], marker}
+    backup = await take_backup(db, BackupStore.of(get_settings()), slug=a.slug, actor="matrix")
     return World(
         a,
         b,
@@ -389,6 +403,7 @@ async def build_world(
         linked.json()["id"],
         headers,
         identifiers,
+        str(backup.id),
     )
 
 

@@ -62,6 +62,7 @@ from tenantry.limits.shedding import LoadMonitor
 from tenantry.observability.health import check_database, check_temporal
 from tenantry.observability.health import router as health_router
 from tenantry.observability.metrics import REGISTRY
+from tenantry.ops.api import router as backups_router
 from tenantry.problems import problem_response, unexpected_error
 from tenantry.read_your_writes import ReadYourWrites, position_key
 from tenantry.retry_middleware import RetryTransactions
@@ -188,6 +189,7 @@ def create_app(
     app.include_router(oidc_router)
     app.include_router(identities_router)
     app.include_router(tenants_router)
+    app.include_router(backups_router)
     app.include_router(identity_admin_router)
     app.include_router(config_router)
     app.include_router(tiers_router)

@@ -188,6 +188,16 @@ class Settings(BaseSettings):
     cell: str = "main"
     cache_prefix: str = "tenantry"
     pool_task_queue: str = "tenantry-pool"
+    backup_url: str | None = Field(
+        default=None,
+        description="Where tenant backups go: `s3://bucket/prefix` (any S3-compatible store) or "
+        "`file:///folder`; unset: `home/backups`.",
+    )
+    backup_store_options: dict[str, str] = Field(
+        default_factory=dict,
+        description="The object store's options (obstore's S3 config: endpoint, region, "
+        "access_key_id, secret_access_key, allow_http).",
+    )
 
     log_level: str = "INFO"
     log_json: bool = True

@@ -6,12 +6,13 @@ from typing import Annotated
 
 import typer
 
-from tenantry.cli import audit, config, identity, knowledge, tenants
+from tenantry.cli import audit, backup, config, identity, knowledge, tenants
 from tenantry.cli.common import opened_stack
 
 app = typer.Typer(help="Tenantry: one platform, many isolated tenants.", no_args_is_help=True)
 app.add_typer(tenants.app, name="tenants")
 app.add_typer(audit.app, name="audit")
+app.add_typer(backup.app, name="backup")
 app.add_typer(identity.users, name="users")
 app.add_typer(identity.operators_app, name="operators")
 app.add_typer(config.config_app, name="config")

@@ -19,6 +19,8 @@ from tenantry.keys.service import TenantKeys
 from tenantry.knowledge.activities import KnowledgeActivities
 from tenantry.knowledge.embeddings import Embedder
 from tenantry.knowledge.workflows import IngestDocument
+from tenantry.ops.activities import OpsActivities
+from tenantry.ops.workflows import BackupTenant
 from tenantry.outbox.activities import OutboxActivities
 from tenantry.outbox.chores import Prune
 from tenantry.outbox.relay import Relay
@@ -27,7 +29,7 @@ from tenantry.tenants.cleanup import DeletionCleanup
 from tenantry.worker.client import connect
 from tenantry.worker.retry import RetryTransactions
 
-WORKFLOWS = [IngestDocument, IncidentWorkflow, DeliverWebhook]
+WORKFLOWS = [IngestDocument, IncidentWorkflow, DeliverWebhook, BackupTenant]
 # The relay's own calls give up fast: it retries on its own schedule, and must notice an outage.
 RELAY_RETRY = RetryConfig(max_retries=2, max_elapsed_time_millis=3000)
 
@@ -46,6 +48,7 @@ def build_worker(
         *IncidentActivities(db, embedder, settings).all(),
         *EventActivities(db, settings).all(),
         *OutboxActivities(db).all(),
+        *OpsActivities(db, settings).all(),
     ]
     return Worker(
         client,

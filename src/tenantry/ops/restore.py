@@ -1,0 +1,139 @@
+"""Putting an archive's rows into the database, in the caller's one transaction.
+
+`replace` swaps a tenant's DATA rows for the archive's: it holds the tenant's row FOR UPDATE,
+which every insert into a tenant-owned table waits on (its foreign key takes KEY SHARE on it),
+so the tenant's writes wait for the swap and then see it whole; reads go on from the old rows
+until the commit. `clone` copies the rows into a new tenant with every id renumbered.
+
+The audit chain is never imported: it is append-only. A restore appends `tenant.restored` to
+the live chain; a clone's chain starts with `tenant.created` and `tenant.cloned`, which names the
+archive it came from and its source's chain head.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tenantry.db.catalog import tenant_tables
+from tenantry.db.session import set_tenant
+from tenantry.errors import Conflict
+from tenantry.ops.archive import Archive
+from tenantry.ops.remap import IdMap
+from tenantry.ops.tables import DATA, table_info
+
+BATCH_ROWS = 500
+Progress = Callable[[str, int], Awaitable[None]]
+
+
+class SchemaMismatch(Conflict):
+    code, title = "archive-schema-mismatch", "Archive from another schema revision"
+
+
+async def check_revision(session: AsyncSession, archive: Archive) -> str:
+    current = await session.scalar(text("SELECT version_num FROM alembic_version"))
+    wanted = archive.manifest["revision"]
+    if wanted != current:
+        raise SchemaMismatch(
+            f"The archive was taken at schema revision {wanted}; this database is at {current}. "
+            f"Restore it into a Tenantry at revision {wanted}, then back it up again there."
+        )
+    return current
+
+
+async def data_tables(session: AsyncSession) -> list[str]:
+    """DATA tables, each before the tables that reference it (the order to insert in)."""
+    return [t for t in reversed(await tenant_tables(session)) if t in DATA]
+
+
+async def replace(
+    session: AsyncSession,
+    *,
+    archive: Archive,
+    tenant_id: uuid.UUID,
+    progress: Progress | None = None,
+) -> dict[str, int]:
+    await check_revision(session, archive)
+    await session.execute(text("SELECT 1 FROM tenants WHERE id = :t FOR UPDATE"), {"t": tenant_id})
+    await set_tenant(session, tenant_id)
+    order = await data_tables(session)
+    for table in reversed(order):
+        await session.execute(text(f'DELETE FROM "{table}" WHERE tenant_id = :t'), {"t": tenant_id})
+    return await _insert_all(session, archive, order, None, progress)
+
+
+async def clone(
+    session: AsyncSession,
+    *,
+    archive: Archive,
+    tenant_id: uuid.UUID,
+    progress: Progress | None = None,
+) -> tuple[dict[str, int], IdMap]:
+    """Copy the archive into the (new, empty) tenant `tenant_id`, every id renumbered."""
+    await check_revision(session, archive)
+    await set_tenant(session, tenant_id)
+    order = await data_tables(session)
+    mapping = IdMap(archive.manifest["tenant"]["id"], str(tenant_id))
+    for table in order:
+        if table not in archive.tables:
+            continue
+        columns = (await table_info(session, table)).id_columns
+        mapping.add(row[c] for row in archive.rows(table) for c in columns if row[c])
+    return await _insert_all(session, archive, order, mapping, progress), mapping
+
+
+async def _insert_all(
+    session: AsyncSession,
+    archive: Archive,
+    order: list[str],
+    mapping: IdMap | None,
+    progress: Progress | None,
+) -> dict[str, int]:
+    inserted: dict[str, int] = {}
+    for table in order:
+        if table not in archive.tables:
+            continue
+        info = await table_info(session, table)
+        inserted[table] = await _insert_table(session, archive, table, info.insertable, mapping)
+        if progress is not None:
+            await progress(table, inserted[table])
+    return inserted
+
+
+async def _insert_table(
+    session: AsyncSession,
+    archive: Archive,
+    table: str,
+    columns: list[str],
+    mapping: IdMap | None,
+) -> int:
+    names = ", ".join(f'"{c}"' for c in columns)
+    # jsonb_populate_recordset reads each value with its column type's own input function:
+    # vectors, arrays, timestamps and JSON come back exactly as they were exported.
+    statement = text(
+        f'INSERT INTO "{table}" ({names}) '
+        f'SELECT {names} FROM jsonb_populate_recordset(NULL::"{table}", CAST(:rows AS jsonb))'
+    )
+    count, batch = 0, []
+    for line in archive.lines(table):
+        batch.append(line if mapping is None else json.dumps(mapping.row(json.loads(line))))
+        if len(batch) == BATCH_ROWS:
+            count += await _flush(session, statement, batch)
+            batch = []
+    if batch:
+        count += await _flush(session, statement, batch)
+    return count
+
+
+async def _flush(session: AsyncSession, statement, batch: list[str]) -> int:
+    result = await session.execute(statement, {"rows": "[" + ",".join(batch) + "]"})
+    return result.rowcount
+
+
+def rows_of(archive: Archive) -> dict[str, Any]:
+    return {table: entry["rows"] for table, entry in archive.tables.items()}
