@@ -64,6 +64,7 @@ async def provision(session: AsyncSession, *, given: str | None, home: Path) -> 
         _remove(path)
         return Bootstrap(first, "closed")
     if given:
+        _remove(path)  # a generated token of an earlier start stops working now
         if row is None:
             session.add(OperatorToken(name=NAME, token_hash=digest(given)))
         elif row.token_hash != digest(given) or row.revoked_at or row.expires_at:
