@@ -192,7 +192,7 @@ async def test_lifecycle_changes_are_audited_with_request_id(client, operator_he
     assert update["actor"].startswith("operator:ops-")
     assert (update["before"]["tier"], update["after"]["tier"]) == ("free", "enterprise")
     verified = (await client.get(f"{BASE}/{slug}/audit/verify", headers=operator_headers)).json()
-    assert {k: verified[k] for k in ("ok", "events", "first_bad_seq", "reason")} == {
+    assert {k: verified[k] for k in ("ok", "events", "first_bad_seq", "reason", "deletion")} == {
         "ok": True,
         "events": 3,
         "first_bad_seq": None,

@@ -91,14 +91,13 @@ async def test_suspend_pauses_a_due_escalation_and_resume_continues_it(
     admin_sql,
     operator_headers,
     worker,
+    operator_config,
 ):
     tenant = await make_tenant()
     headers = bearer(
         (await login(client, tenant, await make_user(tenant, "admin")))["access_token"]
     )
-    await client.patch(
-        "/v1/config", json={"features": {"dedicated_workers": True}}, headers=headers
-    )
+    await operator_config(tenant, {"features": {"dedicated_workers": True}})
     target = Receiver()
     db = stack.database(pool_size=4)
     steps = Gated(db, embedder, settings)

@@ -36,6 +36,9 @@ SIGN = text("SELECT tenant, seq, hash, signed_at, key_id, signature FROM audit_a
 SIGN_MOVED = text(
     "SELECT tenant, seq, hash, signed_at, key_id, signature FROM audit_anchor_moved()"
 )
+# How often the relay anchors the heads that moved: a rewrite of older events is caught from then.
+ANCHOR_EVERY_SECONDS = 300.0
+
 LATEST = text("SELECT seq, hash, signed_at, valid FROM audit_latest_anchor(:tenant)")
 
 
