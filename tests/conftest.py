@@ -255,7 +255,7 @@ def operator_config(db: Database, settings: Settings):
     from tenantry.tenants.tiers import effective_limits
 
     async def change(tenant, patch: dict):
-        async with db.control() as session:
+        async with db.tenant(tenant.id) as session:
             return await config_service.patch_tenant(
                 session,
                 tenant_id=tenant.id,
