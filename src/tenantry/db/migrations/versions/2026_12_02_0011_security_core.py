@@ -68,6 +68,13 @@ CREATE FUNCTION audit_events_chain() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
 DECLARE head_seq bigint; head_hash text;
 BEGIN
+    -- Row-level security checks the row after BEFORE triggers: refuse another tenant's first,
+    -- as it would (this function may only see the transaction's tenant's head anyway).
+    IF NEW.tenant_id IS DISTINCT FROM
+            nullif(current_setting('tenantry.tenant_id', true), '')::uuid THEN
+        RAISE EXCEPTION 'new row violates row-level security policy for table "audit_events"'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
     SELECT h.seq, h.hash INTO head_seq, head_hash
     FROM audit_heads h WHERE h.tenant_id = NEW.tenant_id FOR UPDATE;
     IF NOT FOUND THEN
