@@ -68,12 +68,12 @@ def session_of_secrets(run: Run) -> list[str]:
     assert hook.status_code == 201, hook.text
     secrets.append(hook.json()["secret"])
     mark = len(run.lines)
-    document = http.post(
-        "/v1/documents",
-        json={"title": "Caldera", "text": "La caldera se rearma con el botón rojo."},
+    incident = http.post(
+        "/v1/incidents",
+        json={"title": "Caldera", "description": "La caldera no arranca tras el apagón."},
         headers={"X-API-Key": secret_key},
     )
-    assert document.status_code == 202, document.text
+    assert incident.status_code == 201, incident.text
     run.wait_for("events.deliver", start=mark)  # the worker logs the failed delivery
     audit = http.get("/v1/admin/tenants/chogar/audit/verify", headers=operator)
     assert audit.json()["ok"] is True
@@ -82,7 +82,7 @@ def session_of_secrets(run: Run) -> list[str]:
 
 def test_a_whole_run_logs_no_token_key_password_or_webhook_secret():
     home = fresh_home()
-    run = Run(home, TENANTRY_API_PROCESSES="1", TENANTRY_WEBHOOK_ALLOWLIST='["127.0.0.1"]')
+    run = Run(home, TENANTRY_API_PROCESSES="1", TENANTRY_EGRESS_ALLOWLIST='["127.0.0.1"]')
     try:
         assert "tnop_" not in run.text  # the banner names the token's file, never the token
         secrets = session_of_secrets(run)

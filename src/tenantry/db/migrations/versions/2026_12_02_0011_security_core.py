@@ -21,7 +21,7 @@ an expiring bootstrap token, and tenant changes pushed to every process.
   configuration channel), whichever path made it.
 
 Revision ID: 0011
-Revises: 0007
+Revises: 0012
 Create Date: 2026-12-02
 """
 
@@ -33,7 +33,7 @@ from alembic import op
 from tenantry.db.migrations.rls import APP_ROLE
 
 revision = "0011"
-down_revision = "0007"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
