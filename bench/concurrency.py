@@ -81,14 +81,14 @@ async def burst(calls) -> tuple[Counter, float, float]:
 
 
 async def main() -> None:
-    from tenantry.identity import operators
+    from tenantry.identity import bootstrap
 
     started = time.perf_counter()
     with temporary_stack("concurrency") as stack:
         version = server_version(stack)
         db = stack.database()
         async with db.control() as session:
-            await operators.ensure_bootstrap_token(session, given=OPERATOR_TOKEN)
+            await bootstrap.provision(session, given=OPERATOR_TOKEN, home=stack.settings.home)
         await db.dispose()
         home = stack.settings.home
         port = free_port()

@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -62,7 +61,8 @@ def start_stack(python: str, home: Path, port: int, extra: dict[str, str]) -> su
     )
 
 
-def wait_until_ready(proc: subprocess.Popen, base: str, lines: list[str]) -> str:
+def wait_until_ready(proc: subprocess.Popen, base: str, lines: list[str], home: Path) -> str:
+    """The bootstrap token, once the stack is ready: in the file under the home the banner names."""
     threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
@@ -70,9 +70,9 @@ def wait_until_ready(proc: subprocess.Popen, base: str, lines: list[str]) -> str
             raise SystemExit("tenantry run exited:\n" + "".join(lines[-30:]))
         try:
             if httpx.get(f"{base}/health/ready", timeout=2).status_code == 200:
-                token = re.search(r"(tnop_[A-Za-z0-9_-]+)", "".join(lines))
-                if token:
-                    return token.group(1)
+                token_file = home / "bootstrap_token"
+                if "Operator bootstrap token in" in "".join(lines) and token_file.exists():
+                    return token_file.read_text().strip()
         except httpx.HTTPError:
             pass
         time.sleep(0.5)
@@ -241,7 +241,7 @@ def main() -> None:
     lines: list[str] = []
     try:
         base = f"http://127.0.0.1:{port}"
-        token = wait_until_ready(proc, base, lines)
+        token = wait_until_ready(proc, base, lines, home)
         quiet, loud = credentials(base, token)
         result = asyncio.run(measure(args, base, quiet, loud, psutil.Process(proc.pid), home))
     finally:

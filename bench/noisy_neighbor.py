@@ -378,8 +378,8 @@ def phase_cpu(cpu: list[dict[str, float]], phase: str) -> dict[str, float]:
 
 async def main(args: argparse.Namespace) -> None:
     from tenantry.db.session import Database
-    from tenantry.identity import api_keys
-    from tenantry.identity.schemas import ApiKeyCreate
+    from tenantry.identity import api_keys, users
+    from tenantry.identity.schemas import ApiKeyCreate, UserCreate
     from tenantry.limits import service as limits
     from tenantry.settings import Settings
     from tenantry.tenants import service as tenants
@@ -407,11 +407,22 @@ async def main(args: argparse.Namespace) -> None:
                 patch = LimitsPatch(requests_per_minute=rpm)
                 await limits.set_overrides(session, slug=slug, patch=patch, actor="bench")
             async with db.tenant(tenant.id) as session:
+                # A key works within the role of the user who made it.
+                admin = await users.create(
+                    session,
+                    tenant_id=tenant.id,
+                    data=UserCreate(
+                        email=f"bench@{slug}.example", password="Bench-Admin-2026x", role="admin"
+                    ),
+                    actor="bench",
+                    actor_role=None,
+                )
                 _, keys[slug] = await api_keys.create(
                     session,
                     tenant_id=tenant.id,
                     data=ApiKeyCreate(name="bench", scopes=["read"]),
                     actor="bench",
+                    creator_id=admin.id,
                 )
         await db.dispose()
 

@@ -270,3 +270,27 @@ def make_tenant(db: Database, settings: Settings):
             return await tenants.create(session, data=data, actor="test", settings=settings)
 
     return make
+
+
+@pytest.fixture
+def operator_config(db: Database, settings: Settings):
+    """Change a tenant's configuration as an operator does (`tenantry config set`): the way to
+    settings a tenant may not choose itself, such as `features.dedicated_workers`."""
+    from tenantry.config import service as config_service
+    from tenantry.tenants.tiers import effective_limits
+
+    async def change(tenant, patch: dict):
+        async with db.tenant(tenant.id) as session:
+            return await config_service.patch_tenant(
+                session,
+                tenant_id=tenant.id,
+                tier=tenant.tier,
+                cache_prefix=tenant.cache_prefix,
+                patch=patch,
+                author="operator:test",
+                settings=settings,
+                limits=effective_limits(tenant.tier, tenant.limit_overrides),
+                by_operator=True,
+            )
+
+    return change

@@ -13,7 +13,6 @@ import pytest
 from bench.load.isolation import IsolationLedger, ids_in
 from bench.load.provision import provision
 from bench.load.run import run_locust
-from tests.conftest import OPERATOR_TOKEN
 from tests.servers import start_api
 
 pytestmark = pytest.mark.slow
@@ -38,10 +37,12 @@ def test_the_ledger_flags_an_id_that_two_tenants_see():
     assert ledger.foreign == [{"id": "d2", "seen_by": "globex", "owner": "acme", "in": "list"}]
 
 
-async def test_the_load_smoke_has_no_5xx_and_no_foreign_id(stack, tmp_path):
+async def test_the_load_smoke_has_no_5xx_and_no_foreign_id(stack, tmp_path, operator_headers):
     proc, url = start_api(dict(os.environ))
     try:
-        plan = await provision(url, OPERATOR_TOKEN, tenants=20, identities=4)
+        # The bootstrap token is spent once an operator exists; an operator's token creates more.
+        operator_token = operator_headers["Authorization"].removeprefix("Bearer ")
+        plan = await provision(url, operator_token, tenants=20, identities=4)
         (tmp_path / "plan.json").write_text(json.dumps(plan))
         code, report, output = await asyncio.to_thread(
             run_locust,

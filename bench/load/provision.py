@@ -67,7 +67,8 @@ def _ok(response: httpx.Response, *expected: int) -> dict[str, Any]:
 
 
 async def operator_headers(client: httpx.AsyncClient, bootstrap_token: str) -> dict[str, str]:
-    """A fresh operator, created with the bootstrap token, logged in with its password."""
+    """A fresh operator, created with the bootstrap token (or an operator's access token, once
+    the bootstrap token is spent), logged in with its password."""
     email = f"load-ops-{uuid.uuid4().hex[:8]}@example.com"
     _ok(
         await client.post(

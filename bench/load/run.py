@@ -236,7 +236,10 @@ def main() -> int:
     parser.add_argument("--reference", type=float, default=REFERENCE_RPS)
     parser.add_argument("--no-stop-at-break", action="store_true")
     parser.add_argument("--host", help="a running deployment instead of a local stack")
-    parser.add_argument("--bootstrap-token", help="with --host: its operator bootstrap token")
+    parser.add_argument(
+        "--bootstrap-token",
+        help="with --host: its bootstrap token, or an operator's access token once operators exist",
+    )
     parser.add_argument("--output", default="load.json", help="under bench/results/")
     args = parser.parse_args()
 

@@ -10,7 +10,7 @@ from tenantry.db import bootstrap, migrate
 from tenantry.db.embedded import EmbeddedPostgres
 from tenantry.db.session import Database, create_app_engine
 from tenantry.db.urls import app_url
-from tenantry.identity import operators
+from tenantry.identity import bootstrap as operator_bootstrap
 from tenantry.settings import Settings
 from tenantry.tenants import service as tenants
 from tenantry.tenants.schemas import TenantCreate
@@ -57,27 +57,27 @@ def start_database(settings: Settings) -> Stack:
 
 @dataclass(frozen=True)
 class FirstStart:
-    first: bool
-    generated_token: str | None
+    bootstrap: operator_bootstrap.Bootstrap | None
     demo_tenants: tuple[str, ...]
 
 
 async def provision_defaults(stack: Stack) -> FirstStart:
-    """Store the bootstrap token; on the very first start also create the demo tenants."""
+    """Keep the bootstrap token (see `identity.bootstrap`); on the very first start also create
+    the demo tenants."""
     settings = stack.settings
     given = settings.bootstrap_token.get_secret_value() if settings.bootstrap_token else None
     db = stack.database()
     try:
         async with db.control() as session:
-            first, token = await operators.ensure_bootstrap_token(session, given=given)
+            token = await operator_bootstrap.provision(session, given=given, home=settings.home)
         created: list[str] = []
-        if first and settings.demo_tenants:
+        if token.first and settings.demo_tenants:
             for demo in DEMO_TENANTS:
                 async with db.control() as session:
                     await tenants.create(
                         session, data=demo, actor="system:first-start", settings=settings
                     )
                 created.append(demo.slug)
-        return FirstStart(first, token, tuple(created))
+        return FirstStart(token, tuple(created))
     finally:
         await db.dispose()

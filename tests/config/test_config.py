@@ -3,6 +3,7 @@ rollback, tier templates, and the CLI."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -163,3 +164,33 @@ def test_the_cli_sets_shows_diffs_and_rolls_back(stack, make_tenant_sync):
     assert run("config", "show", slug)["config"]["incidents"]["escalation_after_minutes"] == 240
     bad = runner.invoke(cli, ["config", "set", slug, "branding.primary_color=red"])
     assert bad.exit_code == 1 and "branding.primary_color" in bad.stderr
+
+
+async def test_dedicated_workers_are_an_operators_decision(client, admin):
+    """A tenant admin cannot route its work to a queue no worker serves: dedicated workers are
+    set by operators (the CLI, a tier's template), and a tenant's change may not move them."""
+    tenant, headers = admin
+    refused = await client.patch(
+        "/v1/config", json={"features": {"dedicated_workers": True}}, headers=headers
+    )
+    assert refused.status_code == 422, refused.text
+    assert [e["field"] for e in refused.json()["errors"]] == ["body.features.dedicated_workers"]
+    assert (await client.get("/v1/config", headers=headers)).json()["version"] == 0
+
+    by_operator = await asyncio.to_thread(
+        CliRunner().invoke, cli, ["config", "set", tenant.slug, "features.dedicated_workers=true"]
+    )
+    assert by_operator.exit_code == 0, by_operator.output
+    assert (await client.get("/v1/config", headers=headers)).json()["config"]["features"][
+        "dedicated_workers"
+    ]
+
+    other = await client.patch("/v1/config", json={"language": "spanish"}, headers=headers)
+    assert other.status_code == 200 and other.json()["config"]["features"]["dedicated_workers"]
+    for change in (
+        client.patch("/v1/config", json={"features": {"dedicated_workers": None}}, headers=headers),
+        client.post("/v1/config/rollback", json={"version": 0}, headers=headers),
+    ):
+        undone = await change
+        assert undone.status_code == 422, undone.text
+    assert (await client.get("/v1/config", headers=headers)).json()["version"] == 2

@@ -69,8 +69,9 @@ def test_a_write_naming_another_tenant_is_refused(two_tenants, app_sql):
         )
     app_sql.rollback()
     app_sql.execute(SET_TENANT, [str(a.id)])
-    deleted = app_sql.execute("DELETE FROM audit_events WHERE tenant_id = %s", [b.id])
-    assert deleted.rowcount == 0
+    # The application may delete no audit event at all (tests/audit/test_rewrites.py).
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"):
+        app_sql.execute("DELETE FROM audit_events WHERE tenant_id = %s", [b.id])
 
 
 def test_turning_row_security_off_does_not_help(two_tenants, app_sql):
@@ -92,5 +93,5 @@ def test_the_audit_log_is_append_only_for_the_app(two_tenants, app_sql):
         app_sql.execute("UPDATE audit_events SET actor = 'forged'")
     app_sql.rollback()
     app_sql.execute(SET_TENANT, [str(a.id)])
-    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"):
         app_sql.execute("DELETE FROM audit_events")

@@ -134,7 +134,7 @@ async def test_keys_expire_after_24_hours(client, make_tenant, make_user, admin_
 
 
 async def test_keys_belong_to_their_tenant_or_operator(
-    client, make_tenant, make_user, bootstrap_headers, admin_sql
+    client, make_tenant, make_user, operator_headers, admin_sql
 ):
     _, a_headers = await _admin(client, make_tenant, make_user)
     _, b_headers = await _admin(client, make_tenant, make_user)
@@ -149,7 +149,7 @@ async def test_keys_belong_to_their_tenant_or_operator(
         created = await client.post(
             "/v1/admin/operators",
             json={"email": email, "name": "Ops", "password": PASSWORD},
-            headers=bootstrap_headers,
+            headers=operator_headers,
         )
         assert created.status_code == 201
         token = await client.post(

@@ -111,7 +111,7 @@ async def test_a_trusted_proxy_names_the_client_and_the_rest_is_ignored(
 
 
 async def test_tenant_failures_from_an_address_never_lock_an_operator_out(
-    app, make_tenant, monkeypatch, bootstrap_headers
+    app, make_tenant, monkeypatch, operator_headers
 ):
     monkeypatch.setattr(app.state.login_throttle, "per_address", ADDRESS_LIMIT)
     tenant = await make_tenant()
@@ -120,7 +120,7 @@ async def test_tenant_failures_from_an_address_never_lock_an_operator_out(
         created = await office.post(
             "/v1/admin/operators",
             json={"email": email, "name": "Ops", "password": PASSWORD},
-            headers=bootstrap_headers,
+            headers=operator_headers,
         )
         assert created.status_code == 201, created.text
         for n in range(ADDRESS_LIMIT):

@@ -5,15 +5,13 @@ from __future__ import annotations
 from tests.conftest import PASSWORD, bearer, login
 
 
-async def test_bootstrap_token_only_creates_operators(client, bootstrap_headers):
-    listed = await client.get("/v1/admin/operators", headers=bootstrap_headers)
-    assert listed.status_code == 403
-    weak = await client.post(
-        "/v1/admin/operators",
-        json={"email": "weak@tenantry.dev", "name": "W", "password": "short"},
-        headers=bootstrap_headers,
-    )
-    assert weak.status_code == 422
+async def test_the_bootstrap_token_is_closed_once_an_operator_exists(
+    client, operator_headers, bootstrap_headers
+):
+    """What it may do before that: tests/identity/test_bootstrap_token.py."""
+    account = {"email": "late@tenantry.dev", "name": "Late", "password": PASSWORD}
+    late = await client.post("/v1/admin/operators", json=account, headers=bootstrap_headers)
+    assert late.status_code == 401
 
 
 async def test_operator_login_and_scope(client, operator_headers, make_tenant, make_user):

@@ -32,19 +32,24 @@ class FastClock(IncidentActivities):
 
 
 async def test_nobody_acts_so_severity_rises_and_escalations_are_emitted(
-    client, make_tenant, make_user, temporal_client, stack, settings, embedder, admin_sql, worker
+    client,
+    make_tenant,
+    make_user,
+    temporal_client,
+    stack,
+    settings,
+    embedder,
+    admin_sql,
+    worker,
+    operator_config,
 ):
     tenant = await make_tenant()
     headers = bearer(
         (await login(client, tenant, await make_user(tenant, "admin")))["access_token"]
     )
+    await operator_config(tenant, {"features": {"dedicated_workers": True}})
     await client.patch(
-        "/v1/config",
-        json={
-            "features": {"dedicated_workers": True},
-            "incidents": {"escalation_after_minutes": 240},
-        },
-        headers=headers,
+        "/v1/config", json={"incidents": {"escalation_after_minutes": 240}}, headers=headers
     )
     await client.post(
         "/v1/webhooks",

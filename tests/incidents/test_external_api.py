@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 
@@ -66,3 +68,27 @@ async def test_fields_scopes_and_the_feature_switch(client, external):
     await client.patch("/v1/config", json={"features": {"external_api": False}}, headers=headers)
     off = await client.get("/v1/external/knowledge/search", params={"q": "x"}, headers=key)
     assert off.status_code == 403 and off.json()["type"].endswith("/feature-disabled")
+
+
+async def test_external_searches_count_against_the_tenants_searches_per_minute(
+    client, external, operator_headers
+):
+    tenant, headers, key, _ = external
+    limited = await client.patch(
+        f"/v1/admin/tenants/{tenant.slug}/limits",
+        json={"searches_per_minute": 3},
+        headers=operator_headers,
+    )
+    assert limited.status_code == 200
+    inside = await client.post("/v1/search", json={"query": "caldera"}, headers=headers)
+    assert inside.status_code == 200
+    burst = await asyncio.gather(
+        *(
+            client.get("/v1/external/knowledge/search", params={"q": "caldera"}, headers=key)
+            for _ in range(5)
+        )
+    )
+    statuses = sorted(answer.status_code for answer in burst)
+    assert statuses == [200, 200, 429, 429, 429]  # one window for both routes
+    refused = next(answer for answer in burst if answer.status_code == 429)
+    assert "searches a minute" in refused.json()["detail"] and refused.headers["retry-after"]

@@ -55,7 +55,7 @@ class FakeOllama:
 
 
 @pytest.fixture
-async def llm_tenant(client, make_tenant, make_user, temporal_client, worker):
+async def llm_tenant(client, make_tenant, make_user, temporal_client, worker, operator_config):
     tenant = await make_tenant()
     headers = bearer(
         (await login(client, tenant, await make_user(tenant, "admin")))["access_token"]
@@ -68,12 +68,10 @@ async def llm_tenant(client, make_tenant, make_user, temporal_client, worker):
         title="Caldera bloqueada",
         text="Si la caldera no enciende tras un corte de luz, pulse el botón de rearme.",
     )
+    await operator_config(tenant, {"features": {"dedicated_workers": True}})
     configured = await client.patch(
         "/v1/config",
-        json={
-            "llm": {"provider": "ollama", "timeout_seconds": 1},
-            "features": {"dedicated_workers": True},
-        },
+        json={"llm": {"provider": "ollama", "timeout_seconds": 1}},
         headers=headers,
     )
     assert configured.status_code == 200, configured.text

@@ -166,15 +166,22 @@ class FailsAfterCommit(IncidentActivities):
 
 
 async def test_steps_retried_by_temporal_after_their_commit_happen_once(
-    client, make_tenant, make_user, temporal_client, stack, settings, embedder, admin_sql, worker
+    client,
+    make_tenant,
+    make_user,
+    temporal_client,
+    stack,
+    settings,
+    embedder,
+    admin_sql,
+    worker,
+    operator_config,
 ):
     tenant = await make_tenant()
     headers = bearer(
         (await login(client, tenant, await make_user(tenant, "admin")))["access_token"]
     )
-    await client.patch(
-        "/v1/config", json={"features": {"dedicated_workers": True}}, headers=headers
-    )
+    await operator_config(tenant, {"features": {"dedicated_workers": True}})
     target = Receiver()
     db = stack.database(pool_size=4)
     steps = FailsAfterCommit(db, embedder, settings)

@@ -76,3 +76,43 @@ async def test_a_config_change_through_one_process_reaches_the_other(two_apis, t
                 break
     assert seen == "spanish"
     print(f"config change seen by the other process after {time.monotonic() - started:.3f} s")
+
+
+async def _until_policy(http: httpx.AsyncClient, url: str, key: dict, expected: str) -> float:
+    """Ask `url` until its RateLimit-Policy is `expected`; how long that took (printed)."""
+    started = time.monotonic()
+    deadline = started + 10  # generous for a loaded CI machine; the figure is printed
+    seen = None
+    while time.monotonic() < deadline:
+        seen = (await http.get(f"{url}/v1/me", headers=key)).headers["ratelimit-policy"]
+        if seen == expected:
+            return time.monotonic() - started
+    raise AssertionError(f"{url} still says {seen}, not {expected}")
+
+
+async def test_tier_changes_and_overrides_reach_the_other_process_by_any_path(
+    two_apis, tenant_key, operator_headers, admin_sql
+):
+    tenant, key = tenant_key
+    first, second = two_apis
+    async with httpx.AsyncClient() as http:
+        cached = (await http.get(f"{second}/v1/me", headers=key)).headers["ratelimit-policy"]
+        assert cached == '"default";q=600;w=60'  # the standard tier, now cached there
+        changed = await http.patch(
+            f"{first}/v1/admin/tenants/{tenant.slug}",
+            json={"tier": "enterprise"},
+            headers=operator_headers,
+        )
+        assert changed.status_code == 200, changed.text
+        tier = await _until_policy(http, second, key, '"default";q=3000;w=60')
+        # Not through the service at all: the trigger on `tenants` tells every process.
+        admin_sql.execute(
+            "UPDATE tenants SET limit_overrides = '{\"requests_per_minute\": 77}' WHERE id = %s",
+            [tenant.id],
+        )
+        override = await _until_policy(http, second, key, '"default";q=77;w=60')
+        first_too = (await http.get(f"{first}/v1/me", headers=key)).headers["ratelimit-policy"]
+        assert first_too == '"default";q=77;w=60'
+    print(
+        f"tier change seen by the other process after {tier:.3f} s, override after {override:.3f} s"
+    )

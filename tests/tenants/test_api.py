@@ -98,13 +98,12 @@ async def test_duplicate_slug_is_409_and_writes_nothing(client, operator_headers
     assert counts(admin_sql) == before
 
 
-async def test_requires_an_operator(client, bootstrap_headers):
+async def test_requires_an_operator(client):
     assert (await client.get(BASE)).status_code == 401
     bad = await client.get(BASE, headers={"Authorization": "Bearer tnop_not-a-real-token"})
     assert bad.status_code == 401
     assert bad.json()["type"].endswith("/unauthorized")
-    bootstrap = await client.get(BASE, headers=bootstrap_headers)
-    assert bootstrap.status_code == 403 and "create operators" in bootstrap.json()["detail"]
+    # What the bootstrap token may do: tests/identity/test_bootstrap_token.py.
 
 
 async def test_unknown_tenant_is_404_problem(client, operator_headers):
@@ -194,7 +193,7 @@ async def test_lifecycle_changes_are_audited_with_request_id(client, operator_he
     assert update["actor"].startswith("operator:ops-")
     assert (update["before"]["tier"], update["after"]["tier"]) == ("free", "enterprise")
     verified = (await client.get(f"{BASE}/{slug}/audit/verify", headers=operator_headers)).json()
-    assert verified == {
+    assert {k: verified[k] for k in ("ok", "events", "first_bad_seq", "reason", "deletion")} == {
         "ok": True,
         "events": 3,
         "first_bad_seq": None,

@@ -91,14 +91,13 @@ async def test_suspend_pauses_a_due_escalation_and_resume_continues_it(
     admin_sql,
     operator_headers,
     worker,
+    operator_config,
 ):
     tenant = await make_tenant()
     headers = bearer(
         (await login(client, tenant, await make_user(tenant, "admin")))["access_token"]
     )
-    await client.patch(
-        "/v1/config", json={"features": {"dedicated_workers": True}}, headers=headers
-    )
+    await operator_config(tenant, {"features": {"dedicated_workers": True}})
     target = Receiver()
     db = stack.database(pool_size=4)
     steps = Gated(db, embedder, settings)
@@ -238,6 +237,11 @@ async def test_delete_terminates_workflows_and_leaves_nothing_readable(
     assert receipt["purged"]["documents"] == 1 and receipt["purged"]["incidents"] == 1
     assert receipt["audit_head_seq"] == report_["events"] > 0
     assert receipt["workflows_terminated"] >= 1 and receipt["index_dropped"] is True
+    # Its audit log, whose final head the receipt keeps, went too: by the owner role's purge.
+    assert receipt["purged"]["audit_events"] == receipt["audit_head_seq"]
+    assert not admin_sql.execute(
+        "SELECT 1 FROM audit_events WHERE tenant_id = %s", [tenant.id]
+    ).fetchone()
 
     result = await asyncio.to_thread(CliRunner().invoke, cli, ["audit", "verify", tenant.slug])
     assert result.exit_code == 0, result.output

@@ -44,17 +44,21 @@ def test_queues_follow_the_tenant_configuration():
 
 
 async def test_a_tenant_with_dedicated_workers_is_served_on_its_own_queue(
-    client, make_tenant, make_user, temporal_client, stack, settings, embedder, worker
+    client,
+    make_tenant,
+    make_user,
+    temporal_client,
+    stack,
+    settings,
+    embedder,
+    worker,
+    operator_config,
 ):
     tenant = await make_tenant()
     headers = bearer(
         (await login(client, tenant, await make_user(tenant, "admin")))["access_token"]
     )
-    assert (
-        await client.patch(
-            "/v1/config", json={"features": {"dedicated_workers": True}}, headers=headers
-        )
-    ).status_code == 200
+    await operator_config(tenant, {"features": {"dedicated_workers": True}})
     created = (
         await client.post(
             "/v1/documents", json={"title": "Solo", "text": "Cola dedicada."}, headers=headers

@@ -33,15 +33,13 @@ def start_worker(slug: str) -> subprocess.Popen:
 
 
 async def test_killed_worker_resumes_without_duplicates(
-    client, make_tenant, make_user, temporal_client, admin_sql
+    client, make_tenant, make_user, temporal_client, admin_sql, operator_config
 ):
     tenant = await make_tenant()
     headers = bearer(
         (await login(client, tenant, await make_user(tenant, "admin")))["access_token"]
     )
-    await client.patch(
-        "/v1/config", json={"features": {"dedicated_workers": True}}, headers=headers
-    )
+    await operator_config(tenant, {"features": {"dedicated_workers": True}})
     text = "\n\n".join(
         f"Apartado {i}. " + "La bomba de calor necesita mantenimiento anual. " * 14
         for i in range(160)
@@ -87,7 +85,7 @@ async def test_killed_worker_resumes_without_duplicates(
 
 
 async def test_an_incident_waiting_for_a_person_survives_its_worker(
-    client, make_tenant, make_user, temporal_client
+    client, make_tenant, make_user, temporal_client, operator_config
 ):
     from tests.incidents.conftest import handle, report, until_waiting
 
@@ -95,9 +93,7 @@ async def test_an_incident_waiting_for_a_person_survives_its_worker(
     headers = bearer(
         (await login(client, tenant, await make_user(tenant, "admin")))["access_token"]
     )
-    await client.patch(
-        "/v1/config", json={"features": {"dedicated_workers": True}}, headers=headers
-    )
+    await operator_config(tenant, {"features": {"dedicated_workers": True}})
     first = start_worker(tenant.slug)
     try:
         incident = await report(client, headers, severity="high")

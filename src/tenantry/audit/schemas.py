@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class AuditEventOut(BaseModel):
@@ -46,6 +46,10 @@ class ChainOut(BaseModel):
     events: int
     first_bad_seq: int | None
     reason: str | None
+    anchor_seq: int | None = Field(
+        default=None, description="The newest signed anchor the chain was checked against."
+    )
+    anchor_signed_at: datetime | None = None
     deletion: DeletionReceiptOut | None = None
 
     @classmethod

@@ -1,15 +1,22 @@
-"""Write audit events in the caller's transaction, and verify a tenant's chain."""
+"""Write audit events in the caller's transaction, and verify a tenant's chain.
+
+The application appends events and nothing else: its role may not change or delete one, nor move
+the chain's head, which a trigger with the owner's rights advances as each event is inserted
+(refusing one that does not follow it). Verifying also checks the chain against its newest signed
+anchor (`anchors`), so that even a rewrite by someone past those rights is caught.
+"""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tenantry.audit import anchors
 from tenantry.audit.chain import GENESIS, event_digest
 from tenantry.audit.models import AuditEvent, AuditHead
 from tenantry.db.base import utcnow
@@ -18,6 +25,9 @@ from tenantry.db.paging import Keyset, page
 from tenantry.tenancy.subjects import current_request_id
 
 CHAIN_LOCK = "audit-chain"
+# Purged by the owner role alone once a deletion is done (`anchors.purge_deleted`), never by the
+# application's purge of a deleted tenant's rows.
+OWNER_PURGED = frozenset({"audit_events", "audit_heads"})
 
 # Newest first, by the chain's own order.
 EVENTS = Keyset("audit", (AuditEvent.seq, AuditEvent.id), descending=True)
@@ -57,7 +67,7 @@ async def record(
     )
     event.hash = digest_of(event)
     session.add(event)
-    await _advance_head(session, tenant_id, event)  # flushes the event first
+    await session.flush()  # the chain's trigger checks the link and advances the head
     return event
 
 
@@ -68,17 +78,6 @@ async def _head(session: AsyncSession, tenant_id: uuid.UUID) -> tuple[int, str]:
         )
     ).one_or_none()
     return (head.seq, head.hash) if head else (0, GENESIS)
-
-
-async def _advance_head(session: AsyncSession, tenant_id: uuid.UUID, event: AuditEvent) -> None:
-    """The one statement that moves a chain's head (a tenant's first event creates it)."""
-    upsert = insert(AuditHead).values(tenant_id=tenant_id, seq=event.seq, hash=event.hash)
-    await session.execute(
-        upsert.on_conflict_do_update(
-            index_elements=[AuditHead.tenant_id],
-            set_={"seq": upsert.excluded.seq, "hash": upsert.excluded.hash},
-        )
-    )
 
 
 async def head(session: AsyncSession, *, tenant_id: uuid.UUID) -> tuple[int, str]:
@@ -107,9 +106,57 @@ class ChainReport:
     events: int
     first_bad_seq: int | None = None
     reason: str | None = None
+    anchor_seq: int | None = None  # the signed anchor the chain was checked against
+    anchor_signed_at: datetime | None = None
 
 
 async def verify(session: AsyncSession, *, tenant_id: uuid.UUID) -> ChainReport:
+    """Check the chain, then sign its head as a new anchor when it holds.
+
+    The session's transaction must have `tenant_id` set.
+    """
+    anchor = await anchors.latest(session, tenant_id=tenant_id)
+    report = await _walk(session, tenant_id)
+    if report.ok and anchor is not None:
+        report = _against_anchor(report, anchor, await _hash_at(session, tenant_id, anchor.seq))
+    if anchor is not None:
+        report = ChainReport(
+            **{**report.__dict__, "anchor_seq": anchor.seq, "anchor_signed_at": anchor.signed_at}
+        )
+    if report.ok:
+        await anchors.sign(session)
+    return report
+
+
+def _against_anchor(report: ChainReport, anchor: anchors.Anchor, hash_there: str | None):
+    """The events must still reach the signed head, and its event must be the one signed."""
+    when = anchor.signed_at.isoformat(timespec="seconds")
+    if not anchor.valid:
+        return ChainReport(False, report.events, anchor.seq, f"the anchor of {when} is forged")
+    if report.events < anchor.seq:
+        return ChainReport(
+            False,
+            report.events,
+            report.events + 1,
+            f"events signed in the anchor of {when} were removed",
+        )
+    if hash_there != anchor.hash:
+        return ChainReport(
+            False,
+            report.events,
+            anchor.seq,
+            f"the chain differs from the anchor of {when}: it was rewritten",
+        )
+    return report
+
+
+async def _hash_at(session: AsyncSession, tenant_id: uuid.UUID, seq: int) -> str | None:
+    return await session.scalar(
+        select(AuditEvent.hash).where(AuditEvent.tenant_id == tenant_id, AuditEvent.seq == seq)
+    )
+
+
+async def _walk(session: AsyncSession, tenant_id: uuid.UUID) -> ChainReport:
     """Walk the chain in order; an edited, deleted, reordered or added event breaks it.
 
     Other transactions may append while this one reads (each statement sees what was committed

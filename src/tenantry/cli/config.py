@@ -78,6 +78,7 @@ def set_(slug: str, assignments: Annotated[list[str], typer.Argument(help="PATH=
                 author=cli_actor(),
                 settings=stack.settings,
                 limits=effective_limits(tenant.tier, tenant.limit_overrides),
+                by_operator=True,
             )
         return {"version": row.version, "diff": row.diff}
 
@@ -134,6 +135,7 @@ def rollback(slug: str, version: int) -> None:
                 author=cli_actor(),
                 settings=stack.settings,
                 limits=effective_limits(tenant.tier, tenant.limit_overrides),
+                by_operator=True,
             )
         return {"version": row.version, "diff": row.diff}
 

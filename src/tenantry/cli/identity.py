@@ -9,7 +9,7 @@ import typer
 
 from tenantry.cli.common import cli_actor, emit, parse, run_with_db
 from tenantry.db.session import set_tenant
-from tenantry.identity import operators
+from tenantry.identity import bootstrap, operators
 from tenantry.identity import users as users_service
 from tenantry.identity.schemas import OperatorCreate, OperatorOut, UserCreate, UserOut
 from tenantry.tenants import service as tenants
@@ -71,3 +71,28 @@ def create_operator(
             return OperatorOut.model_validate(await operators.create(session, data=data))
 
     emit(run_with_db(work))
+
+
+@operators_app.command("bootstrap-token")
+def bootstrap_token(
+    rotate: Annotated[
+        bool, typer.Option("--rotate", help="Make a new token (the old one stops working).")
+    ] = False,
+) -> None:
+    """Where the operator bootstrap token is and until when it works (never the token itself);
+    --rotate writes a new one to TENANTRY_HOME/bootstrap_token, while no operator exists."""
+
+    async def work(db, stack):
+        async with db.control() as session:
+            if rotate:
+                return await bootstrap.rotate(session, home=stack.settings.home)
+            return await bootstrap.describe(session, home=stack.settings.home)
+
+    token = run_with_db(work)
+    emit(
+        {
+            "state": token.state,
+            "path": str(token.path) if token.path else None,
+            "expires_at": token.expires_at.isoformat() if token.expires_at else None,
+        }
+    )

@@ -8,6 +8,8 @@ import typer
 
 from tenantry.cli import audit, backup, config, identity, knowledge, tenants
 from tenantry.cli.common import opened_stack
+from tenantry.observability.logging import configure_logging
+from tenantry.settings import get_settings
 
 app = typer.Typer(help="Tenantry: one platform, many isolated tenants.", no_args_is_help=True)
 app.add_typer(tenants.app, name="tenants")
@@ -18,6 +20,14 @@ app.add_typer(identity.operators_app, name="operators")
 app.add_typer(config.config_app, name="config")
 app.add_typer(config.limits_app, name="limits")
 app.add_typer(knowledge.app, name="knowledge")
+
+
+@app.callback()
+def logs_to_stderr() -> None:
+    """Commands print their answer on stdout; what they log (an audit anchor, say) goes to
+    stderr, as the services' logs do."""
+    settings = get_settings()
+    configure_logging(level=settings.log_level, json=settings.log_json)
 
 
 @app.command()

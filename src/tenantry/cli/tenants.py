@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 import typer
 
+from tenantry.audit import anchors
 from tenantry.cli.common import cli_actor, emit, parse, run_with_db
 from tenantry.pages import MAX_LIMIT, Page
 from tenantry.tenants import service
@@ -112,12 +114,20 @@ def delete(
     slug: str,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
-    """Purge every row of the tenant and mark it deleted (repeatable)."""
+    """Purge every row of the tenant and mark it deleted (repeatable); then, as the owner role,
+    its audit log, whose final head the deletion signed."""
     if not yes:
         typer.confirm(f"Delete tenant '{slug}' and all its data?", abort=True)
 
     async def work(db, stack):
         tenant, purged = await service.delete(db, slug=slug, actor=cli_actor())
+        events = 0
+        if tenant.status == "deleted":
+            events = await asyncio.to_thread(
+                anchors.purge_deleted, stack.admin_url, tenant_id=tenant.id
+            )
+        if events:
+            purged = {**purged, "audit_events": events}
         return {"tenant": TenantOut.of(tenant).model_dump(mode="json"), "purged_rows": purged}
 
     emit(run_with_db(work))

@@ -31,6 +31,9 @@ EVERYONE = "*"
 # Newest first; a version number is unique within its tenant (or tier).
 TENANT_VERSIONS = Keyset("config_versions", (ConfigVersion.version,), descending=True)
 TIER_VERSIONS = Keyset("tier_versions", (TierConfigVersion.version,), descending=True)
+# Settings only the platform's operators choose (the CLI, a tier's template): moving a tenant to
+# dedicated workers routes its work to a queue that only workers an operator starts will serve.
+OPERATOR_ONLY = (("features", "dedicated_workers"),)
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,28 @@ def check_allowed(config: dict, *, settings: Settings, limits: Limits | None) ->
             errors.append(
                 (f"limits.{name}", f"may only lower the limit of {getattr(limits, name)}")
             )
+    _refuse(errors)
+
+
+def check_operator_only(before: dict, after: dict) -> None:
+    """A tenant's own change may not move a setting that only operators choose."""
+    errors = []
+    for path in OPERATOR_ONLY:
+        old, new = before, after
+        for part in path:
+            old, new = old[part], new[part]
+        if old != new:
+            dotted = ".".join(path)
+            errors.append(
+                (
+                    dotted,
+                    f"is chosen by the platform's operators (tenantry config set … {dotted}=…)",
+                )
+            )
+    _refuse(errors)
+
+
+def _refuse(errors: list[tuple[str, str]]) -> None:
     if errors:
         raise ValidationFailed(
             "Not allowed: " + ", ".join(f"body.{path}" for path, _ in errors) + ".",
@@ -123,6 +148,7 @@ async def patch_tenant(
     author: str,
     settings: Settings,
     limits: Limits,
+    by_operator: bool = False,
 ) -> ConfigVersion:
     # Changes queue: each merges onto the version the previous one committed.
     await serialise(session, "config", tenant_id)
@@ -138,6 +164,7 @@ async def patch_tenant(
         author,
         settings,
         limits,
+        by_operator,
     )
 
 
@@ -151,6 +178,7 @@ async def rollback_tenant(
     author: str,
     settings: Settings,
     limits: Limits,
+    by_operator: bool = False,
 ) -> ConfigVersion:
     await serialise(session, "config", tenant_id)
     target = await get_version(session, tenant_id=tenant_id, version=to_version)
@@ -166,15 +194,28 @@ async def rollback_tenant(
         author,
         settings,
         limits,
+        by_operator,
     )
 
 
 async def _save_tenant(
-    session, tenant_id, tier, cache_prefix, document, current, version, author, settings, limits
+    session,
+    tenant_id,
+    tier,
+    cache_prefix,
+    document,
+    current,
+    version,
+    author,
+    settings,
+    limits,
+    by_operator,
 ):
     _, tier_doc = await tier_document(session, tier)
     config = validate(tier_doc, document)
     check_allowed(config, settings=settings, limits=limits)
+    if not by_operator:
+        check_operator_only(validate(tier_doc, current), config)
     row = ConfigVersion(
         tenant_id=tenant_id,
         version=version + 1,

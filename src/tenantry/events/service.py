@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,6 +20,22 @@ from tenantry.events.signing import new_secret
 
 ENDPOINTS = Keyset("webhooks", (WebhookEndpoint.created_at, WebhookEndpoint.id))
 DELIVERIES = Keyset("deliveries", (WebhookDelivery.created_at, WebhookDelivery.id), descending=True)
+
+
+def audited_target(url: str) -> str:
+    """What the audit log keeps of a webhook's URL: its host and port. The path, the query and
+    any user info often carry a secret (a token the receiver checks), and the log is append-only."""
+    parts = urlsplit(url)
+    host = f"[{parts.hostname}]" if parts.hostname and ":" in parts.hostname else parts.hostname
+    return f"{host}:{parts.port}" if parts.port else str(host)
+
+
+def _audited(endpoint: WebhookEndpoint) -> dict[str, Any]:
+    return {
+        "host": audited_target(endpoint.url),
+        "events": endpoint.events,
+        "active": endpoint.active,
+    }
 
 
 async def create_endpoint(
@@ -41,7 +58,7 @@ async def create_endpoint(
         actor=actor,
         action="webhook.created",
         target=f"webhook:{endpoint.id}",
-        after={"url": endpoint.url, "events": endpoint.events},
+        after=_audited(endpoint),
     )
     return endpoint
 
@@ -78,7 +95,7 @@ async def update_endpoint(
     actor: str,
 ) -> WebhookEndpoint:
     endpoint = await get_endpoint(session, tenant_id=tenant_id, endpoint_id=endpoint_id)
-    before = {"url": endpoint.url, "events": endpoint.events, "active": endpoint.active}
+    before = _audited(endpoint)
     for field, value in data.model_dump(exclude_unset=True).items():
         setattr(endpoint, field, sorted(set(value)) if field == "events" else value)
     await session.flush()
@@ -89,7 +106,7 @@ async def update_endpoint(
         action="webhook.updated",
         target=f"webhook:{endpoint.id}",
         before=before,
-        after={"url": endpoint.url, "events": endpoint.events, "active": endpoint.active},
+        after=_audited(endpoint),
     )
     return endpoint
 
@@ -108,7 +125,7 @@ async def delete_endpoint(
         actor=actor,
         action="webhook.deleted",
         target=f"webhook:{endpoint.id}",
-        before={"url": endpoint.url},
+        before=_audited(endpoint),
     )
     await session.delete(endpoint)
 

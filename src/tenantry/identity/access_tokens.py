@@ -96,3 +96,21 @@ def decode(key: str, token: str) -> AccessClaims | None:
         )
     except (jwt.PyJWTError, ValueError, KeyError):
         return None
+
+
+def expired(key: str, token: str) -> bool:
+    """Whether a token `decode` refused is ours and valid but for its age: the client should
+    refresh it rather than log in again. Only called on that refusal, off the hot path."""
+    try:
+        jwt.decode(
+            token,
+            key,
+            algorithms=[ALGORITHM],
+            issuer=ISSUER,
+            options={"require": ["exp", "iat", "sub", "jti", "kind"]},
+        )
+    except jwt.ExpiredSignatureError:
+        return True
+    except (jwt.PyJWTError, ValueError, KeyError):
+        return False
+    return False

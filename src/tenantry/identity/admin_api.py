@@ -10,7 +10,7 @@ from tenantry.api_support import database, policy_of, settings_of
 from tenantry.api_types import SlugRef
 from tenantry.db.session import Database, set_tenant
 from tenantry.errors import Unauthorized
-from tenantry.identity import operators, users
+from tenantry.identity import bootstrap, operators, users
 from tenantry.identity.dependencies import BOOTSTRAP, OPERATOR, PUBLIC, Caller, guard
 from tenantry.identity.schemas import (
     OperatorCreate,
@@ -35,9 +35,13 @@ Db = Annotated[Database, Depends(database)]
     response_model=OperatorOut,
     **guard(BOOTSTRAP),
 )
-async def create_operator(body: OperatorCreate, db: Db) -> OperatorOut:
+async def create_operator(
+    body: OperatorCreate, db: Db, settings: Annotated[Settings, Depends(settings_of)]
+) -> OperatorOut:
     async with db.control() as session:
-        return OperatorOut.model_validate(await operators.create(session, data=body))
+        created = OperatorOut.model_validate(await operators.create(session, data=body))
+    bootstrap.discard_file(settings.home)  # spent now, where this process can reach it
+    return created
 
 
 @router.get("/operators", response_model=Page[OperatorOut], **guard(OPERATOR))

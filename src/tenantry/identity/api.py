@@ -14,7 +14,7 @@ from tenantry.errors import Forbidden, TenantSuspended, Unauthorized
 from tenantry.identity import sessions, sso
 from tenantry.identity.authn import UserDisabled
 from tenantry.identity.dependencies import PUBLIC, Caller, guard
-from tenantry.identity.permissions import Permission, permissions_of
+from tenantry.identity.permissions import Permission, granted_to
 from tenantry.identity.schemas import LdapLoginIn, LoginIn, MeOut, RefreshIn, TokenOut
 from tenantry.identity.sessions import Outcome
 from tenantry.settings import Settings
@@ -145,7 +145,7 @@ async def logout(subject: Caller, db: Db) -> Response:
 
 @router.get("/v1/me", response_model=MeOut, **guard(Permission.ME))
 async def me(subject: Caller) -> MeOut:
-    granted = permissions_of(role=subject.role, scopes=subject.scopes)
+    granted = granted_to(subject)
     return MeOut(
         kind=subject.kind,
         id=subject.id,

@@ -13,7 +13,7 @@ from tenantry.identity import api_keys
 from tenantry.identity.dependencies import Caller, guard
 from tenantry.identity.models import ApiKey
 from tenantry.identity.permissions import Permission
-from tenantry.identity.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
+from tenantry.identity.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyCreator, ApiKeyOut
 from tenantry.pages import Page, PageParams
 
 router = APIRouter(prefix="/v1/api-keys", tags=["api keys"])
@@ -26,7 +26,9 @@ def _out(key: ApiKey) -> ApiKeyOut:
         name=key.name,
         prefix=api_keys.display_prefix(key),
         scopes=key.scopes,
+        state=api_keys.state_of(key),
         created_by=key.created_by,
+        creator=ApiKeyCreator.model_validate(key.creator) if key.creator else None,
         created_at=key.created_at,
         expires_at=key.expires_at,
         last_used_at=key.last_used_at,
@@ -61,6 +63,7 @@ async def create_key(
             tenant_id=subject.tenant.id,
             data=body,
             actor=subject.audit_name,
+            creator_id=subject.id if subject.kind == "user" else subject.creator_id,
             quota=policy.limits.api_keys,
         )
     return ApiKeyCreated(**_out(key).model_dump(), key=secret)

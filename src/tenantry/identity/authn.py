@@ -2,7 +2,9 @@
 
 A tenant's user or API key is read fresh from the database on every request, so a revoked key, a
 disabled or demoted user, a suspended tenant or a revoked session takes effect on the next request
-in every process. That read is one statement in one round trip (BEGIN, the tenant, the lookup and
+in every process. An API key is read with its creator, whose role now caps it: a key whose creator
+was demoted can do only what they still may, and one whose creator was disabled or removed does
+nothing. That read is one statement in one round trip (BEGIN, the tenant, the lookup and
 COMMIT pipelined on the driver), without the ORM: it is the most frequent query of the platform.
 """
 
@@ -15,7 +17,7 @@ from starlette.types import Scope
 from tenantry.db.session import Database
 from tenantry.errors import Forbidden, TenantSuspended
 from tenantry.identity import access_tokens, operators
-from tenantry.identity.credentials import Credential, credential_of
+from tenantry.identity.credentials import Credential, credential_of, refusal_of, refuse
 from tenantry.identity.tokens import API_KEY_PREFIX, TenantSecret, digest, same_digest
 from tenantry.tenancy.context import TenantRef
 from tenantry.tenancy.subjects import Subject
@@ -23,8 +25,10 @@ from tenantry.tenancy.subjects import Subject
 # Tenant columns first in both lookups: slug, tier, status.
 API_KEY_LOOKUP = """
 SELECT t.slug, t.tier, t.status, k.id, k.name, k.key_hash, k.scopes, k.revoked_at, k.expires_at,
-       k.last_used_at
-FROM tenants t LEFT JOIN api_keys k ON k.tenant_id = t.id AND k.lookup = %s
+       k.last_used_at, u.id, u.role, u.status
+FROM tenants t
+LEFT JOIN api_keys k ON k.tenant_id = t.id AND k.lookup = %s
+LEFT JOIN users u ON u.tenant_id = k.tenant_id AND u.id = k.created_by_user_id
 WHERE t.id = %s
 """
 USER_LOOKUP = """
@@ -63,9 +67,15 @@ class Authenticator:
         credential = credential_of(scope, self.state.signing_key)
         if credential is None:
             return None
+        subject = await self._resolve(scope, credential)
+        if subject is None:
+            refuse(scope, refusal_of(credential, self.state.signing_key))
+        return subject
+
+    async def _resolve(self, scope: Scope, credential: Credential) -> Subject | None:
         db: Database = self.state.db
         if credential.api_key is not None:
-            return await self._api_key(db, credential.api_key)
+            return await self._api_key(db, credential.api_key, scope)
         if credential.is_jwt:
             claims = credential.claims
             if claims is None:
@@ -111,23 +121,38 @@ class Authenticator:
         )
 
     @staticmethod
-    async def _api_key(db: Database, parsed: TenantSecret) -> Subject | None:
+    async def _api_key(db: Database, parsed: TenantSecret, scope: Scope) -> Subject | None:
         rows = await db.run_once(
             parsed.tenant_id, API_KEY_LOOKUP, (parsed.lookup, parsed.tenant_id)
         )
         if not rows:
             return None
-        slug, tier, tenant_status, key_id, name, key_hash, scopes, revoked, expires, used = rows[0]
+        row = rows[0]
+        slug, tier, tenant_status, key_id, name, key_hash, scopes, revoked, expires, used = row[:10]
+        creator_id, creator_role, creator_status = row[10:]
         if key_id is None or tenant_status in GONE:
             return None
         if not same_digest(key_hash, digest(parsed.secret)):
             return None
         now = datetime.now(UTC)
-        if revoked is not None or (expires is not None and expires <= now):
+        if revoked is not None:
+            refuse(scope, "The API key was revoked")
+            return None
+        if expires is not None and expires <= now:
+            refuse(scope, "The API key expired")
+            return None
+        if creator_id is None or creator_status != "active":
+            refuse(scope, "The API key is disabled with its creator")
             return None
         tenant = _working_tenant(parsed.tenant_id, slug, tier, tenant_status)
         if used is None or (now - used).total_seconds() > 60:
             await db.run_once(parsed.tenant_id, TOUCH_API_KEY, (parsed.tenant_id, key_id))
         return Subject(
-            kind="api_key", id=key_id, name=name, tenant=tenant, scopes=frozenset(scopes)
+            kind="api_key",
+            id=key_id,
+            name=name,
+            tenant=tenant,
+            scopes=frozenset(scopes),
+            creator_id=creator_id,
+            creator_role=creator_role,
         )

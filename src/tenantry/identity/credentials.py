@@ -4,6 +4,10 @@ The early rate check and authentication both need it; a JWT is verified here onc
 kept in the ASGI scope, so the second reader pays nothing.
 
 Accepted: `Authorization: Bearer <access JWT | API key | operator token>` and `X-API-Key: <key>`.
+
+A refused credential gets an RFC 6750 answer a client can act on: `error="invalid_token"` with
+why (an expired access token: refresh it; anything else: log in again), and no error at all when
+no credential was sent.
 """
 
 from __future__ import annotations
@@ -14,10 +18,14 @@ from dataclasses import dataclass
 from starlette.datastructures import Headers
 from starlette.types import Scope
 
+from tenantry.errors import Unauthorized
 from tenantry.identity import access_tokens
 from tenantry.identity.tokens import API_KEY_PREFIX, TenantSecret, parse_tenant_secret
 
 SCOPE_KEY = "tenantry.credential"
+REFUSAL_KEY = "tenantry.credential_refused"
+INVALID = "The credential is not valid"
+EXPIRED = "The access token expired"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,3 +68,27 @@ def _read(headers: Headers, signing_key: str) -> Credential | None:
     if access_tokens.looks_like_jwt(token):
         return Credential(token, is_jwt=True, claims=access_tokens.decode(signing_key, token))
     return Credential(token)
+
+
+def refuse(scope: Scope, reason: str) -> None:
+    """Remember why the request's credential was refused (the first reason given stands)."""
+    scope.setdefault(REFUSAL_KEY, reason)
+
+
+def unauthorized(scope: Scope) -> Unauthorized:
+    """The 401 for a request without a subject, with its `WWW-Authenticate` challenge."""
+    if scope.get(SCOPE_KEY) is None:
+        return Unauthorized()
+    reason = scope.get(REFUSAL_KEY, INVALID)
+    challenge = f'Bearer error="invalid_token", error_description="{reason}"'
+    return Unauthorized(f"{reason}.", headers={"WWW-Authenticate": challenge})
+
+
+def refusal_of(credential: Credential, signing_key: str) -> str:
+    """Why a presented credential that resolved to nobody was refused."""
+    expired = (
+        credential.is_jwt
+        and credential.claims is None
+        and access_tokens.expired(signing_key, credential.token)
+    )
+    return EXPIRED if expired else INVALID

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends
+from fastapi import Depends, Request
 
-from tenantry.errors import Forbidden, Unauthorized
-from tenantry.identity.permissions import Permission, permissions_of
+from tenantry.errors import Forbidden
+from tenantry.identity.credentials import unauthorized
+from tenantry.identity.permissions import Permission, granted_to
 from tenantry.tenancy.subjects import Subject, current_subject
 
 PUBLIC = "public"
@@ -23,20 +24,19 @@ OPERATOR = "operator"
 BOOTSTRAP = "operator:bootstrap"
 
 
-def _authenticated() -> Subject:
+def _authenticated(request: Request) -> Subject:
     subject = current_subject()
     if subject is None:
-        raise Unauthorized()
+        raise unauthorized(request.scope)
     return subject
 
 
 def require_tenant_permission(permission: Permission):
-    async def check() -> Subject:
-        subject = _authenticated()
+    async def check(request: Request) -> Subject:
+        subject = _authenticated(request)
         if subject.is_operator or subject.tenant is None:
             raise Forbidden("Operators reach a tenant's data only through /v1/admin routes.")
-        granted = permissions_of(role=subject.role, scopes=subject.scopes)
-        if permission not in granted:
+        if permission not in granted_to(subject):
             raise Forbidden(f"This needs the '{permission}' permission.")
         return subject
 
@@ -44,8 +44,8 @@ def require_tenant_permission(permission: Permission):
 
 
 def require_operator(*, allow_bootstrap: bool = False):
-    async def check() -> Subject:
-        subject = _authenticated()
+    async def check(request: Request) -> Subject:
+        subject = _authenticated(request)
         if not subject.is_operator:
             raise Forbidden("This route is for platform operators.")
         if subject.role == "bootstrap" and not allow_bootstrap:
@@ -75,9 +75,9 @@ def guard(permission: Permission | str, *problems: int) -> dict[str, Any]:
     return {"dependencies": [Depends(dependency)] if dependency else [], "openapi_extra": extra}
 
 
-async def caller() -> Subject:
+async def caller(request: Request) -> Subject:
     """The authenticated subject, for handlers whose guard already checked it."""
-    return _authenticated()
+    return _authenticated(request)
 
 
 Caller = Annotated[Subject, Depends(caller)]

@@ -20,7 +20,7 @@ from sqlalchemy import (
     Uuid,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from tenantry.db.base import Base, TenantOwned, utcnow
 
@@ -49,6 +49,7 @@ class OperatorToken(Base):
     created_at: Mapped[datetime] = mapped_column(TS, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(TS)
     revoked_at: Mapped[datetime | None] = mapped_column(TS)
+    expires_at: Mapped[datetime | None] = mapped_column(TS)  # a generated bootstrap token's
 
 
 class User(TenantOwned, Base):
@@ -87,17 +88,28 @@ class RefreshToken(TenantOwned, Base):
 
 class ApiKey(TenantOwned, Base):
     __tablename__ = "api_keys"
+    __table_args__ = (
+        # Removing the creator leaves the key without one, and a key without one does nothing.
+        ForeignKeyConstraint(
+            ["tenant_id", "created_by_user_id"],
+            ["users.tenant_id", "users.id"],
+            ondelete="SET NULL (created_by_user_id)",
+        ),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     name: Mapped[str] = mapped_column(Text)
     lookup: Mapped[str] = mapped_column(Text)
     key_hash: Mapped[str] = mapped_column(Text)
     scopes: Mapped[list[str]] = mapped_column(ARRAY(Text))
-    created_by: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(Text)  # who, as the audit log names them
+    created_by_user_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)  # whose role caps it
     created_at: Mapped[datetime] = mapped_column(TS, default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(TS)
     last_used_at: Mapped[datetime | None] = mapped_column(TS)
     revoked_at: Mapped[datetime | None] = mapped_column(TS)
+
+    creator: Mapped[User | None] = relationship(lazy="joined", viewonly=True)
 
 
 class LdapConfig(TenantOwned, Base):

@@ -1,7 +1,7 @@
-"""Platform operators: accounts, their access tokens, and the bootstrap token.
+"""Platform operators: accounts, their access tokens, and the bootstrap token's subject.
 
-The bootstrap token (generated on first start, or TENANTRY_BOOTSTRAP_TOKEN) authenticates as the
-`bootstrap` operator, whose only power is creating operators: the way in for the first one.
+The bootstrap token (`bootstrap.py`) authenticates as the `bootstrap` operator, whose only power is
+creating operators: the way in for the first one, closed once that one exists.
 """
 
 from __future__ import annotations
@@ -14,38 +14,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tenantry.db.base import utcnow
 from tenantry.db.paging import Keyset, page
 from tenantry.errors import Conflict
-from tenantry.identity import access_tokens
+from tenantry.identity import access_tokens, bootstrap
 from tenantry.identity.models import Operator, OperatorToken
 from tenantry.identity.passwords import check_policy, hash_password, verify_password
 from tenantry.identity.schemas import OperatorCreate, TokenOut
-from tenantry.identity.tokens import OPERATOR_PREFIX, digest, new_secret
+from tenantry.identity.tokens import digest
 from tenantry.settings import Settings
 from tenantry.tenancy.subjects import Subject
 
-BOOTSTRAP = "bootstrap"
+BOOTSTRAP = bootstrap.NAME
 OPERATORS = Keyset("operators", (Operator.email, Operator.id))
-
-
-async def ensure_bootstrap_token(
-    session: AsyncSession, *, given: str | None
-) -> tuple[bool, str | None]:
-    """Store the bootstrap token's digest. Returns (first start, plaintext if just generated).
-
-    A token given by setting replaces the stored one, so automation can rotate it.
-    """
-    row = await session.scalar(select(OperatorToken).where(OperatorToken.name == BOOTSTRAP))
-    first = row is None
-    if given:
-        if row is None:
-            session.add(OperatorToken(name=BOOTSTRAP, token_hash=digest(given)))
-        elif row.token_hash != digest(given):
-            row.token_hash, row.revoked_at = digest(given), None
-        return first, None
-    if row is not None:
-        return first, None
-    token = new_secret(OPERATOR_PREFIX)
-    session.add(OperatorToken(name=BOOTSTRAP, token_hash=digest(token)))
-    return first, token
 
 
 async def create(session: AsyncSession, *, data: OperatorCreate) -> Operator:
@@ -61,6 +39,7 @@ async def create(session: AsyncSession, *, data: OperatorCreate) -> Operator:
     )
     session.add(operator)
     await session.flush()
+    await bootstrap.close(session)  # an operator exists: the bootstrap token is spent
     return operator
 
 
@@ -94,6 +73,10 @@ async def authenticate_token(session: AsyncSession, *, token: str) -> Subject | 
     if row is None:
         return None
     now = utcnow()
+    if row.operator_id is None and (
+        not bootstrap.usable(row, now) or await bootstrap.operators_exist(session)
+    ):
+        return None  # past its 24 hours, or the first operator exists
     # Written at most once a minute, so authenticating is not a write on every request.
     if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
         row.last_used_at = now

@@ -56,15 +56,43 @@ SCOPE_PERMISSIONS: dict[str, frozenset[Permission]] = {
     "external": frozenset({P.ME, P.EXTERNAL}),
 }
 
+# Permissions only keys hold, within a role's reach when the role holds what they stand for:
+# the external API reports incidents and searches knowledge.
+KEY_ONLY: dict[Permission, frozenset[Permission]] = {
+    P.EXTERNAL: frozenset({P.INCIDENTS_WRITE, P.CONTENT_READ}),
+}
+
 ROLES = ("owner", "admin", "member", "viewer")
 SCOPES = tuple(SCOPE_PERMISSIONS)
 ROLE_RANK = {role: rank for rank, role in enumerate(reversed(ROLES))}
 
 
-def permissions_of(*, role: str | None = None, scopes: frozenset[str] = frozenset()) -> frozenset:
+def permissions_of(
+    *, role: str | None = None, scopes: frozenset[str] = frozenset(), cap: str | None = None
+) -> frozenset:
+    """A user's role's permissions, or an API key's scopes' capped by `cap`: its creator's role
+    now, so that a key never does more than the person who made it still may."""
     if role is not None:
         return ROLE_PERMISSIONS.get(role, frozenset())
     granted: set[Permission] = set()
     for scope in scopes:
         granted |= SCOPE_PERMISSIONS.get(scope, frozenset())
-    return frozenset(granted)
+    return frozenset(granted) & _reach(cap)
+
+
+def _reach(role: str | None) -> frozenset[Permission]:
+    held = ROLE_PERMISSIONS.get(role, frozenset())
+    return held | {key_only for key_only, needs in KEY_ONLY.items() if needs <= held}
+
+
+def granted_to(subject) -> frozenset:
+    """What a tenant's subject (a user, or an API key capped by its creator) may do now."""
+    return permissions_of(role=subject.role, scopes=subject.scopes, cap=subject.creator_role)
+
+
+def acting_role(subject) -> str:
+    """The role whose reach a subject has when it grants or changes roles: a user's own; an API
+    key's, an admin's at most, and never more than its creator's."""
+    if subject.kind == "user":
+        return subject.role
+    return min(("admin", subject.creator_role), key=lambda role: ROLE_RANK.get(role, -1))

@@ -99,6 +99,20 @@ class ApiKeyCreate(Strict):
     expires_at: Instant | None = None
 
 
+class ApiKeyCreator(BaseModel):
+    """The user who made a key; their role now caps what the key may do."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    email: str
+    role: Role
+    status: str
+
+
+ApiKeyState = Literal["active", "revoked", "expired", "creator_disabled", "creator_removed"]
+
+
 class ApiKeyOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -106,7 +120,12 @@ class ApiKeyOut(BaseModel):
     name: str
     prefix: str
     scopes: list[str]
+    state: ApiKeyState = Field(
+        description="`creator_disabled` and `creator_removed` keys do nothing: a key works only "
+        "while the user who made it is active, and only within that user's role."
+    )
     created_by: str
+    creator: ApiKeyCreator | None = Field(description="None once the creator was removed.")
     created_at: datetime
     expires_at: datetime | None
     last_used_at: datetime | None

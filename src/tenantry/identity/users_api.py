@@ -11,7 +11,7 @@ from tenantry.api_support import database, policy_of
 from tenantry.db.session import Database
 from tenantry.identity import users
 from tenantry.identity.dependencies import Caller, guard
-from tenantry.identity.permissions import Permission
+from tenantry.identity.permissions import Permission, acting_role
 from tenantry.identity.schemas import UserCreate, UserOut, UserUpdate
 from tenantry.pages import Page, PageParams
 
@@ -43,7 +43,7 @@ async def create_user(body: UserCreate, subject: Caller, db: Db, request: Reques
             tenant_id=subject.tenant.id,
             data=body,
             actor=subject.audit_name,
-            actor_role=_role(subject),
+            actor_role=acting_role(subject),
             quota=policy.limits.users,
         )
         return UserOut.model_validate(user)
@@ -66,7 +66,7 @@ async def update_user(user_id: uuid.UUID, body: UserUpdate, subject: Caller, db:
             user_id=user_id,
             data=body,
             actor=subject.audit_name,
-            actor_role=_role(subject),
+            actor_role=acting_role(subject),
         )
         return UserOut.model_validate(user)
 
@@ -81,11 +81,6 @@ async def remove_user(user_id: uuid.UUID, subject: Caller, db: Db) -> Response:
             tenant_id=subject.tenant.id,
             user_id=user_id,
             actor=subject.audit_name,
-            actor_role=_role(subject),
+            actor_role=acting_role(subject),
         )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
-
-
-def _role(subject) -> str:
-    # An admin-scoped API key acts with an admin's reach, never an owner's.
-    return subject.role if subject.kind == "user" else "admin"

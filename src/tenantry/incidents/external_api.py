@@ -16,19 +16,20 @@ from tenantry.identity.permissions import Permission
 from tenantry.incidents.api import report
 from tenantry.incidents.schemas import ExternalIncidentCreate, IncidentCreate, IncidentOut
 from tenantry.knowledge import search as retrieval
+from tenantry.knowledge.api import charge_search
 from tenantry.knowledge.schemas import HitOut, SearchOut
 
 router = APIRouter(prefix="/v1/external", tags=["external"])
 Db = Annotated[Database, Depends(database)]
 
 
-async def _enabled(request: Request, subject) -> dict:
+async def _enabled(request: Request, subject):
     policy = await policy_of(request, subject.tenant.id)
     if not policy.config["features"]["external_api"]:
         raise Forbidden(
             "The external API is switched off for this tenant.", code="feature-disabled"
         )
-    return policy.config
+    return policy
 
 
 @router.post(
@@ -54,13 +55,14 @@ async def external_search(
     q: Annotated[text(1000, min_length=1), Query(description="The question.")],
     limit: Annotated[int, Query(ge=1, le=20)] = 5,
 ) -> SearchOut:
-    config = await _enabled(request, subject)
+    policy = await _enabled(request, subject)
+    await charge_search(request, policy)
     vector = await request.app.state.embedder.query(q)
     async with db.tenant(subject.tenant.id, local_settings=retrieval.VECTOR_SETTINGS) as session:
         hits = await retrieval.search(
             session,
             tenant_id=subject.tenant.id,
-            language=config["language"],
+            language=policy.config["language"],
             query=q,
             query_vector=vector,
             limit=limit,

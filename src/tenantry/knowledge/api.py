@@ -159,12 +159,16 @@ async def delete_document(document_id: uuid.UUID, subject: Caller, db: Db) -> Re
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/v1/search", response_model=SearchOut, **guard(Permission.CONTENT_READ))
-async def search(body: SearchIn, subject: Caller, db: Db, request: Request) -> SearchOut:
-    policy = await policy_of(request, subject.tenant.id)
+async def charge_search(request: Request, policy) -> None:
+    """Count one search against the tenant's `searches_per_minute`, or refuse it (429).
+
+    Every search a tenant's caller asks for goes through here, whichever route it came by. The
+    searches an incident's workflow makes are the platform's own (bounded by the tenant's
+    incidents and workflows in flight) and are not counted.
+    """
     decision = await request.app.state.rates.hit(
         policy="searches",
-        tenant_key=str(subject.tenant.id),
+        tenant_key=str(policy.tenant_id),
         per_minute=policy.limits.searches_per_minute,
     )
     if not decision.allowed:
@@ -172,6 +176,12 @@ async def search(body: SearchIn, subject: Caller, db: Db, request: Request) -> S
             f"The tenant's limit of {decision.quota} searches a minute is reached.",
             headers={**decision.headers(), "Retry-After": str(max(1, decision.reset_seconds))},
         )
+
+
+@router.post("/v1/search", response_model=SearchOut, **guard(Permission.CONTENT_READ))
+async def search(body: SearchIn, subject: Caller, db: Db, request: Request) -> SearchOut:
+    policy = await policy_of(request, subject.tenant.id)
+    await charge_search(request, policy)
     vector = await request.app.state.embedder.query(body.query)
     async with db.tenant(subject.tenant.id, local_settings=retrieval.VECTOR_SETTINGS) as session:
         hits = await retrieval.search(

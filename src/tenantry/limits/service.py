@@ -10,7 +10,6 @@ from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.audit import service as audit
-from tenantry.config.service import notify
 from tenantry.db.base import utcnow
 from tenantry.db.paging import decode_cursor, encode_cursor
 from tenantry.db.session import set_tenant
@@ -59,7 +58,8 @@ async def set_overrides(
             before=before,
             after=overrides,
         )
-        await notify(session, tenant.cache_prefix)
+        # Every process drops its cached limits when this commits: a trigger on `tenants`
+        # NOTIFYs each change of tier, overrides or status, whichever path made it.
     return tenant
 
 

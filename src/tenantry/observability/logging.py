@@ -18,8 +18,14 @@ def _redact(_logger, _method, event_dict):
 
 
 def configure_logging(*, level: str = "INFO", json: bool = True) -> None:
+    # Plain tracebacks on the console: the pretty ones print every frame's local variables, and
+    # those hold tokens, keys and webhook URLs.
     renderer = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.processors.JSONRenderer()
+        if json
+        else structlog.dev.ConsoleRenderer(
+            colors=False, exception_formatter=structlog.dev.plain_traceback
+        )
     )
     shared = [
         structlog.contextvars.merge_contextvars,

@@ -30,6 +30,7 @@ import structlog
 import typer
 
 from tenantry.db.urls import app_url, libpq_dsn
+from tenantry.identity.bootstrap import Bootstrap
 from tenantry.runtime.children import spawn
 from tenantry.runtime.pidfiles import SUPERVISOR, PidRegistry
 from tenantry.runtime.redis_local import LocalRedis, redis_binary
@@ -179,7 +180,7 @@ class Supervisor:
         if self.plan.note:
             typer.echo(self.plan.note)
             log.warning("one API process", reason=self.plan.note)
-        return FirstStart(False, None, ())
+        return FirstStart(None, ())
 
     def _child_env(self) -> dict[str, str]:
         settings, stack = self.settings, self.stack
@@ -257,12 +258,7 @@ class Supervisor:
             f"  health    {base}/health/ready",
             f"  metrics   {base}/metrics",
         ]
-        if first.generated_token:
-            lines += [
-                "",
-                "  Operator bootstrap token (shown once, stored hashed):",
-                f"    {first.generated_token}",
-            ]
+        lines += _bootstrap_lines(first.bootstrap)
         if first.demo_tenants:
             lines.append(f"  demo tenants: {', '.join(first.demo_tenants)}")
         shared = " sharing limits through Redis" if apis > 1 else ""
@@ -356,6 +352,26 @@ class Supervisor:
                     break
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     process.wait(0.1)
+
+
+def _bootstrap_lines(token: Bootstrap | None) -> list[str]:
+    """Where the bootstrap token is (never the token itself: consoles end up in logs)."""
+    if token is None or token.state == "closed":
+        return []
+    if token.state == "expired":
+        return [
+            "",
+            "  The operator bootstrap token expired; make a new one with",
+            "    tenantry operators bootstrap-token --rotate",
+        ]
+    if token.path is None:
+        return ["", "  Operator bootstrap token: the one TENANTRY_BOOTSTRAP_TOKEN sets"]
+    until = token.expires_at.strftime("%Y-%m-%d %H:%M UTC") if token.expires_at else "-"
+    return [
+        "",
+        f"  Operator bootstrap token in {token.path} (readable by this user only;",
+        f"    works until {until} or until the first operator exists)",
+    ]
 
 
 def _interrupt_startup(_sig, _frame) -> None:

@@ -21,6 +21,9 @@ class Subject:
     role: str | None = None
     scopes: frozenset[str] = field(default_factory=frozenset)
     session_id: uuid.UUID | None = None  # a user's login session (refresh-token family)
+    # An API key's creator and that user's role now, read with the key: the role caps the key.
+    creator_id: uuid.UUID | None = None
+    creator_role: str | None = None
 
     @property
     def is_operator(self) -> bool:

@@ -1,6 +1,7 @@
 """What a deletion still owes outside the database, done by the relay (a chore): terminate the
 tenant's workflows (found by the `TenantId` search attribute), purge what their last activities
-wrote meanwhile, and drop the tenant's own HNSW index. Its data key went with the purge, so what
+wrote meanwhile, purge its audit log (as the owner role: the application may not) and drop
+the tenant's own HNSW index. Its data key went with the purge, so what
 Temporal keeps of its histories cannot be read.
 
 A receipt is closed only by a pass that found nothing left to do, some seconds after the
@@ -17,6 +18,7 @@ from sqlalchemy import func, select, update
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from tenantry.audit import anchors
 from tenantry.db.session import Database
 from tenantry.keys.service import TenantKeys
 from tenantry.knowledge.promotion import drop_index
@@ -81,6 +83,12 @@ class DeletionCleanup:
         dropped = False
         if self.admin_url is not None:
             dropped = await asyncio.to_thread(drop_index, self.admin_url, tenant_id=receipt.tenant)
+            # The audit log is the owner role's to purge; the deletion signed its final head.
+            events = await asyncio.to_thread(
+                anchors.purge_deleted, self.admin_url, tenant_id=receipt.tenant
+            )
+            if events:
+                late["audit_events"] = events
         settled = not terminated and not late
         closed = False
         async with self.db.control() as session:

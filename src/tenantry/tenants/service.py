@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tenantry.audit import anchors
 from tenantry.audit import service as audit
 from tenantry.db.base import utcnow
 from tenantry.db.catalog import tenant_tables
@@ -137,6 +138,7 @@ async def delete(db: Database, *, slug: str, actor: str) -> tuple[Tenant, dict[s
             return tenant, {}
         await set_tenant(session, tenant.id)  # the chain's head is the tenant's row, under RLS
         head_seq, head_hash = await audit.head(session, tenant_id=tenant.id)
+        await anchors.sign(session)  # the final head, signed: its events go with the owner's purge
         purged = await purge_rows(session, tenant_id=tenant.id)
         tenant.status = "deleted"
         tenant.deleted_at = tenant.updated_at = utcnow()
@@ -147,13 +149,14 @@ async def delete(db: Database, *, slug: str, actor: str) -> tuple[Tenant, dict[s
 
 
 async def purge_rows(session: AsyncSession, *, tenant_id: uuid.UUID) -> dict[str, int]:
-    """Delete every row of the tenant in every tenant-owned table, as the catalog lists them."""
+    """Delete every row of the tenant in every tenant-owned table, as the catalog lists them,
+    but its audit log: the application may not remove that, the owner role purges it once the
+    deletion is done (`audit.anchors.purge_deleted`)."""
     await set_tenant(session, tenant_id)
-    await session.execute(
-        text("SELECT set_config('tenantry.purging', :tid, true)"), {"tid": str(tenant_id)}
-    )
     purged: dict[str, int] = {}
     for table in await tenant_tables(session):
+        if table in audit.OWNER_PURGED:
+            continue
         result = await session.execute(
             text(f'DELETE FROM "{table}" WHERE tenant_id = :tid'), {"tid": tenant_id}
         )

@@ -10,6 +10,7 @@ from temporalio.client import Client
 from temporalio.service import RetryConfig
 from temporalio.worker import Worker
 
+from tenantry.audit.anchors import ANCHOR_EVERY_SECONDS, AnchorMovedHeads
 from tenantry.db.session import Database
 from tenantry.events.activities import EventActivities
 from tenantry.events.workflows import DeliverWebhook
@@ -72,7 +73,11 @@ async def build_relay(
         lazy=True,
         retry=RELAY_RETRY,
     )
-    chores = [DeletionCleanup(db, client, admin_url=admin_url, keys=keys), Prune(db)]
+    chores = [
+        DeletionCleanup(db, client, admin_url=admin_url, keys=keys),
+        Prune(db),
+        AnchorMovedHeads(db, every_seconds=ANCHOR_EVERY_SECONDS),
+    ]
     return Relay(db, client, dsn=dsn, settings=settings, chores=chores)
 
 
