@@ -8,11 +8,9 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import Response
 
 from tenantry.config.admin_api import router as tiers_router
 from tenantry.config.api import router as config_router
@@ -57,9 +55,13 @@ from tenantry.limits.middleware import LimitsMiddleware
 from tenantry.limits.policy import PolicyStore
 from tenantry.limits.rates import RateLimits
 from tenantry.limits.shedding import LoadMonitor
+from tenantry.observability.exposition import metrics
 from tenantry.observability.health import check_database, check_temporal
 from tenantry.observability.health import router as health_router
-from tenantry.observability.metrics import REGISTRY
+from tenantry.observability.metrics import DB_POOL_SIZE
+from tenantry.observability.pool import watch_pool
+from tenantry.observability.state import StateCollector
+from tenantry.observability.tenant_labels import TENANTS
 from tenantry.problems import problem_response, unexpected_error
 from tenantry.retry_middleware import RetryTransactions
 from tenantry.settings import Settings, get_settings
@@ -85,6 +87,10 @@ def create_app(
         shares = ConnectionShares(settings.db_pool_size + settings.db_max_overflow)
         app.state.db = db = Database(engine, tenant_slots=shares)
         state = app.state
+        watch_pool(engine, "api")
+        DB_POOL_SIZE.labels("api").set(settings.db_pool_size + settings.db_max_overflow)
+        TENANTS.configure(top=settings.metrics_top_tenants, cap=settings.metrics_max_tenant_labels)
+        state.metrics_state = StateCollector(db, ttl=settings.metrics_state_seconds)
         state.config_cache = PrefixCache(settings.config_cache_seconds)
         state.policies = PolicyStore(db, state.config_cache)
         redis_health = RedisHealth()
@@ -191,10 +197,6 @@ def _application_url(settings: Settings, given: URL | str | None) -> URL:
     raise RuntimeError(
         "No database: set TENANTRY_DATABASE_URL, or start the embedded stack with `tenantry run`."
     )
-
-
-async def metrics(_: Request) -> Response:
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 
 def _install_error_handlers(app: FastAPI) -> None:

@@ -183,6 +183,24 @@ class Settings(BaseSettings):
     cache_prefix: str = "tenantry"
     pool_task_queue: str = "tenantry-pool"
 
+    metrics_top_tenants: int = Field(
+        default=20, ge=0, description="Tenants named in per-tenant metrics by traffic (top K)."
+    )
+    metrics_max_tenant_labels: int = Field(
+        default=100,
+        ge=0,
+        description="Hard cap on tenants named in metrics, enterprise ones included; past it, "
+        "new tenants count under `__other__` until the process restarts.",
+    )
+    worker_metrics_address: str | None = Field(
+        default=None,
+        description="host:port where the worker exports Temporal's SDK metrics for Prometheus "
+        "(schedule-to-start latency, task slots); unset: not exported.",
+    )
+    metrics_state_seconds: float = Field(
+        default=10, ge=0, description="How long a scrape reuses the counts read from PostgreSQL."
+    )
+
     log_level: str = "INFO"
     log_json: bool = True
     max_body_bytes: int = Field(default=1_048_576, ge=1024)

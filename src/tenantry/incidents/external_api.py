@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, status
@@ -16,6 +17,7 @@ from tenantry.incidents.api import report
 from tenantry.incidents.schemas import ExternalIncidentCreate, IncidentCreate, IncidentOut
 from tenantry.knowledge import search as retrieval
 from tenantry.knowledge.schemas import HitOut, SearchOut
+from tenantry.observability import domain as metrics
 
 router = APIRouter(prefix="/v1/external", tags=["external"])
 Db = Annotated[Database, Depends(database)]
@@ -55,6 +57,7 @@ async def external_search(
 ) -> SearchOut:
     config = await _enabled(request, subject)
     vector = await request.app.state.embedder.query(q)
+    started = time.perf_counter()
     async with db.tenant(subject.tenant.id, local_settings=retrieval.VECTOR_SETTINGS) as session:
         hits = await retrieval.search(
             session,
@@ -64,5 +67,8 @@ async def external_search(
             query_vector=vector,
             limit=limit,
         )
+    metrics.searched(
+        subject.tenant, source="external", seconds=time.perf_counter() - started, hits=len(hits)
+    )
     request.app.state.meter.add(subject.tenant.id, "searches")
     return SearchOut(query=q, hits=[HitOut.of(h) for h in hits])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from typing import Annotated, Literal
 
@@ -26,6 +27,9 @@ from tenantry.knowledge.schemas import (
     SearchOut,
 )
 from tenantry.limits.middleware import QuotaExceeded
+from tenantry.observability import domain as metrics
+from tenantry.observability.metrics import RATE_LIMITED
+from tenantry.observability.tenant_labels import tenant_label
 from tenantry.settings import Settings
 
 router = APIRouter(tags=["knowledge"])
@@ -174,11 +178,15 @@ async def search(body: SearchIn, subject: Caller, db: Db, request: Request) -> S
         per_minute=policy.limits.searches_per_minute,
     )
     if not decision.allowed:
+        RATE_LIMITED.labels(
+            tenant_label(subject.tenant), subject.tenant.tier, "searches_per_minute"
+        ).inc()
         raise QuotaExceeded(
             f"The tenant's limit of {decision.quota} searches a minute is reached.",
             headers={**decision.headers(), "Retry-After": str(max(1, decision.reset_seconds))},
         )
     vector = await request.app.state.embedder.query(body.query)
+    started = time.perf_counter()
     async with db.tenant(subject.tenant.id, local_settings=retrieval.VECTOR_SETTINGS) as session:
         hits = await retrieval.search(
             session,
@@ -190,5 +198,8 @@ async def search(body: SearchIn, subject: Caller, db: Db, request: Request) -> S
             tags=body.filters.tags or None,
             document_ids=body.filters.documents or None,
         )
+    metrics.searched(
+        subject.tenant, source="api", seconds=time.perf_counter() - started, hits=len(hits)
+    )
     request.app.state.meter.add(subject.tenant.id, "searches")
     return SearchOut(query=body.query, hits=[HitOut.of(h) for h in hits])

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -28,8 +29,10 @@ from dataclasses import dataclass, field
 import psycopg
 import structlog
 import typer
+from prometheus_client.multiprocess import mark_process_dead
 
 from tenantry.db.urls import app_url, libpq_dsn
+from tenantry.observability.exposition import MULTIPROC_ENV
 from tenantry.runtime.children import spawn
 from tenantry.runtime.pidfiles import SUPERVISOR, PidRegistry
 from tenantry.runtime.redis_local import LocalRedis, redis_binary
@@ -198,6 +201,12 @@ class Supervisor:
             env["TENANTRY_TEMPORAL_ADDRESS"] = settings.temporal_address
         if settings.redis_url:
             env["TENANTRY_REDIS_URL"] = settings.redis_url
+        # Every child counts into files here; whichever API process answers /metrics adds them
+        # up (see observability.exposition). Emptied at each start: counters begin at zero.
+        metrics = settings.home / "metrics"
+        shutil.rmtree(metrics, ignore_errors=True)
+        metrics.mkdir(parents=True)
+        env[MULTIPROC_ENV] = str(metrics)
         return env
 
     def _start_children(self) -> None:
@@ -292,6 +301,8 @@ class Supervisor:
                         self.stop_mode = "interrupt"
                         return 1
                     child.restarts += 1
+                    # Its live gauges (in flight, pool use) no longer count.
+                    mark_process_dead(child.process.pid, self.env[MULTIPROC_ENV])
                     log.warning(
                         "process exited; starting it again",
                         process=child.name,

@@ -26,14 +26,18 @@ from tenantry.keys.service import TenantKeys, platform_key
 from tenantry.knowledge.embeddings import checked_embedder
 from tenantry.knowledge.promotion import promote
 from tenantry.observability.logging import configure_logging
+from tenantry.observability.metrics import DB_POOL_SIZE
+from tenantry.observability.pool import watch_pool
+from tenantry.observability.tenant_labels import TENANTS
 from tenantry.runtime.children import die_with_parent, tell_ready
 from tenantry.settings import Settings, get_settings
-from tenantry.worker.client import connect
+from tenantry.worker.client import connect, metrics_runtime
 from tenantry.worker.runner import build_relay, build_worker
 
 log = structlog.get_logger("tenantry.worker")
 INTERRUPT_GRACE_SECONDS = 3.0
 UPKEEP_EVERY_SECONDS = 300
+WORKER_POOL = 4
 
 
 async def serve(settings: Settings, ready_fd: int | None) -> None:
@@ -52,10 +56,19 @@ async def serve(settings: Settings, ready_fd: int | None) -> None:
         loop.add_signal_handler(sig, stop, sig)
 
     application_url = app_url(settings, settings.database_url)
-    db = Database(create_app_engine(application_url, pool_size=4, max_overflow=0))
+    engine = create_app_engine(application_url, pool_size=WORKER_POOL, max_overflow=0)
+    watch_pool(engine, "worker")
+    DB_POOL_SIZE.labels("worker").set(WORKER_POOL)
+    TENANTS.configure(top=settings.metrics_top_tenants, cap=settings.metrics_max_tenant_labels)
+    db = Database(engine)
     try:
         keys = TenantKeys(db, platform_key(settings))
-        client = await connect(settings.temporal_address, settings.temporal_namespace, keys=keys)
+        client = await connect(
+            settings.temporal_address,
+            settings.temporal_namespace,
+            keys=keys,
+            runtime=metrics_runtime(settings.worker_metrics_address),
+        )
         embedder = await checked_embedder(settings)
         worker = build_worker(
             client,

@@ -11,7 +11,6 @@ from tenantry.audit import service as audit
 from tenantry.audit.schemas import AuditPage, ChainOut
 from tenantry.db.session import Database
 from tenantry.identity.dependencies import OPERATOR, Caller, guard
-from tenantry.observability.metrics import TENANT_LIFECYCLE
 from tenantry.settings import Settings
 from tenantry.tenants import deletion, service
 from tenantry.tenants.schemas import Status, TenantCreate, TenantOut, TenantPage, TenantUpdate, Tier
@@ -34,7 +33,6 @@ async def create_tenant(
         tenant = await service.create(
             session, data=body, actor=operator.audit_name, settings=settings
         )
-    TENANT_LIFECYCLE.labels("created").inc()
     response.headers["Location"] = str(request.url_for("show_tenant", slug=tenant.slug))
     return TenantOut.of(tenant)
 
@@ -67,7 +65,6 @@ async def show_tenant(slug: str, operator: Operator, db: Db) -> TenantOut:
 async def update_tenant(slug: str, body: TenantUpdate, operator: Operator, db: Db) -> TenantOut:
     async with db.control() as session:
         tenant = await service.update(session, slug=slug, data=body, actor=operator.audit_name)
-    TENANT_LIFECYCLE.labels("updated").inc()
     return TenantOut.of(tenant)
 
 
@@ -75,7 +72,6 @@ async def update_tenant(slug: str, body: TenantUpdate, operator: Operator, db: D
 async def suspend_tenant(slug: str, operator: Operator, db: Db) -> TenantOut:
     async with db.control() as session:
         tenant = await service.suspend(session, slug=slug, actor=operator.audit_name)
-    TENANT_LIFECYCLE.labels("suspended").inc()
     return TenantOut.of(tenant)
 
 
@@ -83,14 +79,12 @@ async def suspend_tenant(slug: str, operator: Operator, db: Db) -> TenantOut:
 async def resume_tenant(slug: str, operator: Operator, db: Db) -> TenantOut:
     async with db.control() as session:
         tenant = await service.resume(session, slug=slug, actor=operator.audit_name)
-    TENANT_LIFECYCLE.labels("resumed").inc()
     return TenantOut.of(tenant)
 
 
 @router.delete("/{slug}", response_model=TenantOut, **guard(OPERATOR))
 async def delete_tenant(slug: str, operator: Operator, db: Db) -> TenantOut:
     tenant, _ = await service.delete(db, slug=slug, actor=operator.audit_name)
-    TENANT_LIFECYCLE.labels("deleted").inc()
     return TenantOut.of(tenant)
 
 
