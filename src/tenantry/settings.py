@@ -192,6 +192,12 @@ class Settings(BaseSettings):
         description="Hard cap on tenants named in metrics, enterprise ones included; past it, "
         "new tenants count under `__other__` until the process restarts.",
     )
+    worker_metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Port of a lone worker's /metrics (`tenantry worker`); unset: `port`.",
+    )
     worker_metrics_address: str | None = Field(
         default=None,
         description="host:port where the worker exports Temporal's SDK metrics for Prometheus "

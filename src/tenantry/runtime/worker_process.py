@@ -19,14 +19,16 @@ import threading
 from datetime import timedelta
 
 import structlog
+from prometheus_client import start_http_server
 
 from tenantry.db.session import Database, create_app_engine
 from tenantry.db.urls import app_url, libpq_dsn
 from tenantry.keys.service import TenantKeys, platform_key
 from tenantry.knowledge.embeddings import checked_embedder
 from tenantry.knowledge.promotion import promote
+from tenantry.observability.exposition import MULTIPROC_ENV
 from tenantry.observability.logging import configure_logging
-from tenantry.observability.metrics import DB_POOL_SIZE
+from tenantry.observability.metrics import DB_POOL_SIZE, REGISTRY
 from tenantry.observability.pool import watch_pool
 from tenantry.observability.tenant_labels import TENANTS
 from tenantry.runtime.children import die_with_parent, tell_ready
@@ -61,6 +63,7 @@ async def serve(settings: Settings, ready_fd: int | None) -> None:
     DB_POOL_SIZE.labels("worker").set(WORKER_POOL)
     TENANTS.configure(top=settings.metrics_top_tenants, cap=settings.metrics_max_tenant_labels)
     db = Database(engine)
+    _serve_metrics(settings)
     try:
         keys = TenantKeys(db, platform_key(settings))
         client = await connect(
@@ -102,6 +105,18 @@ async def serve(settings: Settings, ready_fd: int | None) -> None:
         await asyncio.gather(running, relaying, upkeep, return_exceptions=True)
     finally:
         await db.dispose()
+
+
+def _serve_metrics(settings: Settings) -> None:
+    """Alone in its container (`tenantry worker`), the worker answers /metrics on its own port;
+    under `tenantry run` its counts reach the API's /metrics through the multiprocess files."""
+    if os.environ.get(MULTIPROC_ENV):
+        return
+    port = settings.worker_metrics_port or settings.port
+    try:
+        start_http_server(port, addr=settings.host, registry=REGISTRY)
+    except OSError as error:
+        log.warning("worker metrics not served", port=port, error=error.strerror)
 
 
 async def _upkeep(settings: Settings) -> None:
