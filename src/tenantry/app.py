@@ -90,7 +90,7 @@ def create_app(
         watch_pool(engine, "api")
         DB_POOL_SIZE.labels("api").set(settings.db_pool_size + settings.db_max_overflow)
         TENANTS.configure(top=settings.metrics_top_tenants, cap=settings.metrics_max_tenant_labels)
-        state.metrics_state = StateCollector(db, ttl=settings.metrics_state_seconds)
+        state.metrics_state = StateCollector(state, ttl=settings.metrics_state_seconds)
         state.config_cache = PrefixCache(settings.config_cache_seconds)
         state.policies = PolicyStore(db, state.config_cache)
         redis_health = RedisHealth()

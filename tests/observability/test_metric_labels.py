@@ -16,7 +16,8 @@ from tenantry.tenancy.context import TenantRef
 # tiers, outcomes from fixed lists, tenant slugs through tenant_labels).
 ALLOWED = {
     "route", "method", "status", "tier", "tenant", "code", "limit", "pool", "result", "source",
-    "outcome", "how", "kind", "action", "state", "sli", "version",
+    "outcome", "how", "kind", "action", "state", "sli", "version", "dependency", "task_queue",
+    "type",
 }  # fmt: skip
 
 

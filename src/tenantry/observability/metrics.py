@@ -250,6 +250,28 @@ STATE = (
         "Each tier's latency objective: requests slower than this count against it.",
         ("tier",),
     ),
+    Family(
+        "tenantry_dependency_up",
+        "Whether a component answers its health check (database, temporal, workers, embedder, "
+        "redis, llm): 1 ok, 0.5 degraded, 0 down.",
+        ("dependency",),
+    ),
+    Family(
+        "tenantry_dependency_check_seconds",
+        "How long the component's last health check took.",
+        ("dependency",),
+    ),
+    Family(
+        "tenantry_temporal_task_queue_pollers",
+        "Workers that polled the shared Temporal task queue (Temporal's DescribeTaskQueue).",
+        ("task_queue", "type"),
+    ),
+    Family(
+        "tenantry_temporal_task_queue_backlog",
+        "Tasks waiting in the shared Temporal task queue (Temporal's approximate count; per "
+        "tenant, see tenantry_workflows_queued).",
+        ("task_queue", "type"),
+    ),
     Family("tenantry_build_info", "The running version.", ("version",)),
 )
 

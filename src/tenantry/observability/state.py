@@ -8,6 +8,7 @@ whichever process answers; the result is kept `metrics_state_seconds` so that fr
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import defaultdict
 from collections.abc import Iterable
@@ -17,12 +18,16 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from sqlalchemy import text
 
 from tenantry.db.session import Database
+from tenantry.observability import components
 from tenantry.observability.metrics import STATE, TIER_NAMES
 from tenantry.observability.objectives import OBJECTIVES
 from tenantry.observability.tenant_labels import OTHER, TENANTS
 from tenantry.tenants.tiers import TIERS, effective_limits
 
 FAMILIES = {family.name: family for family in STATE}
+# The outbox's own figures are read with the counts; every other component is checked.
+DEPENDENCIES = tuple(name for name in components.CHECKS if name != "outbox")
+STATUS_VALUE = {"ok": 1.0, "degraded": 0.5, "down": 0.0}
 
 
 def running_version() -> str:
@@ -33,19 +38,46 @@ def running_version() -> str:
 
 
 class StateCollector:
-    """A prometheus_client collector over the last reading (collect() cannot await)."""
+    """A prometheus_client collector over the last reading (collect() cannot await).
 
-    def __init__(self, db: Database, *, ttl: float) -> None:
-        self.db = db
+    `state`: the app's state (its database, Temporal client, settings), for the health checks
+    behind `tenantry_dependency_up`."""
+
+    def __init__(self, state, *, ttl: float) -> None:
+        self.state = state
         self.ttl = ttl
         self.metrics: list[Metric] = []
+        self.outbox_pending = 0.0
+        self.outbox_oldest_seconds = 0.0
         self.read_at = float("-inf")
+        self._lock = asyncio.Lock()
 
     async def refresh(self) -> None:
-        if time.monotonic() - self.read_at < self.ttl:
-            return
-        self.metrics = await read_state(self.db)
-        self.read_at = time.monotonic()
+        async with self._lock:  # concurrent scrapes and health checks share one reading
+            if time.monotonic() - self.read_at < self.ttl:
+                return
+            counts = await read_counts(self.state.db)
+            self.outbox_pending = counts["tenantry_outbox_pending"][()]
+            self.outbox_oldest_seconds = counts["tenantry_outbox_oldest_pending_seconds"][()]
+            found = await components.check_all(self.state, DEPENDENCIES)
+            for component in found:
+                name = component["name"]
+                up = STATUS_VALUE.get(component["status"], 0.0)
+                counts["tenantry_dependency_up"][(name,)] = up
+                counts["tenantry_dependency_check_seconds"][(name,)] = (
+                    component["latency_ms"] / 1000
+                )
+                if name == "workers":
+                    for kind in ("workflow", "activity"):
+                        seen = component.get(kind) or {}
+                        queue = component.get("task_queue", "")
+                        if seen:
+                            pollers = counts["tenantry_temporal_task_queue_pollers"]
+                            backlog = counts["tenantry_temporal_task_queue_backlog"]
+                            pollers[(queue, kind)] = seen["pollers"]
+                            backlog[(queue, kind)] = seen["backlog"]
+            self.metrics = families(counts)
+            self.read_at = time.monotonic()
 
     def collect(self) -> Iterable[Metric]:
         return iter(self.metrics)
@@ -56,7 +88,7 @@ def _family(name: str) -> GaugeMetricFamily:
     return GaugeMetricFamily(family.name, family.doc, labels=family.labels)
 
 
-async def read_state(db: Database) -> list[Metric]:
+async def read_counts(db: Database) -> dict[str, defaultdict[tuple[str, ...], float]]:
     async with db.control() as session:
         tenants = (
             await session.execute(
@@ -116,7 +148,10 @@ async def read_state(db: Database) -> list[Metric]:
         counts["tenantry_slo_objective"][(tier, "latency")] = objective.latency
         counts["tenantry_slo_latency_threshold_seconds"][(tier,)] = objective.latency_seconds
     counts["tenantry_build_info"][(running_version(),)] = 1
+    return counts
 
+
+def families(counts) -> list[Metric]:
     metrics: list[Metric] = []
     for family in STATE:
         metric = _family(family.name)
