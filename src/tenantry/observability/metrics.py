@@ -148,7 +148,7 @@ ESCALATIONS = _counter(
 )
 RESOLUTIONS = _counter(
     "tenantry_incidents_resolved",
-    "Incidents resolved, by how (auto, approved, manual).",
+    "Incidents resolved, by how (auto, approved, resolved: by a person's own text).",
     ("tenant", "how"),
 )
 WEBHOOK_DELIVERIES = _counter(
@@ -304,6 +304,12 @@ def _initialise() -> None:
         TENANT_LIFECYCLE.labels(action)
     for pool in ("api", "worker"):
         DB_POOL_IN_USE.labels(pool)
+    for how in ("auto", "approved", "resolved"):
+        RESOLUTIONS.labels(OTHER, how)
+    for limit in ("rate", "concurrency", "memory"):
+        LIMITS_DEGRADED.labels(limit)
+    for kind in ("start", "signal", "cancel"):
+        OUTBOX_RETRIES.labels(kind)
 
 
 _initialise()
