@@ -60,6 +60,8 @@ from tenantry.observability.health import check_database, check_temporal
 from tenantry.observability.health import router as health_router
 from tenantry.observability.metrics import DB_POOL_SIZE
 from tenantry.observability.pool import watch_pool
+from tenantry.observability.slo import SLO_METER
+from tenantry.observability.slo_api import router as slo_router
 from tenantry.observability.state import StateCollector
 from tenantry.observability.tenant_labels import TENANTS
 from tenantry.problems import problem_response, unexpected_error
@@ -130,6 +132,7 @@ def create_app(
             asyncio.create_task(state.config_listener.run(), name="config-listener"),
             asyncio.create_task(state.load.watch_loop_lag(), name="loop-lag"),
             asyncio.create_task(state.meter.run(db, settings.usage_flush_seconds), name="usage"),
+            asyncio.create_task(SLO_METER.run(db, settings.usage_flush_seconds), name="slo"),
         ]
         try:
             yield
@@ -138,6 +141,7 @@ def create_app(
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await state.meter.close(db)
+            await SLO_METER.flush(db)
             if hasattr(state.concurrency, "close"):
                 await state.concurrency.close()
             await db.dispose()
@@ -184,6 +188,7 @@ def create_app(
     app.include_router(incidents_router)
     app.include_router(webhooks_router)
     app.include_router(external_router)
+    app.include_router(slo_router)
     app.add_api_route("/metrics", metrics, include_in_schema=False)
     idempotency_openapi.install(app)
     return app

@@ -23,6 +23,7 @@ from tenantry.observability.metrics import (
     TENANT_SLOW_REQUESTS,
 )
 from tenantry.observability.objectives import OBJECTIVES
+from tenantry.observability.slo import SLO_METER
 from tenantry.observability.tenant_labels import tenant_label
 from tenantry.problems import problem_response, unexpected_error
 from tenantry.tenancy.context import reset_current_tenant, set_current_tenant
@@ -148,6 +149,7 @@ class TenantContextMiddleware:
         HTTP_REQUESTS.labels(*labels).inc()
         HTTP_LATENCY.labels(*labels).observe(elapsed)
         if subject is not None and subject.tenant is not None:
+            SLO_METER.record(subject.tenant.id, status=status, seconds=elapsed)
             who = tenant_label(subject.tenant)
             TENANT_REQUESTS.labels(who, tier, status_class(status)).inc()
             if status < 500 and elapsed > OBJECTIVES[tier].latency_seconds:

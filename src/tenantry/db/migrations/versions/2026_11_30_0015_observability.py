@@ -1,15 +1,17 @@
 """Observability: `tenant_gauges()`, the per-tenant counts a metrics scrape publishes (incidents and
 documents by status, live login sessions, workflows holding or waiting for a slot, the outbox's
-backlog), read tenant by tenant under each tenant's own policy.
+backlog), read tenant by tenant under each tenant's own policy; and `slo_hourly`, each tenant's
+requests, 5xx answers and latency histogram per hour, from which the app reports its SLOs.
 
 Revision ID: 0015
 Revises: 0007
 Create Date: 2026-11-30
 """
 
+import sqlalchemy as sa
 from alembic import op
 
-from tenantry.db.migrations.rls import APP_ROLE
+from tenantry.db.migrations.rls import APP_ROLE, enable_tenant_rls
 
 revision = "0015"
 down_revision = "0007"
@@ -18,6 +20,16 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_table(
+        "slo_hourly",
+        sa.Column("tenant_id", sa.Uuid, sa.ForeignKey("tenants.id"), nullable=False),
+        sa.Column("hour", sa.DateTime(timezone=True), nullable=False),
+        # requests, errors (5xx), or le:<i>: answers without a 5xx in latency bucket i
+        sa.Column("name", sa.Text, nullable=False),
+        sa.Column("value", sa.BigInteger, nullable=False),
+        sa.PrimaryKeyConstraint("tenant_id", "hour", "name"),
+    )
+    enable_tenant_rls("slo_hourly", grants="SELECT, INSERT, UPDATE, DELETE")
     # Invoker's rights, like outbox_due_tenants(): each tenant is set in turn, so every row is
     # still read under its tenant's policy; only counts leave the function.
     op.execute(
@@ -61,3 +73,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute("DROP FUNCTION tenant_gauges()")
+    op.drop_table("slo_hourly")
