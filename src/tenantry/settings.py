@@ -110,6 +110,12 @@ class Settings(BaseSettings):
     )
     temporal_namespace: str = "default"
     temporal_port: int = Field(default=7233, ge=1, le=65535)
+    temporal_ui_port: int | None = Field(
+        default=8233,
+        ge=1,
+        le=65535,
+        description="The local Temporal's web UI, on loopback (`tenantry run`); unset: headless.",
+    )
     run_worker: bool = Field(default=True, description="`tenantry run` also runs a worker.")
     api_processes: int = Field(
         default_factory=lambda: os.cpu_count() or 1,

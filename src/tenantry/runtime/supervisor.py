@@ -38,7 +38,7 @@ from tenantry.runtime.pidfiles import SUPERVISOR, PidRegistry
 from tenantry.runtime.redis_local import LocalRedis, redis_binary
 from tenantry.settings import Settings
 from tenantry.stack import FirstStart, Stack, provision_defaults, start_database
-from tenantry.worker.devserver import TemporalDevServer
+from tenantry.worker.devserver import TemporalDevServer, tenant_workflows_url
 
 log = structlog.get_logger("tenantry.run")
 READY_TIMEOUT_SECONDS = 180
@@ -153,7 +153,9 @@ class Supervisor:
         first = asyncio.run(provision_defaults(self.stack))
         if settings.temporal_address is None:
             self.devserver = TemporalDevServer(
-                settings.home / "temporal", port=settings.temporal_port
+                settings.home / "temporal",
+                port=settings.temporal_port,
+                ui_port=settings.temporal_ui_port,
             )
             self.devserver.launch()
             self.registry.record("temporal", self.devserver.process.pid, "the Temporal dev server")
@@ -266,6 +268,13 @@ class Supervisor:
             f"  health    {base}/health/ready",
             f"  metrics   {base}/metrics",
         ]
+        ui = self.devserver.ui_url if self.devserver else None
+        if ui:
+            example = first.demo_tenants[0] if first.demo_tenants else "chogar"
+            lines += [
+                f"  Temporal  {ui}",
+                f"    {example}'s workflows: {tenant_workflows_url(ui, example)}",
+            ]
         if first.generated_token:
             lines += [
                 "",
