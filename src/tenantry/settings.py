@@ -110,11 +110,14 @@ class Settings(BaseSettings):
     )
     temporal_namespace: str = "default"
     temporal_port: int = Field(default=7233, ge=1, le=65535)
+    temporal_ui: bool = Field(
+        default=True, description="Serve the local Temporal's web UI, on loopback (`tenantry run`)."
+    )
     temporal_ui_port: int | None = Field(
-        default=8233,
+        default=None,
         ge=1,
         le=65535,
-        description="The local Temporal's web UI, on loopback (`tenantry run`); unset: headless.",
+        description="Port of that UI; unset: `temporal_port` + 1000, as Temporal's CLI does.",
     )
     run_worker: bool = Field(default=True, description="`tenantry run` also runs a worker.")
     api_processes: int = Field(

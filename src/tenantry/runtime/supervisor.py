@@ -155,7 +155,9 @@ class Supervisor:
             self.devserver = TemporalDevServer(
                 settings.home / "temporal",
                 port=settings.temporal_port,
-                ui_port=settings.temporal_ui_port,
+                ui_port=(settings.temporal_ui_port or settings.temporal_port + 1000)
+                if settings.temporal_ui
+                else None,
             )
             self.devserver.launch()
             self.registry.record("temporal", self.devserver.process.pid, "the Temporal dev server")
