@@ -4,7 +4,7 @@ backlog), read tenant by tenant under each tenant's own policy; and `slo_hourly`
 requests, 5xx answers and latency histogram per hour, from which the app reports its SLOs.
 
 Revision ID: 0015
-Revises: 0007
+Revises: 0012
 Create Date: 2026-11-30
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 from tenantry.db.migrations.rls import APP_ROLE, enable_tenant_rls
 
 revision = "0015"
-down_revision = "0007"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
