@@ -104,7 +104,7 @@ async def main() -> None:
             ],
         )
     )
-    write_json("metrics_scrape", result)
+    write_json("metrics_scrape.json", result)
 
 
 if __name__ == "__main__":
