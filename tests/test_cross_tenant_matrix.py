@@ -30,7 +30,7 @@ from tests.workflows import started
 CALLERS = ("none", "a_viewer", "a_key_without_scope", "b_admin", "operator", "a_admin")
 VOLATILE_COLUMNS = {"last_used_at", "last_login_at"}  # authenticating may touch these, nothing else
 # The platform meters A's own requests in the background; those counts are not B's doing.
-VOLATILE_TABLES = {"usage_daily"}
+VOLATILE_TABLES = {"usage_daily", "slo_hourly"}
 
 
 @dataclass
@@ -227,6 +227,8 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/v1/config/diff"): Case(200, query={"from": 0, "to": 1}, other_tenant=404),
     ("POST", "/v1/config/rollback"): Case(200, body=lambda w: {"version": 0}),
     ("GET", "/v1/usage"): Case(200),
+    ("GET", "/v1/slo"): Case(200),
+    ("GET", "/v1/admin/tenants/{slug}/slo"): Case(200, params=slug_param),
     ("POST", "/v1/documents"): Case(
         202, body=lambda w: {"title": "Matrix", "text": f"matrix document {uuid.uuid4().hex}"}
     ),

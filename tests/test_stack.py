@@ -30,6 +30,7 @@ def start(home: Path, port: int) -> tuple[subprocess.Popen, list[str]]:
         TENANTRY_HOME=str(home),
         TENANTRY_PORT=str(port),
         TENANTRY_TEMPORAL_PORT=str(free_port()),
+        TENANTRY_TEMPORAL_UI_PORT=str(free_port()),
         TENANTRY_LOG_JSON="false",
     )
     proc = subprocess.Popen(

@@ -8,11 +8,9 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import Response
 
 from tenantry import problem_docs
 from tenantry.config.admin_api import router as tiers_router
@@ -59,9 +57,15 @@ from tenantry.limits.middleware import LimitsMiddleware
 from tenantry.limits.policy import PolicyStore
 from tenantry.limits.rates import RateLimits
 from tenantry.limits.shedding import LoadMonitor
+from tenantry.observability.exposition import metrics
 from tenantry.observability.health import check_database, check_temporal
 from tenantry.observability.health import router as health_router
-from tenantry.observability.metrics import REGISTRY
+from tenantry.observability.metrics import DB_POOL_SIZE
+from tenantry.observability.pool import watch_pool
+from tenantry.observability.slo import SLO_METER
+from tenantry.observability.slo_api import router as slo_router
+from tenantry.observability.state import StateCollector
+from tenantry.observability.tenant_labels import TENANTS
 from tenantry.ops.api import router as backups_router
 from tenantry.problems import problem_response, unexpected_error
 from tenantry.read_your_writes import ReadYourWrites, position_key
@@ -97,6 +101,10 @@ def create_app(
         shares = ConnectionShares(settings.db_pool_size + settings.db_max_overflow)
         app.state.db = db = Database(engine, tenant_slots=shares, replica=replica)
         state = app.state
+        watch_pool(engine, "api")
+        DB_POOL_SIZE.labels("api").set(settings.db_pool_size + settings.db_max_overflow)
+        TENANTS.configure(top=settings.metrics_top_tenants, cap=settings.metrics_max_tenant_labels)
+        state.metrics_state = StateCollector(state, ttl=settings.metrics_state_seconds)
         state.config_cache = PrefixCache(settings.config_cache_seconds)
         state.policies = PolicyStore(db, state.config_cache)
         redis_health = RedisHealth()
@@ -136,6 +144,7 @@ def create_app(
             asyncio.create_task(state.config_listener.run(), name="config-listener"),
             asyncio.create_task(state.load.watch_loop_lag(), name="loop-lag"),
             asyncio.create_task(state.meter.run(db, settings.usage_flush_seconds), name="usage"),
+            asyncio.create_task(SLO_METER.run(db, settings.usage_flush_seconds), name="slo"),
         ]
         try:
             yield
@@ -144,6 +153,7 @@ def create_app(
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await state.meter.close(db)
+            await SLO_METER.flush(db)
             if hasattr(state.concurrency, "close"):
                 await state.concurrency.close()
             await db.dispose()
@@ -198,6 +208,7 @@ def create_app(
     app.include_router(incidents_router)
     app.include_router(webhooks_router)
     app.include_router(external_router)
+    app.include_router(slo_router)
     app.add_api_route("/metrics", metrics, include_in_schema=False)
     # The Idempotency-Key header first, so the problem answers count it among the parameters.
     idempotency_openapi.install(app)
@@ -213,10 +224,6 @@ def _application_url(settings: Settings, given: URL | str | None) -> URL:
     raise RuntimeError(
         "No database: set TENANTRY_DATABASE_URL, or start the embedded stack with `tenantry run`."
     )
-
-
-async def metrics(_: Request) -> Response:
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 
 def _field_of(error: dict) -> str:

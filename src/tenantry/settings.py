@@ -116,6 +116,15 @@ class Settings(BaseSettings):
     )
     temporal_namespace: str = "default"
     temporal_port: int = Field(default=7233, ge=1, le=65535)
+    temporal_ui: bool = Field(
+        default=True, description="Serve the local Temporal's web UI, on loopback (`tenantry run`)."
+    )
+    temporal_ui_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Port of that UI; unset: `temporal_port` + 1000, as Temporal's CLI does.",
+    )
     run_worker: bool = Field(default=True, description="`tenantry run` also runs a worker.")
     api_processes: int = Field(
         default_factory=lambda: os.cpu_count() or 1,
@@ -197,6 +206,30 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="The object store's options (obstore's S3 config: endpoint, region, "
         "access_key_id, secret_access_key, allow_http).",
+    )
+
+    metrics_top_tenants: int = Field(
+        default=20, ge=0, description="Tenants named in per-tenant metrics by traffic (top K)."
+    )
+    metrics_max_tenant_labels: int = Field(
+        default=100,
+        ge=0,
+        description="Hard cap on tenants named in metrics, enterprise ones included; past it, "
+        "new tenants count under `__other__` until the process restarts.",
+    )
+    worker_metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Port of a lone worker's /metrics (`tenantry worker`); unset: `port`.",
+    )
+    worker_metrics_address: str | None = Field(
+        default=None,
+        description="host:port where the worker exports Temporal's SDK metrics for Prometheus "
+        "(schedule-to-start latency, task slots); unset: not exported.",
+    )
+    metrics_state_seconds: float = Field(
+        default=10, ge=0, description="How long a scrape reuses the counts read from PostgreSQL."
     )
 
     log_level: str = "INFO"

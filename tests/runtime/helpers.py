@@ -53,6 +53,7 @@ class Run:
             TENANTRY_HOME=str(home),
             TENANTRY_PORT=str(self.port),
             TENANTRY_TEMPORAL_PORT=settings.pop("TENANTRY_TEMPORAL_PORT", str(free_port())),
+            TENANTRY_TEMPORAL_UI_PORT=settings.pop("TENANTRY_TEMPORAL_UI_PORT", str(free_port())),
             TENANTRY_LOG_JSON="false",
             **settings,
         )

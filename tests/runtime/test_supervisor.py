@@ -8,11 +8,13 @@ import asyncio
 import os
 import signal
 import socket
+from collections import Counter
 from pathlib import Path
 
 import httpx
 import psutil
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tenantry.runtime.supervisor import plan_processes
 from tenantry.settings import Settings
@@ -43,6 +45,21 @@ def _command(process: psutil.Process) -> str:
         return ""
 
 
+def _samples(exposition: str) -> Counter:
+    """A few sums over a scrape, keyed by (sample name, a label value or two)."""
+    found: Counter = Counter()
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            labels = sample.labels
+            if sample.name == "tenantry_tenant_requests_total":
+                found[(sample.name, labels["tenant"], labels["code"])] += sample.value
+            elif sample.name == "tenantry_rate_limited_total":
+                found[(sample.name, labels["limit"])] += sample.value
+            elif sample.name == "tenantry_db_pool_connections_max":
+                found[(sample.name, labels["pool"])] += sample.value
+    return found
+
+
 def test_several_api_processes_on_uvloop_share_limits_and_one_ctrl_c_stops_everything():
     require_binary("redis-server", "redis-server")
     home = fresh_home()
@@ -64,9 +81,19 @@ def test_several_api_processes_on_uvloop_share_limits_and_one_ctrl_c_stops_every
             headers=operators,
         )
         assert limited.status_code == 200
+        before = _samples(httpx.get(f"{run.url}/metrics").text)
         # A new connection per request: the kernel hands each to either process.
         statuses = [httpx.get(f"{run.url}/v1/me", headers=key).status_code for _ in range(14)]
         assert statuses.count(200) == 10 and statuses.count(429) == 4
+        # /metrics adds up every process (multiprocess files), whichever process answers.
+        for _ in range(4):
+            scraped = _samples(httpx.get(f"{run.url}/metrics").text)
+            for key_, added in (
+                (("tenantry_tenant_requests_total", "amovil", "2xx"), 10),
+                (("tenantry_rate_limited_total", "requests_per_minute"), 4),
+            ):
+                assert scraped[key_] - before[key_] == added, key_
+            assert scraped[("tenantry_db_pool_connections_max", "worker")] > 0  # the worker's
 
         # Workflows in flight when Ctrl-C comes.
         writer = tenant_key(run, operators, "chogar")

@@ -10,6 +10,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
+from tenantry.observability.metrics import CONFIG_CACHE
+
 T = TypeVar("T")
 
 
@@ -27,7 +29,9 @@ class PrefixCache(Generic[T]):
     async def get(self, key: str, load: Callable[[], Awaitable[T]]) -> T:
         entry = self._entries.get(key)
         if entry is not None and entry[0] > time.monotonic():
+            CONFIG_CACHE.labels("hit").inc()
             return entry[1]
+        CONFIG_CACHE.labels("miss").inc()
         generation = self.generation
         value = await load()
         self.put(key, value, generation=generation)

@@ -19,6 +19,7 @@ from tenantry.events import signing
 from tenantry.events.models import WebhookDelivery, WebhookEndpoint
 from tenantry.events.types import DeliveryInput, GiveUpInput
 from tenantry.limits.backends import MemoryConcurrency
+from tenantry.observability import domain as metrics
 from tenantry.outbox import service as outbox
 from tenantry.settings import Settings
 
@@ -69,20 +70,22 @@ class EventActivities:
         try:
             reply = await self._post(tenant_id, endpoint.url, body, headers)
         except EgressRefused as error:
-            await self._log(tenant_id, delivery_id, None, str(error)[:500])
+            await self._log(tenant_id, delivery_id, None, str(error)[:500], outcome="forbidden")
             raise ApplicationError(
                 str(error), type="ForbiddenTarget", non_retryable=True
             ) from error
         except EgressBusy as error:
             raise ApplicationError(str(error), type="EgressBusy") from error
         except EgressError as error:
-            await self._log(tenant_id, delivery_id, None, str(error)[:500])
+            await self._log(tenant_id, delivery_id, None, str(error)[:500], outcome="unreachable")
             raise ApplicationError(f"could not reach the endpoint: {error}") from error
         if reply.ok:
-            await self._log(tenant_id, delivery_id, reply.status, None, delivered=True)
+            await self._log(tenant_id, delivery_id, reply.status, None, outcome="delivered")
             return reply.status
         # A redirect is not followed: the receiver must answer at the URL it was given.
-        await self._log(tenant_id, delivery_id, reply.status, f"HTTP {reply.status}")
+        await self._log(
+            tenant_id, delivery_id, reply.status, f"HTTP {reply.status}", outcome="http_error"
+        )
         raise ApplicationError(f"the endpoint answered HTTP {reply.status}")
 
     async def _post(self, tenant_id: uuid.UUID, url: str, body: bytes, headers: dict):
@@ -110,10 +113,11 @@ class EventActivities:
             )
             if delivery is not None and delivery.status != "delivered":
                 delivery.status, delivery.last_error = "failed", job.reason[:1000]
+                metrics.webhook_attempt(
+                    await metrics.tenant_named(session, delivery.tenant_id), outcome="gave_up"
+                )
 
-    async def _log(
-        self, tenant_id, delivery_id, status_code, error, *, delivered: bool = False
-    ) -> None:
+    async def _log(self, tenant_id, delivery_id, status_code, error, *, outcome: str) -> None:
         async with self.db.tenant(tenant_id) as session:
             delivery = await session.scalar(
                 select(WebhookDelivery).where(
@@ -125,7 +129,8 @@ class EventActivities:
             # Counted here, not from Temporal's attempt, which starts again after a suspension.
             delivery.attempts += 1
             delivery.last_status_code, delivery.last_error = status_code, error
-            if delivered:
+            metrics.webhook_attempt(await metrics.tenant_named(session, tenant_id), outcome=outcome)
+            if outcome == "delivered":
                 delivery.status, delivery.delivered_at = "delivered", utcnow()
 
     def all(self) -> list:

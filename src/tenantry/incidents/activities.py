@@ -9,6 +9,7 @@ does nothing twice.
 from __future__ import annotations
 
 import dataclasses
+import time
 import uuid
 
 from temporalio import activity
@@ -32,6 +33,7 @@ from tenantry.incidents.types import (
 )
 from tenantry.knowledge import search as retrieval
 from tenantry.knowledge.embeddings import Embedder
+from tenantry.observability import domain as metrics
 from tenantry.outbox import effects
 from tenantry.outbox import service as outbox
 from tenantry.settings import Settings
@@ -74,6 +76,7 @@ class IncidentActivities:
             ).config
         question = f"{incident.title}\n\n{incident.description}"
         vector = await self.embedder.query(question)
+        searching = time.perf_counter()
         async with self.db.tenant(tenant_id, local_settings=retrieval.VECTOR_SETTINGS) as session:
             hits = await retrieval.search(
                 session,
@@ -83,6 +86,9 @@ class IncidentActivities:
                 query_vector=vector,
                 limit=3,
             )
+        metrics.searched(
+            tenant, source="triage", seconds=time.perf_counter() - searching, hits=len(hits)
+        )
         sources = [llm.Source(i, h.title, h.text) for i, h in enumerate(hits, start=1)]
         text, how = await llm.propose(
             self.settings,
@@ -120,6 +126,7 @@ class IncidentActivities:
                     }
                     for i, h in enumerate(hits, start=1)
                 ]
+                metrics.triaged(tenant, seconds=(utcnow() - incident.created_at).total_seconds())
                 await incidents.add_event(
                     session,
                     incident,
@@ -235,6 +242,7 @@ class IncidentActivities:
                     data=incidents.payload(incident),
                 )
                 result = Followups(delivery_ids=[str(i) for i in ids], severity=incident.severity)
+                metrics.escalated(await metrics.tenant_named(session, tenant_id))
             await effects.remember(
                 session, tenant_id=tenant_id, key=key, result=dataclasses.asdict(result)
             )
@@ -278,6 +286,7 @@ class IncidentActivities:
                 data=incidents.payload(incident),
             )
             result = Followups(delivery_ids=[str(i) for i in ids], document_id=document_id)
+            metrics.resolved(await metrics.tenant_named(session, tenant_id), how=step.how)
             await effects.remember(
                 session, tenant_id=tenant_id, key=key, result=dataclasses.asdict(result)
             )

@@ -27,6 +27,7 @@ from tenantry.incidents.schemas import (
     Status,
 )
 from tenantry.incidents.starts import incident_workflow_id, send_action, start_episode
+from tenantry.observability import domain as metrics
 from tenantry.outbox import service as outbox
 from tenantry.pages import Page, PageParams
 from tenantry.tenancy.context import tenant_context
@@ -52,7 +53,9 @@ async def report(
             data=service.payload(incident),
         )
         await start_episode(session, tenant_slug=subject.tenant.slug, incident=incident)
-        return IncidentOut.of(incident)
+        out = IncidentOut.of(incident)
+    metrics.incident_reported(subject.tenant)
+    return out
 
 
 @router.post(

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, status
@@ -18,6 +19,7 @@ from tenantry.incidents.schemas import ExternalIncidentCreate, IncidentCreate, I
 from tenantry.knowledge import search as retrieval
 from tenantry.knowledge.api import charge_search
 from tenantry.knowledge.schemas import HitOut, SearchOut
+from tenantry.observability import domain as metrics
 
 router = APIRouter(prefix="/v1/external", tags=["external"])
 Db = Annotated[Database, Depends(database)]
@@ -56,8 +58,9 @@ async def external_search(
     limit: Annotated[int, Query(ge=1, le=20)] = 5,
 ) -> SearchOut:
     policy = await _enabled(request, subject)
-    await charge_search(request, policy)
+    await charge_search(request, policy, subject.tenant)
     vector = await request.app.state.embedder.query(q)
+    started = time.perf_counter()
     async with db.tenant(subject.tenant.id, local_settings=retrieval.VECTOR_SETTINGS) as session:
         hits = await retrieval.search(
             session,
@@ -67,5 +70,8 @@ async def external_search(
             query_vector=vector,
             limit=limit,
         )
+    metrics.searched(
+        subject.tenant, source="external", seconds=time.perf_counter() - started, hits=len(hits)
+    )
     request.app.state.meter.add(subject.tenant.id, "searches")
     return SearchOut(query=q, hits=[HitOut.of(h) for h in hits])

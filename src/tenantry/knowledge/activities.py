@@ -15,6 +15,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from tenantry.config import service as config_service
+from tenantry.db.base import utcnow
 from tenantry.db.session import Database
 from tenantry.knowledge.embeddings import Embedder
 from tenantry.knowledge.extract import UnreadableDocument
@@ -24,6 +25,7 @@ from tenantry.knowledge.sandbox import Extractor
 from tenantry.knowledge.search import vector_literal
 from tenantry.limits import quotas
 from tenantry.limits.metering import UPSERT
+from tenantry.observability import domain as metrics
 from tenantry.settings import Settings
 from tenantry.tenants.models import Tenant
 
@@ -163,8 +165,16 @@ class KnowledgeActivities:
                     Document.status != "ready",
                 )
                 .values(status="ready", error=None)
+                .returning(Document.created_at, Document.chunk_count)
             )
-            if result.rowcount:
+            done = result.first()
+            if done is not None:
+                metrics.ingested(
+                    await metrics.tenant_named(session, tenant_id),
+                    outcome="ready",
+                    chunks=done.chunk_count,
+                    seconds=(utcnow() - done.created_at).total_seconds(),
+                )
                 day = await session.scalar(text("SELECT (now() AT TIME ZONE 'utc')::date"))
                 await session.execute(
                     UPSERT,
@@ -194,6 +204,12 @@ class KnowledgeActivities:
                 .returning(Document)
             )
             if failed is not None:  # counted once, however often Temporal retries this
+                metrics.ingested(
+                    await metrics.tenant_named(session, tenant_id),
+                    outcome="failed",
+                    chunks=0,
+                    seconds=(utcnow() - failed.created_at).total_seconds(),
+                )
                 await _count(session, tenant_id, "workflow_runs")
                 await quotas.release_ingestion(
                     session,

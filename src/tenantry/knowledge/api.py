@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Annotated, Literal
 
@@ -19,6 +20,9 @@ from tenantry.knowledge.extract import source_type_of
 from tenantry.knowledge.schemas import DocumentCreate, DocumentOut, HitOut, SearchIn, SearchOut
 from tenantry.knowledge.uploads import check_content, parse_fields
 from tenantry.limits.middleware import QuotaExceeded
+from tenantry.observability import domain as metrics
+from tenantry.observability.metrics import RATE_LIMITED
+from tenantry.observability.tenant_labels import tenant_label
 from tenantry.pages import Page, PageParams
 from tenantry.settings import Settings
 
@@ -159,7 +163,7 @@ async def delete_document(document_id: uuid.UUID, subject: Caller, db: Db) -> Re
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-async def charge_search(request: Request, policy) -> None:
+async def charge_search(request: Request, policy, tenant) -> None:
     """Count one search against the tenant's `searches_per_minute`, or refuse it (429).
 
     Every search a tenant's caller asks for goes through here, whichever route it came by. The
@@ -172,6 +176,7 @@ async def charge_search(request: Request, policy) -> None:
         per_minute=policy.limits.searches_per_minute,
     )
     if not decision.allowed:
+        RATE_LIMITED.labels(tenant_label(tenant), tenant.tier, "searches_per_minute").inc()
         raise QuotaExceeded(
             f"The tenant's limit of {decision.quota} searches a minute is reached.",
             headers={**decision.headers(), "Retry-After": str(max(1, decision.reset_seconds))},
@@ -181,8 +186,9 @@ async def charge_search(request: Request, policy) -> None:
 @router.post("/v1/search", response_model=SearchOut, **guard(Permission.CONTENT_READ))
 async def search(body: SearchIn, subject: Caller, db: Db, request: Request) -> SearchOut:
     policy = await policy_of(request, subject.tenant.id)
-    await charge_search(request, policy)
+    await charge_search(request, policy, subject.tenant)
     vector = await request.app.state.embedder.query(body.query)
+    started = time.perf_counter()
     async with db.tenant(subject.tenant.id, local_settings=retrieval.VECTOR_SETTINGS) as session:
         hits = await retrieval.search(
             session,
@@ -194,5 +200,8 @@ async def search(body: SearchIn, subject: Caller, db: Db, request: Request) -> S
             tags=body.filters.tags or None,
             document_ids=body.filters.documents or None,
         )
+    metrics.searched(
+        subject.tenant, source="api", seconds=time.perf_counter() - started, hits=len(hits)
+    )
     request.app.state.meter.add(subject.tenant.id, "searches")
     return SearchOut(query=body.query, hits=[HitOut.of(h) for h in hits])

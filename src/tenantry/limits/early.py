@@ -13,6 +13,7 @@ from starlette.types import Scope
 from tenantry.identity.credentials import credential_of
 from tenantry.limits.middleware import QuotaExceeded
 from tenantry.observability.metrics import RATE_LIMITED
+from tenantry.observability.tenant_labels import tenant_label
 
 
 class EarlyRefusal:
@@ -34,7 +35,7 @@ class EarlyRefusal:
             per_minute=policy.limits.requests_per_minute,
         )
         if not decision.allowed:
-            RATE_LIMITED.labels(policy.tier, "default").inc()
+            RATE_LIMITED.labels(tenant_label(policy), policy.tier, "requests_per_minute").inc()
             raise QuotaExceeded(
                 f"The tenant's limit of {decision.quota} requests a minute is reached.",
                 headers={**decision.headers(), "Retry-After": str(max(1, decision.reset_seconds))},

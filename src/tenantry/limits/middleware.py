@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tenantry.errors import AppError
 from tenantry.observability.metrics import RATE_LIMITED, SHED
+from tenantry.observability.tenant_labels import tenant_label
 from tenantry.problems import problem_response
 from tenantry.tenancy.subjects import current_subject
 from tenantry.tenants.tiers import TIERS
@@ -68,8 +69,8 @@ class LimitsMiddleware:
                     scope,
                     receive,
                     send,
-                    tier,
-                    "default",
+                    tenant,
+                    "requests_per_minute",
                     extra_headers,
                     f"The tenant's limit of {decision.quota} requests a minute is reached.",
                     retry_after=max(1, decision.reset_seconds),
@@ -83,8 +84,8 @@ class LimitsMiddleware:
                     scope,
                     receive,
                     send,
-                    tier,
-                    "concurrency",
+                    tenant,
+                    "concurrent_requests",
                     extra_headers,
                     f"The tenant already has {policy.limits.concurrent_requests} requests in flight.",
                     retry_after=1,
@@ -109,8 +110,8 @@ class LimitsMiddleware:
 
     @staticmethod
     async def _refuse(
-        scope, receive, send, tier, policy, headers, detail, *, retry_after: int
+        scope, receive, send, tenant, limit, headers, detail, *, retry_after: int
     ) -> None:
-        RATE_LIMITED.labels(tier, policy).inc()
+        RATE_LIMITED.labels(tenant_label(tenant), tenant.tier, limit).inc()
         error = QuotaExceeded(detail, headers={**headers, "Retry-After": str(retry_after)})
         await problem_response(error, instance=scope["path"])(scope, receive, send)

@@ -21,6 +21,9 @@ from sqlalchemy.sql import Executable
 
 from tenantry.db.locks import serialise
 from tenantry.errors import AppError
+from tenantry.observability.metrics import QUOTA_REFUSED
+from tenantry.observability.tenant_labels import tenant_label
+from tenantry.tenancy.context import current_tenant_or_none
 from tenantry.tenants.models import Tenant
 from tenantry.tenants.tiers import effective_limits
 
@@ -56,6 +59,7 @@ def ensure_room(*, quota: str, used: int, limit: int, adding: int = 1, status: i
     if used + adding <= limit:
         return
     error = QuotaExhausted if status == 403 else QuotaTooLarge
+    QUOTA_REFUSED.labels(tenant_label(current_tenant_or_none()), quota).inc()
     raise error(
         f"The '{quota}' quota is {limit}; {used} in use, {adding} more requested.",
         errors=[{"quota": quota, "limit": limit, "used": used, "requested": adding}],

@@ -11,6 +11,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from tenantry.db.migrate import head_revision
+from tenantry.observability import components
+from tenantry.observability.state import running_version
 
 router = APIRouter(prefix="/health", tags=["health"])
 # Published like every route's guard, so the cross-tenant test matrix knows these are open.
@@ -80,12 +82,15 @@ async def ready(request: Request) -> JSONResponse:
 
 @router.get("/detailed", **PUBLIC)
 async def detailed(request: Request) -> JSONResponse:
-    components = [await check(request) for check in request.app.state.health_checks]
-    ok = all(c["status"] == "ok" for c in components)
+    """Every component with status, latency and what it saw (see `components`); 503 when one is
+    not ok. Readiness stays with the database alone: see `components` for why."""
+    found = await components.check_all(request.app.state)
+    ok = all(c["status"] == "ok" for c in found)
     return JSONResponse(
         {
             "status": "ok" if ok else "degraded",
-            "components": components,
+            "version": running_version(),
+            "components": found,
             "server": serving(request),
         },
         status_code=200 if ok else 503,

@@ -43,6 +43,7 @@ from tenantry.observability.metrics import (
     OUTBOX_RETRIES,
     OUTBOX_WAITING,
 )
+from tenantry.observability.tenant_labels import tenant_label
 from tenantry.outbox import slots
 from tenantry.outbox.delivery import TemporalUnavailable, deliver
 from tenantry.outbox.models import OutboxMessage
@@ -96,7 +97,7 @@ class _Batch:
             self.full = True
         self.held = True
         message.waiting_for = "workflows_in_flight"
-        OUTBOX_WAITING.labels(self.tenant.tier).inc()
+        OUTBOX_WAITING.labels(tenant_label(self.tenant), self.tenant.tier).inc()
         return False
 
 

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -28,15 +29,17 @@ from dataclasses import dataclass, field
 import psycopg
 import structlog
 import typer
+from prometheus_client.multiprocess import mark_process_dead
 
 from tenantry.db.urls import app_url, libpq_dsn
 from tenantry.identity.bootstrap import Bootstrap
+from tenantry.observability.exposition import MULTIPROC_ENV
 from tenantry.runtime.children import spawn
 from tenantry.runtime.pidfiles import SUPERVISOR, PidRegistry
 from tenantry.runtime.redis_local import LocalRedis, redis_binary
 from tenantry.settings import Settings
 from tenantry.stack import FirstStart, Stack, provision_defaults, start_database
-from tenantry.worker.devserver import TemporalDevServer
+from tenantry.worker.devserver import TemporalDevServer, tenant_workflows_url
 
 log = structlog.get_logger("tenantry.run")
 READY_TIMEOUT_SECONDS = 180
@@ -151,7 +154,11 @@ class Supervisor:
         first = asyncio.run(provision_defaults(self.stack))
         if settings.temporal_address is None:
             self.devserver = TemporalDevServer(
-                settings.home / "temporal", port=settings.temporal_port
+                settings.home / "temporal",
+                port=settings.temporal_port,
+                ui_port=(settings.temporal_ui_port or settings.temporal_port + 1000)
+                if settings.temporal_ui
+                else None,
             )
             self.devserver.launch()
             self.registry.record("temporal", self.devserver.process.pid, "the Temporal dev server")
@@ -199,6 +206,12 @@ class Supervisor:
             env["TENANTRY_TEMPORAL_ADDRESS"] = settings.temporal_address
         if settings.redis_url:
             env["TENANTRY_REDIS_URL"] = settings.redis_url
+        # Every child counts into files here; whichever API process answers /metrics adds them
+        # up (see observability.exposition). Emptied at each start: counters begin at zero.
+        metrics = settings.home / "metrics"
+        shutil.rmtree(metrics, ignore_errors=True)
+        metrics.mkdir(parents=True)
+        env[MULTIPROC_ENV] = str(metrics)
         return env
 
     def _start_children(self) -> None:
@@ -258,6 +271,13 @@ class Supervisor:
             f"  health    {base}/health/ready",
             f"  metrics   {base}/metrics",
         ]
+        ui = self.devserver.ui_url if self.devserver else None
+        if ui:
+            example = first.demo_tenants[0] if first.demo_tenants else "chogar"
+            lines += [
+                f"  Temporal  {ui}",
+                f"    {example}'s workflows: {tenant_workflows_url(ui, example)}",
+            ]
         lines += _bootstrap_lines(first.bootstrap)
         if first.demo_tenants:
             lines.append(f"  demo tenants: {', '.join(first.demo_tenants)}")
@@ -288,6 +308,8 @@ class Supervisor:
                         self.stop_mode = "interrupt"
                         return 1
                     child.restarts += 1
+                    # Its live gauges (in flight, pool use) no longer count.
+                    mark_process_dead(child.process.pid, self.env[MULTIPROC_ENV])
                     log.warning(
                         "process exited; starting it again",
                         process=child.name,

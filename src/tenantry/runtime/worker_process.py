@@ -22,6 +22,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import structlog
+from prometheus_client import start_http_server
 from sqlalchemy import text
 
 from tenantry.db.session import Database, create_app_engine
@@ -29,16 +30,21 @@ from tenantry.db.urls import app_url, libpq_dsn
 from tenantry.keys.service import TenantKeys, platform_key
 from tenantry.knowledge.embeddings import checked_embedder
 from tenantry.knowledge.promotion import promote
+from tenantry.observability.exposition import MULTIPROC_ENV
 from tenantry.observability.logging import configure_logging
+from tenantry.observability.metrics import DB_POOL_SIZE, REGISTRY
+from tenantry.observability.pool import watch_pool
+from tenantry.observability.tenant_labels import TENANTS
 from tenantry.runtime.children import die_with_parent, tell_ready
 from tenantry.runtime.worker_health import WorkerHealth
 from tenantry.settings import Settings, get_settings
-from tenantry.worker.client import connect
+from tenantry.worker.client import connect, metrics_runtime
 from tenantry.worker.runner import build_relay, build_worker
 
 log = structlog.get_logger("tenantry.worker")
 INTERRUPT_GRACE_SECONDS = 3.0
 UPKEEP_EVERY_SECONDS = 300
+WORKER_POOL = 4
 
 
 async def serve(
@@ -70,10 +76,21 @@ async def serve(
         loop.add_signal_handler(sig, stop, sig)
 
     application_url = app_url(settings, settings.database_url)
-    db = Database(create_app_engine(application_url, pool_size=4, max_overflow=0))
+    engine = create_app_engine(application_url, pool_size=WORKER_POOL, max_overflow=0)
+    watch_pool(engine, "worker")
+    DB_POOL_SIZE.labels("worker").set(WORKER_POOL)
+    TENANTS.configure(top=settings.metrics_top_tenants, cap=settings.metrics_max_tenant_labels)
+    db = Database(engine)
+    if health_port is None:  # the health server answers /metrics itself
+        _serve_metrics(settings)
     try:
         keys = TenantKeys(db, platform_key(settings))
-        client = await connect(settings.temporal_address, settings.temporal_namespace, keys=keys)
+        client = await connect(
+            settings.temporal_address,
+            settings.temporal_namespace,
+            keys=keys,
+            runtime=metrics_runtime(settings.worker_metrics_address),
+        )
         if health_port is not None:
             health = WorkerHealth(_checks(client, db))
             await health.start(settings.host, health_port)
@@ -127,6 +144,18 @@ def _checks(client, db: Database) -> dict:
             await session.execute(text("SELECT 1"))
 
     return {"temporal": temporal, "database": database}
+
+
+def _serve_metrics(settings: Settings) -> None:
+    """Alone in its container (`tenantry worker`), the worker answers /metrics on its own port;
+    under `tenantry run` its counts reach the API's /metrics through the multiprocess files."""
+    if os.environ.get(MULTIPROC_ENV):
+        return
+    port = settings.worker_metrics_port or settings.port
+    try:
+        start_http_server(port, addr=settings.host, registry=REGISTRY)
+    except OSError as error:
+        log.warning("worker metrics not served", port=port, error=error.strerror)
 
 
 async def _upkeep(settings: Settings) -> None:

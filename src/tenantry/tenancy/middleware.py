@@ -20,7 +20,15 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tenantry.errors import AppError, PayloadTooLarge
-from tenantry.observability.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from tenantry.observability.metrics import (
+    HTTP_LATENCY,
+    HTTP_REQUESTS,
+    TENANT_REQUESTS,
+    TENANT_SLOW_REQUESTS,
+)
+from tenantry.observability.objectives import OBJECTIVES
+from tenantry.observability.slo import SLO_METER
+from tenantry.observability.tenant_labels import tenant_label
 from tenantry.problems import problem_response, unexpected_error
 from tenantry.tenancy.context import reset_current_tenant, set_current_tenant
 from tenantry.tenancy.subjects import (
@@ -170,6 +178,12 @@ class TenantContextMiddleware:
         labels = (template, scope["method"], str(status), tier)
         HTTP_REQUESTS.labels(*labels).inc()
         HTTP_LATENCY.labels(*labels).observe(elapsed)
+        if subject is not None and subject.tenant is not None:
+            SLO_METER.record(subject.tenant.id, status=status, seconds=elapsed)
+            who = tenant_label(subject.tenant)
+            TENANT_REQUESTS.labels(who, tier, status_class(status)).inc()
+            if status < 500 and elapsed > OBJECTIVES[tier].latency_seconds:
+                TENANT_SLOW_REQUESTS.labels(who, tier).inc()
         log.info(
             "request",
             method=scope["method"],
@@ -178,3 +192,8 @@ class TenantContextMiddleware:
             duration_ms=round(elapsed * 1000, 2),
             subject=subject.audit_name if subject else None,
         )
+
+
+def status_class(status: int) -> str:
+    """429 apart from the other 4xx: a refusal by a limit is not the caller's mistake."""
+    return "429" if status == 429 else f"{status // 100}xx"

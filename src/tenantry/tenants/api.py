@@ -12,7 +12,6 @@ from tenantry.audit import service as audit
 from tenantry.audit.schemas import AuditEventOut, ChainOut
 from tenantry.db.session import Database
 from tenantry.identity.dependencies import OPERATOR, Caller, guard
-from tenantry.observability.metrics import TENANT_LIFECYCLE
 from tenantry.pages import Page, PageParams
 from tenantry.settings import Settings
 from tenantry.tenants import deletion, service
@@ -36,7 +35,6 @@ async def create_tenant(
         tenant = await service.create(
             session, data=body, actor=operator.audit_name, settings=settings
         )
-    TENANT_LIFECYCLE.labels("created").inc()
     response.headers["Location"] = str(request.url_for("show_tenant", slug=tenant.slug))
     return TenantOut.of(tenant)
 
@@ -68,7 +66,6 @@ async def show_tenant(slug: SlugRef, operator: Operator, db: Db) -> TenantOut:
 async def update_tenant(slug: SlugRef, body: TenantUpdate, operator: Operator, db: Db) -> TenantOut:
     async with db.control() as session:
         tenant = await service.update(session, slug=slug, data=body, actor=operator.audit_name)
-    TENANT_LIFECYCLE.labels("updated").inc()
     return TenantOut.of(tenant)
 
 
@@ -76,7 +73,6 @@ async def update_tenant(slug: SlugRef, body: TenantUpdate, operator: Operator, d
 async def suspend_tenant(slug: SlugRef, operator: Operator, db: Db) -> TenantOut:
     async with db.control() as session:
         tenant = await service.suspend(session, slug=slug, actor=operator.audit_name)
-    TENANT_LIFECYCLE.labels("suspended").inc()
     return TenantOut.of(tenant)
 
 
@@ -84,14 +80,12 @@ async def suspend_tenant(slug: SlugRef, operator: Operator, db: Db) -> TenantOut
 async def resume_tenant(slug: SlugRef, operator: Operator, db: Db) -> TenantOut:
     async with db.control() as session:
         tenant = await service.resume(session, slug=slug, actor=operator.audit_name)
-    TENANT_LIFECYCLE.labels("resumed").inc()
     return TenantOut.of(tenant)
 
 
 @router.delete("/{slug}", response_model=TenantOut, **guard(OPERATOR))
 async def delete_tenant(slug: SlugRef, operator: Operator, db: Db) -> TenantOut:
     tenant, _ = await service.delete(db, slug=slug, actor=operator.audit_name)
-    TENANT_LIFECYCLE.labels("deleted").inc()
     return TenantOut.of(tenant)
 
 

@@ -24,6 +24,7 @@ from tenantry.db.catalog import tenant_tables
 from tenantry.db.paging import Keyset, page
 from tenantry.db.session import Database, set_tenant
 from tenantry.errors import Conflict, NotFound
+from tenantry.observability import domain as metrics
 from tenantry.outbox import service as outbox
 from tenantry.settings import Settings
 from tenantry.tenancy.context import TenantRef
@@ -45,6 +46,9 @@ def snapshot(tenant: Tenant) -> dict[str, Any]:
 
 def ref(tenant: Tenant) -> TenantRef:
     return TenantRef(id=tenant.id, slug=tenant.slug, tier=tenant.tier)
+
+
+LIFECYCLE_ACTIONS = {"tenant.deleting": "deleted"}
 
 
 async def get(session: AsyncSession, *, slug: str, for_update: bool = False) -> Tenant:
@@ -200,3 +204,5 @@ async def _audit(
         before=before,
         after=snapshot(tenant),
     )
+    # Counted here, where the API, the CLI and workflows all pass.
+    metrics.lifecycle(LIFECYCLE_ACTIONS.get(action, action.removeprefix("tenant.")))

@@ -1,0 +1,173 @@
+"""The components behind `/health/detailed` and the `tenantry_dependency_up` gauge: each check
+says status (ok, degraded, down), latency and what it saw, and never raises.
+
+Readiness (`/health/ready`) uses only the database: a shared dependency there (Temporal, the
+workers, the LLM) would take every replica out of the load balancer at once, while the API keeps
+serving and the outbox keeps its work until they come back. Those are reported here and alerted on
+instead (`LLMUnhealthy`, and `workers` degraded when no worker polled the shared task queue for
+`WORKERS_STALE_SECONDS`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+from sqlalchemy import text
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+
+from tenantry.db.migrate import head_revision
+from tenantry.knowledge.models import DIMENSION
+
+CHECK_TIMEOUT_SECONDS = 3.0
+# Temporal keeps a poller listed for about 5 minutes; a worker long-polls every minute at most.
+WORKERS_STALE_SECONDS = 120.0
+OUTBOX_LATE_SECONDS = 300.0
+Component = dict[str, Any]
+
+
+async def database(state) -> Component:
+    async with state.db.control() as session:
+        current = await session.scalar(text("SELECT version_num FROM alembic_version"))
+    head = head_revision()
+    pool = state.db.engine.pool
+    return {
+        "status": "ok" if current == head else "degraded",
+        "migration": current,
+        "head": head,
+        "pool_in_use": pool.checkedout(),
+        "pool_size": pool.size(),
+    }
+
+
+async def _describe(client, namespace: str, queue: str, kind) -> Any:
+    return await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=namespace,
+            task_queue=TaskQueue(name=queue),
+            task_queue_type=kind,
+            report_stats=True,
+        )
+    )
+
+
+async def temporal(state) -> Component:
+    client = getattr(state, "temporal", None)
+    if client is None:
+        return {"status": "ok", "configured": False}
+    await client.service_client.check_health()
+    return {"status": "ok", "namespace": client.namespace}
+
+
+async def workers(state) -> Component:
+    """Pollers on the shared task queue, as Temporal's DescribeTaskQueue reports them."""
+    client = getattr(state, "temporal", None)
+    if client is None:
+        return {"status": "ok", "configured": False}
+    queue = state.settings.pool_task_queue
+    queues = {}
+    now = time.time()
+    for name, kind in (
+        ("workflow", TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW),
+        ("activity", TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY),
+    ):
+        described = await _describe(client, client.namespace, queue, kind)
+        polls = [p.last_access_time.ToSeconds() for p in described.pollers]
+        queues[name] = {
+            "pollers": len(polls),
+            "last_poll_seconds_ago": round(now - max(polls), 1) if polls else None,
+            "backlog": described.stats.approximate_backlog_count,
+        }
+    fresh = [
+        q["last_poll_seconds_ago"]
+        for q in queues.values()
+        if q["last_poll_seconds_ago"] is not None
+    ]
+    polled = bool(fresh) and min(fresh) <= WORKERS_STALE_SECONDS
+    return {
+        "status": "ok" if polled else "degraded",
+        "task_queue": queue,
+        "stale_after_seconds": WORKERS_STALE_SECONDS,
+        **queues,
+    }
+
+
+async def embedder(state) -> Component:
+    # Its dimension was checked against the index when the process started.
+    return {"status": "ok", "provider": state.embedder.name, "dimension": DIMENSION}
+
+
+async def redis(state) -> Component:
+    client = getattr(state.concurrency, "client", None)
+    if client is None:
+        return {"status": "ok", "configured": False, "limits": "in this process"}
+    await client.ping()
+    return {"status": "ok", "configured": True}
+
+
+async def llm(state) -> Component:
+    """Seed 003's check: Ollama's `/api/tags` (an OpenAI-compatible server: `/v1/models`), and
+    whether the configured model is among those it lists."""
+    settings = state.settings
+    if not settings.llm_url:
+        return {"status": "ok", "configured": False, "proposals": "extractive"}
+    base = settings.llm_url.rstrip("/")
+    key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    async with httpx.AsyncClient(timeout=CHECK_TIMEOUT_SECONDS, headers=headers) as client:
+        response = await client.get(f"{base}/api/tags")
+        if response.status_code == 404:
+            response = await client.get(f"{base}/v1/models")
+            names = [m.get("id") for m in response.json().get("data", [])]
+        else:
+            names = [m.get("name") for m in response.json().get("models", [])]
+    if response.status_code != 200:
+        return {"status": "down", "http_status": response.status_code}
+    found = any(n == settings.llm_model or n.split(":")[0] == settings.llm_model for n in names)
+    return {
+        "status": "ok" if found else "degraded",
+        "configured": True,
+        "model": settings.llm_model,
+        "model_available": found,
+    }
+
+
+async def outbox(state) -> Component:
+    reading = state.metrics_state
+    await reading.refresh()
+    oldest = reading.outbox_oldest_seconds
+    return {
+        "status": "ok" if oldest <= OUTBOX_LATE_SECONDS else "degraded",
+        "pending": reading.outbox_pending,
+        "oldest_pending_seconds": round(oldest, 1),
+    }
+
+
+CHECKS: dict[str, Callable[[Any], Awaitable[Component]]] = {
+    "database": database,
+    "temporal": temporal,
+    "workers": workers,
+    "embedder": embedder,
+    "redis": redis,
+    "llm": llm,
+    "outbox": outbox,
+}
+
+
+async def check(name: str, state) -> Component:
+    started = time.perf_counter()
+    try:
+        found = await asyncio.wait_for(CHECKS[name](state), CHECK_TIMEOUT_SECONDS)
+    except Exception as exc:  # a health check reports failures, it does not raise them
+        found = {"status": "down", "error": type(exc).__name__}
+    latency_ms = round((time.perf_counter() - started) * 1000, 2)
+    return {"name": name, "status": found.pop("status"), "latency_ms": latency_ms, **found}
+
+
+async def check_all(state, names=tuple(CHECKS)) -> list[Component]:
+    return list(await asyncio.gather(*(check(name, state) for name in names)))

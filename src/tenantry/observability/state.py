@@ -1,0 +1,161 @@
+"""The metric families read at scrape time: the control plane's tenants and limits, and each
+tenant's counts from `tenant_gauges()` (incidents, documents, sessions, workflows, outbox).
+
+They are read by the process that answers the scrape, from PostgreSQL, so they are the same
+whichever process answers; the result is kept `metrics_state_seconds` so that frequent scrapes
+(several Prometheus replicas) do not loop over every tenant each time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from importlib.metadata import PackageNotFoundError, version
+
+from prometheus_client.core import GaugeMetricFamily, Metric
+from sqlalchemy import text
+
+from tenantry.db.session import Database
+from tenantry.observability import components
+from tenantry.observability.metrics import STATE, TIER_NAMES
+from tenantry.observability.objectives import OBJECTIVES
+from tenantry.observability.tenant_labels import OTHER, TENANTS
+from tenantry.tenants.tiers import TIERS, effective_limits
+
+FAMILIES = {family.name: family for family in STATE}
+# The outbox's own figures are read with the counts; every other component is checked.
+DEPENDENCIES = tuple(name for name in components.CHECKS if name != "outbox")
+STATUS_VALUE = {"ok": 1.0, "degraded": 0.5, "down": 0.0}
+
+
+def running_version() -> str:
+    try:
+        return version("tenantry")
+    except PackageNotFoundError:  # run from a source tree without installing
+        return "unknown"
+
+
+class StateCollector:
+    """A prometheus_client collector over the last reading (collect() cannot await).
+
+    `state`: the app's state (its database, Temporal client, settings), for the health checks
+    behind `tenantry_dependency_up`."""
+
+    def __init__(self, state, *, ttl: float) -> None:
+        self.state = state
+        self.ttl = ttl
+        self.metrics: list[Metric] = []
+        self.outbox_pending = 0.0
+        self.outbox_oldest_seconds = 0.0
+        self.read_at = float("-inf")
+        self._lock = asyncio.Lock()
+
+    async def refresh(self) -> None:
+        async with self._lock:  # concurrent scrapes and health checks share one reading
+            if time.monotonic() - self.read_at < self.ttl:
+                return
+            counts = await read_counts(self.state.db)
+            self.outbox_pending = counts["tenantry_outbox_pending"][()]
+            self.outbox_oldest_seconds = counts["tenantry_outbox_oldest_pending_seconds"][()]
+            found = await components.check_all(self.state, DEPENDENCIES)
+            for component in found:
+                name = component["name"]
+                up = STATUS_VALUE.get(component["status"], 0.0)
+                counts["tenantry_dependency_up"][(name,)] = up
+                counts["tenantry_dependency_check_seconds"][(name,)] = (
+                    component["latency_ms"] / 1000
+                )
+                if name == "workers":
+                    for kind in ("workflow", "activity"):
+                        seen = component.get(kind) or {}
+                        queue = component.get("task_queue", "")
+                        if seen:
+                            pollers = counts["tenantry_temporal_task_queue_pollers"]
+                            backlog = counts["tenantry_temporal_task_queue_backlog"]
+                            pollers[(queue, kind)] = seen["pollers"]
+                            backlog[(queue, kind)] = seen["backlog"]
+            self.metrics = families(counts)
+            self.read_at = time.monotonic()
+
+    def collect(self) -> Iterable[Metric]:
+        return iter(self.metrics)
+
+
+def _family(name: str) -> GaugeMetricFamily:
+    family = FAMILIES[name]
+    return GaugeMetricFamily(family.name, family.doc, labels=family.labels)
+
+
+async def read_counts(db: Database) -> dict[str, defaultdict[tuple[str, ...], float]]:
+    async with db.control() as session:
+        tenants = (
+            await session.execute(
+                text("SELECT id, slug, tier, status, limit_overrides FROM tenants")
+            )
+        ).all()
+        gauges = (await session.execute(text("SELECT * FROM tenant_gauges()"))).all()
+    by_id = {row.id: row for row in tenants}
+
+    counts: dict[str, defaultdict[tuple[str, ...], float]] = defaultdict(lambda: defaultdict(float))
+    for tier in TIER_NAMES:
+        for status in ("active", "suspended", "deleted"):
+            counts["tenantry_tenants"][(tier, status)] += 0
+    for row in tenants:
+        counts["tenantry_tenants"][(row.tier, row.status)] += 1
+    oldest = 0.0
+    for tenant_id, name, label, value in gauges:
+        row = by_id[tenant_id]
+        who = TENANTS.label(row.slug, row.tier, traffic=False)
+        if name == "incidents":
+            counts["tenantry_incidents"][(who, label)] += value
+            if label == "awaiting_approval":
+                counts["tenantry_incident_approvals_waiting"][(who,)] += value
+        elif name == "documents":
+            counts["tenantry_documents"][(who, label)] += value
+        elif name == "active_sessions":
+            counts["tenantry_active_sessions"][(who,)] += value
+        elif name == "workflows_in_flight":
+            counts["tenantry_workflows_in_flight"][(who,)] += value
+        elif name == "outbox":
+            counts["tenantry_outbox_pending"][()] += value
+            if label == "queued":
+                counts["tenantry_workflows_queued"][(who,)] += value
+        elif name == "outbox_oldest_seconds":
+            oldest = max(oldest, value)
+    for name in (
+        "tenantry_active_sessions",
+        "tenantry_workflows_in_flight",
+        "tenantry_workflows_queued",
+        "tenantry_incident_approvals_waiting",
+    ):
+        counts[name][(OTHER,)] += 0  # the series exists even when nobody is counted
+    counts["tenantry_outbox_pending"][()] += 0
+    counts["tenantry_outbox_oldest_pending_seconds"][()] = oldest
+
+    named = TENANTS.named()
+    for row in tenants:
+        if row.slug in named and row.status != "deleted":
+            limits = effective_limits(row.tier, row.limit_overrides)
+            for limit, value in limits.model_dump().items():
+                counts["tenantry_tenant_limit"][(row.slug, limit)] = value
+    for tier, template in TIERS.items():
+        for limit, value in template.limits.model_dump().items():
+            counts["tenantry_tier_limit"][(tier, limit)] = value
+        objective = OBJECTIVES[tier]
+        counts["tenantry_slo_objective"][(tier, "availability")] = objective.availability
+        counts["tenantry_slo_objective"][(tier, "latency")] = objective.latency
+        counts["tenantry_slo_latency_threshold_seconds"][(tier,)] = objective.latency_seconds
+    counts["tenantry_build_info"][(running_version(),)] = 1
+    return counts
+
+
+def families(counts) -> list[Metric]:
+    metrics: list[Metric] = []
+    for family in STATE:
+        metric = _family(family.name)
+        for labels, value in sorted(counts.get(family.name, {}).items()):
+            metric.add_metric(list(labels), value)
+        metrics.append(metric)
+    return metrics
