@@ -18,6 +18,7 @@ from tenantry.config.admin_api import router as tiers_router
 from tenantry.config.api import router as config_router
 from tenantry.config.cache import PrefixCache
 from tenantry.config.listener import ConfigListener
+from tenantry.console.install import install as install_console
 from tenantry.db.session import Database, create_app_engine
 from tenantry.db.urls import app_url, libpq_dsn, sqlalchemy_url
 from tenantry.egress.gate import EgressGate
@@ -180,6 +181,8 @@ def create_app(
     app.include_router(external_router)
     app.add_api_route("/metrics", metrics, include_in_schema=False)
     idempotency_openapi.install(app)
+    # Last: its gateway must be the outermost middleware (it turns the session into a bearer).
+    install_console(app)
     return app
 
 

@@ -253,6 +253,7 @@ class Supervisor:
         apis = self.plan.api_processes
         lines = [
             f"Tenantry on {base} ({where}; Temporal at {settings.temporal_address})",
+            f"  console   {base}/console",
             f"  API docs  {base}/docs",
             f"  health    {base}/health/ready",
             f"  metrics   {base}/metrics",
@@ -262,6 +263,7 @@ class Supervisor:
                 "",
                 "  Operator bootstrap token (shown once, stored hashed):",
                 f"    {first.generated_token}",
+                f"  Create the first operator with it at {base}/console/setup",
             ]
         if first.demo_tenants:
             lines.append(f"  demo tenants: {', '.join(first.demo_tenants)}")

@@ -1,0 +1,149 @@
+"""Tenant admins: their configuration with its layers, history, diffs and rollback; and the
+directory (LDAP) sign-in settings."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Query, Request, Response
+from fastapi.responses import HTMLResponse
+
+from tenantry.api_support import policy_of
+from tenantry.console import config_actions, render
+from tenantry.console.common import Config, Db, FormText, config_rows, merge_patch
+from tenantry.console.common import next_offset as next_page
+from tenantry.console.forms import parse
+from tenantry.errors import NotFound, ValidationFailed
+from tenantry.identity import sso_api
+from tenantry.identity.dependencies import Caller, guard
+from tenantry.identity.permissions import Permission
+from tenantry.identity.schemas import LdapConfigIn
+
+router = APIRouter()
+
+
+@router.get("/config", **guard(Permission.CONFIG_READ))
+async def config_page(
+    request: Request, subject: Caller, db: Db, offset: Annotated[int, Query(ge=0)] = 0
+) -> HTMLResponse:
+    effective = (await policy_of(request, subject.tenant.id)).effective
+    versions, total = await config_actions.history(db, tenant_id=subject.tenant.id, offset=offset)
+    return render.page(
+        request,
+        "tenant/config.html",
+        config=config_rows(effective.config, effective.sources),
+        config_version=effective.tenant_version,
+        versions=versions,
+        next_offset=next_page(offset, total),
+    )
+
+
+@router.post("/config", **guard(Permission.CONFIG_MANAGE))
+async def change(
+    request: Request,
+    subject: Caller,
+    db: Db,
+    settings: Config,
+    path: Annotated[str, Form(max_length=200)],
+    value: FormText = "",
+) -> Response:
+    version = await config_actions.change(
+        request,
+        db,
+        settings,
+        tenant_id=subject.tenant.id,
+        tier=subject.tenant.tier,
+        patch=merge_patch(path, value),
+        author=subject.audit_name,
+    )
+    return render.done(request, "/console/config", f"{path} changed: version {version}.")
+
+
+@router.post("/config/rollback", **guard(Permission.CONFIG_MANAGE))
+async def rollback(
+    request: Request,
+    subject: Caller,
+    db: Db,
+    settings: Config,
+    version: Annotated[int, Form(ge=0)],
+) -> Response:
+    new = await config_actions.roll_back(
+        request,
+        db,
+        settings,
+        tenant_id=subject.tenant.id,
+        tier=subject.tenant.tier,
+        to_version=version,
+        author=subject.audit_name,
+    )
+    return render.done(
+        request, "/console/config", f"Rolled back to version {version}: now version {new}."
+    )
+
+
+@router.get("/config/diff", **guard(Permission.CONFIG_READ))
+async def diff(
+    request: Request,
+    subject: Caller,
+    db: Db,
+    before: Annotated[int, Query(alias="from", ge=0)],
+    after: Annotated[int, Query(alias="to", ge=0)],
+) -> HTMLResponse:
+    changes = await config_actions.diff(db, tenant_id=subject.tenant.id, before=before, after=after)
+    return render.page(
+        request,
+        "config_diff.html",
+        changes=changes,
+        before=before,
+        after=after,
+        back="/console/config",
+        heading=f"Configuration {before} → {after}",
+    )
+
+
+@router.get("/sso", **guard(Permission.SSO_MANAGE))
+async def sso_page(request: Request, subject: Caller, db: Db) -> HTMLResponse:
+    try:
+        ldap = await sso_api.show_ldap(subject, db)
+    except NotFound:
+        ldap = None
+    return render.page(request, "tenant/sso.html", ldap=ldap)
+
+
+@router.post("/sso", **guard(Permission.SSO_MANAGE))
+async def save_sso(
+    request: Request,
+    subject: Caller,
+    db: Db,
+    server_url: Annotated[str, Form(max_length=500)],
+    base_dn: Annotated[str, Form(max_length=500)],
+    bind_template: Annotated[str, Form(max_length=500)],
+    group_role_map: Annotated[str, Form(max_length=10_000)] = "{}",
+    default_role: Annotated[str, Form(max_length=32)] = "",
+    enabled: Annotated[str, Form(max_length=8)] = "",
+) -> Response:
+    try:
+        groups = json.loads(group_role_map or "{}")
+    except ValueError:
+        raise ValidationFailed(
+            "The group map must be a JSON object of group DN to role.",
+            errors=[{"field": "form.group_role_map", "message": "not JSON"}],
+        ) from None
+    body = parse(
+        LdapConfigIn,
+        server_url=server_url.strip(),
+        base_dn=base_dn.strip(),
+        bind_template=bind_template.strip(),
+        group_role_map=groups,
+        default_role=default_role or None,
+        enabled=enabled == "on",
+    )
+    await sso_api.put_ldap(body, subject, db)
+    return render.done(request, "/console/sso", "Directory sign-in saved.")
+
+
+@router.post("/sso/delete", **guard(Permission.SSO_MANAGE))
+async def delete_sso(request: Request, subject: Caller, db: Db) -> Response:
+    await sso_api.delete_ldap(subject, db)
+    return render.done(request, "/console/sso", "Directory sign-in removed.")
