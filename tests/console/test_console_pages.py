@@ -166,3 +166,29 @@ def test_every_template_control_has_a_label():
             ident = re.search(r'id="([^"]+)"', control)
             assert ident, f"{path.name}: a control without an id: {control}"
             assert ident.group(1) in labelled, f"{path.name}: no label for {ident.group(1)}"
+
+
+async def test_an_operator_changes_a_tenants_config_and_rolls_it_back(app, db, make_tenant):
+    from tenantry.config import service as config_service
+
+    tenant = await make_tenant()
+    email = await make_operator(app)
+    async with console_client(app, 8) as c:
+        csrf = await sign_in(c, email=email)
+        changed = await c.post(
+            f"/console/admin/tenants/{tenant.slug}/config",
+            data={"csrf_token": csrf, "path": "language", "value": "spanish"},
+        )
+        assert changed.status_code == 303, changed.text
+        page = await c.get(f"/console/admin/tenants/{tenant.slug}")
+        assert re.search(r'<code>language</code></td><td><code>"spanish"</code>', page.text)
+        rolled = await c.post(
+            f"/console/admin/tenants/{tenant.slug}/config/rollback",
+            data={"csrf_token": csrf, "version": "0"},
+        )
+        assert rolled.status_code == 303, rolled.text
+    async with db.tenant(tenant.id) as session:
+        effective = await config_service.effective(session, tenant_id=tenant.id, tier=tenant.tier)
+    assert effective.tenant_version == 2
+    assert effective.config["language"] == "english"
+    assert effective.sources["language"] == "platform"

@@ -25,7 +25,9 @@ from tenantry.console.forms import parse
 from tenantry.console.usage_plot import plot
 from tenantry.db.base import utcnow
 from tenantry.errors import ValidationFailed
+from tenantry.identity import admin_api as operators_api
 from tenantry.identity.dependencies import OPERATOR, Caller, guard
+from tenantry.identity.schemas import UserCreate
 from tenantry.limits import api as limits_api
 from tenantry.limits import service as limits_service
 from tenantry.tenants import api as tenants_api
@@ -164,6 +166,24 @@ async def delete(
         )
     await tenants_api.delete_tenant(slug, operator, db)
     return render.done(request, "/console/admin/tenants", f"Tenant {slug} deleted.")
+
+
+@router.post("/{slug}/users", **guard(OPERATOR))
+async def add_user(
+    request: Request,
+    slug: str,
+    operator: Caller,
+    db: Db,
+    email: Annotated[str, Form(max_length=320)],
+    password: Annotated[str, Form(max_length=512)],
+    role: Annotated[str, Form(max_length=32)] = "admin",
+) -> Response:
+    """A tenant's first users (its admins then add the rest themselves), as the API adds them."""
+    body = parse(UserCreate, email=email.strip(), password=password, role=role)
+    created = await operators_api.create_tenant_user(slug, body, operator, db, request)
+    return render.done(
+        request, f"/console/admin/tenants/{slug}", f"User {created.email} ({created.role}) added."
+    )
 
 
 @router.post("/{slug}/limits", **guard(OPERATOR))
