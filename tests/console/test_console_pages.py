@@ -22,6 +22,9 @@ async def test_operator_pages_and_actions_are_the_apis(app, db, make_tenant):
         page = await c.get(f"/console/admin/tenants/{tenant.slug}")
         assert page.status_code == 200, page.text
         assert "<main" in page.text and "Limits" in page.text
+        # Every form carries the session's token, forms drawn by macros included.
+        tokens = set(re.findall(r'name="csrf_token" value="([^"]*)"', page.text))
+        assert tokens == {csrf}
         set_limit = await c.post(
             f"/console/admin/tenants/{tenant.slug}/limits",
             data={"csrf_token": csrf, "name": "users", "value": "7"},

@@ -36,7 +36,7 @@ async def change(
         author=operator.audit_name,
     )
     return render.done(
-        request, f"/console/admin/tenants/{slug}#config", f"{path} changed: version {version}."
+        request, f"/console/admin/tenants/{slug}", f"{path} changed: version {version}."
     )
 
 
@@ -56,7 +56,7 @@ async def rollback(
     )
     return render.done(
         request,
-        f"/console/admin/tenants/{slug}#config",
+        f"/console/admin/tenants/{slug}",
         f"Rolled back to version {version}: now version {new}.",
     )
 
@@ -77,6 +77,6 @@ async def diff(
         changes=changes,
         before=before,
         after=after,
-        back=f"/console/admin/tenants/{slug}#config",
+        back=f"/console/admin/tenants/{slug}",
         heading=f"{tenant.slug}: configuration {before} → {after}",
     )

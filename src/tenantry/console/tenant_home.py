@@ -36,4 +36,4 @@ async def overview(request: Request, subject: Caller, db: Db) -> HTMLResponse:
 @router.get("/usage", **guard(Permission.USAGE_READ))
 async def usage_page(request: Request, subject: Caller, db: Db) -> HTMLResponse:
     usage, chart = await _usage(request, subject, db)
-    return render.page(request, "tenant/usage.html", usage=usage, chart=chart)
+    return render.page(request, "tenant/usage.html", usage=usage, usage_plot=chart)

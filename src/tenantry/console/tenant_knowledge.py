@@ -3,6 +3,7 @@ the search box."""
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
@@ -67,11 +68,12 @@ async def upload(
     title: Annotated[str, Form(max_length=300)] = "",
     tags: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
-    created = await knowledge_api.upload_document(
+    answer = await knowledge_api.upload_document(
         subject, db, settings, request, file, title.strip() or None, tags, "{}"
     )
+    created = json.loads(answer.body)  # the API's own 202 (or 200: the same content again)
     return render.done(
-        request, "/console/documents", f"{created.title} uploaded: its ingestion has started."
+        request, "/console/documents", f"{created['title']} uploaded: its ingestion has started."
     )
 
 
