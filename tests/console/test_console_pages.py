@@ -195,3 +195,23 @@ async def test_an_operator_changes_a_tenants_config_and_rolls_it_back(app, db, m
     assert effective.tenant_version == 2
     assert effective.config["language"] == "english"
     assert effective.sources["language"] == "platform"
+
+
+async def test_lists_page_by_cursor_and_refuse_a_made_up_one(app, make_tenant, make_user):
+    tenant = await make_tenant()
+    admin = await make_user(tenant, "admin")
+    made = {admin.email} | {(await make_user(tenant, "member")).email for _ in range(27)}
+    async with console_client(app, 9) as c:
+        await sign_in(c, email=admin.email, tenant=tenant.slug)
+        seen: list[str] = []
+        url = "/console/users"
+        while url:
+            page = await c.get(url)
+            assert page.status_code == 200, page.text
+            seen += [e for e in re.findall(r"<td>([^<@]+@example\.com)</td>", page.text)]
+            following = re.search(r'<a href="(\?cursor=[^"]+)">Next page</a>', page.text)
+            url = "/console/users" + following.group(1) if following else None
+        assert sorted(seen) == sorted(made)  # every user once, over two pages
+        refused = await c.get("/console/users", params={"cursor": "not-a-cursor"})
+        assert refused.status_code == 422
+        assert "query.cursor" in refused.text

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from tenantry.console import render
-from tenantry.console.common import PAGE_SIZE, Db, next_offset, tenant_by_slug
+from tenantry.console import lists, render
+from tenantry.console.common import Db, tenant_by_slug
 from tenantry.identity.dependencies import OPERATOR, Caller, guard
 from tenantry.tenants import api as tenants_api
 
@@ -21,18 +19,16 @@ async def audit_page(
     slug: str,
     operator: Caller,
     db: Db,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    cursor: lists.Cursor = None,
 ) -> HTMLResponse:
     await tenant_by_slug(db, slug)  # 404 before anything else
-    found = await tenants_api.tenant_audit(slug, operator, db, limit=PAGE_SIZE, offset=offset)
+    found = await lists.audit_events(operator, db, slug, cursor)
     return render.page(
         request,
         "admin/audit.html",
         slug=slug,
         events=found.items,
-        total=found.total,
-        offset=offset,
-        next_offset=next_offset(offset, found.total),
+        next_cursor=found.next_cursor,
     )
 
 

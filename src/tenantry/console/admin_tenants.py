@@ -12,9 +12,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
-from tenantry.audit import service as audit
 from tenantry.config import service as config_service
-from tenantry.console import extensions, render
+from tenantry.console import extensions, lists, render
 from tenantry.console.common import (
     Config,
     Db,
@@ -93,20 +92,16 @@ async def create_tenant(
 
 
 @router.get("/{slug}", **guard(OPERATOR))
-async def tenant_page(request: Request, slug: str, db: Db) -> HTMLResponse:
+async def tenant_page(request: Request, slug: str, operator: Caller, db: Db) -> HTMLResponse:
     tenant = await tenant_by_slug(db, slug)
     end = utcnow().date()
     start = end - timedelta(days=30)
     await request.app.state.meter.flush(db, tenant_id=tenant.id)
     async with db.tenant(tenant.id) as session:
         effective = await config_service.effective(session, tenant_id=tenant.id, tier=tenant.tier)
-        versions, _ = await config_service.list_versions(
-            session, tenant_id=tenant.id, limit=10, offset=0
-        )
         days = await limits_service.daily_usage(session, tenant_id=tenant.id, start=start, end=end)
-        events, event_total = await audit.list_events(
-            session, tenant_id=tenant.id, limit=10, offset=0
-        )
+    versions = await lists.config_versions(db, tenant.id, None, size=10)
+    events = await lists.audit_events(operator, db, tenant.slug, None, size=10)
     return render.page(
         request,
         "admin/tenant.html",
@@ -115,10 +110,9 @@ async def tenant_page(request: Request, slug: str, db: Db) -> HTMLResponse:
         limit_names=LIMIT_NAMES,
         config=config_rows(effective.config, effective.sources),
         config_version=effective.tenant_version,
-        versions=versions,
+        versions=versions.items,
         usage=plot(days, start=start, end=end),
-        events=events,
-        event_total=event_total,
+        events=events.items,
         tiers=tuple(TIERS),
         temporal_link=extensions.temporal_ui_link(request.app, tenant.slug),
         sections=await extensions.tenant_sections(request, tenant),

@@ -18,7 +18,6 @@ from tenantry.tenants.models import Tenant
 Db = Annotated[Database, Depends(database)]
 Config = Annotated[Settings, Depends(settings_of)]
 FormText = Annotated[str, Form(max_length=2000)]
-PAGE_SIZE = 25
 
 
 async def tenant_by_slug(db: Database, slug: str) -> Tenant:
@@ -57,10 +56,6 @@ def merge_patch(path: str, raw: str) -> dict[str, Any]:
     for part in reversed(parts[:-1]):
         patch = {part: patch}
     return patch
-
-
-def next_offset(offset: int, total: int, size: int = PAGE_SIZE) -> int | None:
-    return offset + size if offset + size < total else None
 
 
 def is_htmx(request: Request) -> bool:

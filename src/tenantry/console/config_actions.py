@@ -69,11 +69,6 @@ async def roll_back(
     return version
 
 
-async def history(db: Database, *, tenant_id: uuid.UUID, offset: int, limit: int = 25):
-    async with db.tenant(tenant_id) as session:
-        return await service.list_versions(session, tenant_id=tenant_id, limit=limit, offset=offset)
-
-
 async def diff(db: Database, *, tenant_id: uuid.UUID, before: int, after: int) -> dict:
     async with db.tenant(tenant_id) as session:
         return await service.diff_versions(session, tenant_id=tenant_id, before=before, after=after)

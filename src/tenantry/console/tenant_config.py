@@ -10,9 +10,8 @@ from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
 from tenantry.api_support import policy_of
-from tenantry.console import config_actions, render
+from tenantry.console import config_actions, lists, render
 from tenantry.console.common import Config, Db, FormText, config_rows, merge_patch
-from tenantry.console.common import next_offset as next_page
 from tenantry.console.forms import parse
 from tenantry.errors import NotFound, ValidationFailed
 from tenantry.identity import sso_api
@@ -25,17 +24,17 @@ router = APIRouter()
 
 @router.get("/config", **guard(Permission.CONFIG_READ))
 async def config_page(
-    request: Request, subject: Caller, db: Db, offset: Annotated[int, Query(ge=0)] = 0
+    request: Request, subject: Caller, db: Db, cursor: lists.Cursor = None
 ) -> HTMLResponse:
     effective = (await policy_of(request, subject.tenant.id)).effective
-    versions, total = await config_actions.history(db, tenant_id=subject.tenant.id, offset=offset)
+    versions = await lists.config_versions(db, subject.tenant.id, cursor)
     return render.page(
         request,
         "tenant/config.html",
         config=config_rows(effective.config, effective.sources),
         config_version=effective.tenant_version,
-        versions=versions,
-        next_offset=next_page(offset, total),
+        versions=versions.items,
+        next_cursor=versions.next_cursor,
     )
 
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Form, Query, Request, Response
+from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import HTMLResponse
 
-from tenantry.console import render
-from tenantry.console.common import PAGE_SIZE, Db, next_offset
+from tenantry.console import lists, render
+from tenantry.console.common import Db
 from tenantry.console.forms import parse
 from tenantry.identity.dependencies import Caller, guard
 from tenantry.identity.permissions import Permission
@@ -29,18 +29,15 @@ async def incident_list(
     subject: Caller,
     db: Db,
     status: StatusFilter = "",
-    offset: Annotated[int, Query(ge=0)] = 0,
+    cursor: lists.Cursor = None,
 ) -> HTMLResponse:
-    found = await incidents_api.list_incidents(
-        subject, db, status or None, None, None, limit=PAGE_SIZE, offset=offset
-    )
+    found = await lists.incidents(subject, db, cursor, status or None)
     return render.page(
         request,
         "tenant/incidents.html",
         incidents=found.items,
-        total=found.total,
         status=status,
-        next_offset=next_offset(offset, found.total),
+        next_cursor=found.next_cursor,
     )
 
 

@@ -9,8 +9,8 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from fastapi.responses import HTMLResponse
 
-from tenantry.console import render
-from tenantry.console.common import PAGE_SIZE, Config, Db, next_offset
+from tenantry.console import lists, render
+from tenantry.console.common import Config, Db
 from tenantry.console.forms import parse
 from tenantry.identity.dependencies import Caller, guard
 from tenantry.identity.permissions import Permission
@@ -21,26 +21,23 @@ router = APIRouter()
 UNFINISHED = {"pending", "processing"}
 
 
-async def _documents(subject, db, offset: int):
-    found = await knowledge_api.list_documents(
-        subject, db, None, None, limit=PAGE_SIZE, offset=offset
-    )
+async def _documents(subject, db, cursor: str | None):
+    found = await lists.documents(subject, db, cursor)
     busy = any(d.status in UNFINISHED for d in found.items)
     return found, busy
 
 
 @router.get("/documents", **guard(Permission.CONTENT_READ))
 async def document_list(
-    request: Request, subject: Caller, db: Db, offset: Annotated[int, Query(ge=0)] = 0
+    request: Request, subject: Caller, db: Db, cursor: lists.Cursor = None
 ) -> HTMLResponse:
-    found, busy = await _documents(subject, db, offset)
+    found, busy = await _documents(subject, db, cursor)
     return render.page(
         request,
         "tenant/documents.html",
         documents=found.items,
-        total=found.total,
-        offset=offset,
-        next_offset=next_offset(offset, found.total),
+        cursor=cursor or "",
+        next_cursor=found.next_cursor,
         busy=busy,
         query="",
         hits=None,
@@ -49,12 +46,16 @@ async def document_list(
 
 @router.get("/documents/status", **guard(Permission.CONTENT_READ))
 async def document_status(
-    request: Request, subject: Caller, db: Db, offset: Annotated[int, Query(ge=0)] = 0
+    request: Request, subject: Caller, db: Db, cursor: lists.Cursor = None
 ) -> HTMLResponse:
     """The documents table alone, which htmx polls while any document is still being ingested."""
-    found, busy = await _documents(subject, db, offset)
+    found, busy = await _documents(subject, db, cursor)
     return render.fragment(
-        request, "tenant/documents_table.html", documents=found.items, busy=busy, offset=offset
+        request,
+        "tenant/documents_table.html",
+        documents=found.items,
+        busy=busy,
+        cursor=cursor or "",
     )
 
 

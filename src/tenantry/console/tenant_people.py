@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Query, Request, Response
+from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import HTMLResponse
 
-from tenantry.console import render
-from tenantry.console.common import PAGE_SIZE, Db, next_offset
+from tenantry.console import lists, render
+from tenantry.console.common import Db
 from tenantry.console.forms import parse
 from tenantry.identity import api_keys_api, users_api
 from tenantry.identity.dependencies import Caller, guard
@@ -17,19 +17,19 @@ from tenantry.identity.permissions import SCOPE_PERMISSIONS, Permission
 from tenantry.identity.schemas import ApiKeyCreate, UserCreate, UserUpdate
 
 router = APIRouter()
-Offset = Annotated[int, Query(ge=0)]
 ROLES = ("viewer", "member", "admin", "owner")
 
 
 @router.get("/users", **guard(Permission.USERS_READ))
-async def user_list(request: Request, subject: Caller, db: Db, offset: Offset = 0) -> HTMLResponse:
-    found = await users_api.list_users(subject, db, limit=PAGE_SIZE, offset=offset)
+async def user_list(
+    request: Request, subject: Caller, db: Db, cursor: lists.Cursor = None
+) -> HTMLResponse:
+    found = await lists.users(subject, db, cursor)
     return render.page(
         request,
         "tenant/users.html",
         users=found.items,
-        total=found.total,
-        next_offset=next_offset(offset, found.total),
+        next_cursor=found.next_cursor,
         roles=ROLES,
     )
 
@@ -74,14 +74,15 @@ async def remove_user(request: Request, user_id: uuid.UUID, subject: Caller, db:
 
 
 @router.get("/api-keys", **guard(Permission.API_KEYS_READ))
-async def key_list(request: Request, subject: Caller, db: Db, offset: Offset = 0) -> HTMLResponse:
-    found = await api_keys_api.list_keys(subject, db, limit=PAGE_SIZE, offset=offset)
+async def key_list(
+    request: Request, subject: Caller, db: Db, cursor: lists.Cursor = None
+) -> HTMLResponse:
+    found = await lists.api_keys(subject, db, cursor)
     return render.page(
         request,
         "tenant/api_keys.html",
         keys=found.items,
-        total=found.total,
-        next_offset=next_offset(offset, found.total),
+        next_cursor=found.next_cursor,
         scopes=tuple(SCOPE_PERMISSIONS),
         created=None,
     )
@@ -99,14 +100,13 @@ async def create_key(
     created = await api_keys_api.create_key(
         parse(ApiKeyCreate, name=name.strip(), scopes=scopes), subject, db, request
     )
-    found = await api_keys_api.list_keys(subject, db, limit=PAGE_SIZE, offset=0)
+    found = await lists.api_keys(subject, db, None)
     return render.page(
         request,
         "tenant/api_keys.html",
         status_code=201,
         keys=found.items,
-        total=found.total,
-        next_offset=next_offset(0, found.total),
+        next_cursor=found.next_cursor,
         scopes=tuple(SCOPE_PERMISSIONS),
         created=created,
     )

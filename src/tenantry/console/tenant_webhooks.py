@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Query, Request, Response
+from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import HTMLResponse
 
-from tenantry.console import render
-from tenantry.console.common import PAGE_SIZE, Config, Db, next_offset
+from tenantry.console import lists, render
+from tenantry.console.common import Config, Db
 from tenantry.console.forms import parse
 from tenantry.events import api as webhooks_api
 from tenantry.events.schemas import EndpointCreate
@@ -63,19 +63,16 @@ async def endpoint_page(
     endpoint_id: uuid.UUID,
     subject: Caller,
     db: Db,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    cursor: lists.Cursor = None,
 ) -> HTMLResponse:
     endpoint = await webhooks_api.show_endpoint(endpoint_id, subject, db)
-    found = await webhooks_api.list_deliveries(
-        endpoint_id, subject, db, limit=PAGE_SIZE, offset=offset
-    )
+    found = await lists.deliveries(subject, db, endpoint_id, cursor)
     return render.page(
         request,
         "tenant/webhook.html",
         endpoint=endpoint,
         deliveries=found.items,
-        total=found.total,
-        next_offset=next_offset(offset, found.total),
+        next_cursor=found.next_cursor,
     )
 
 
