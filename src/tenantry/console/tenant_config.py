@@ -138,7 +138,7 @@ async def save_sso(
         default_role=default_role or None,
         enabled=enabled == "on",
     )
-    await sso_api.put_ldap(body, subject, db)
+    await sso_api.put_ldap(body, subject, db, request.app.state.egress_policy)
     return render.done(request, "/console/sso", "Directory sign-in saved.")
 
 
