@@ -9,6 +9,7 @@ page B's admin gets holds any of A's identifiers. A caller with no session is se
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,7 @@ from tenantry.console.install import console_routes
 from tests.console.helpers import console_client
 from tests.test_cross_tenant_matrix import (
     LDAP_CONFIG,
+    OIDC_CONFIG,
     Case,
     World,
     build_world,
@@ -154,6 +156,16 @@ CALLS: dict[tuple[str, str], Call] = {
     ),
     # B has no directory settings to remove: the API's 404.
     ("POST", "/console/sso/delete"): Call(303, other_tenant=404),
+    ("POST", "/console/sso/oidc"): Call(
+        303,
+        form=lambda w: {
+            **{k: v for k, v in OIDC_CONFIG.items() if k != "role_map"},
+            "allowed_domains": ",".join(OIDC_CONFIG["allowed_domains"]),
+            "role_map": json.dumps(OIDC_CONFIG["role_map"]),
+            "enabled": "on",
+        },
+    ),
+    ("POST", "/console/sso/oidc/delete"): Call(303, other_tenant=404),
     ("GET", "/console/documents"): Call(200),
     ("GET", "/console/documents/status"): Call(200),
     ("POST", "/console/documents"): Call(

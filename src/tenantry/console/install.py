@@ -19,6 +19,7 @@ from tenantry.console import (
     tenant_incidents,
     tenant_knowledge,
     tenant_people,
+    tenant_sso,
     tenant_webhooks,
 )
 from tenantry.console.forms import csrf_protect
@@ -36,6 +37,7 @@ PAGES = (
     tenant_people,
     tenant_webhooks,
     tenant_config,
+    tenant_sso,
     tenant_knowledge,
     tenant_incidents,
 )

@@ -1,9 +1,7 @@
-"""Tenant admins: their configuration with its layers, history, diffs and rollback; and the
-directory (LDAP) sign-in settings."""
+"""Tenant admins: their configuration with its layers, history, diffs and rollback."""
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request, Response
@@ -12,12 +10,8 @@ from fastapi.responses import HTMLResponse
 from tenantry.api_support import policy_of
 from tenantry.console import config_actions, lists, render
 from tenantry.console.common import Config, Db, FormText, config_rows, merge_patch
-from tenantry.console.forms import parse
-from tenantry.errors import NotFound, ValidationFailed
-from tenantry.identity import sso_api
 from tenantry.identity.dependencies import Caller, guard
 from tenantry.identity.permissions import Permission
-from tenantry.identity.schemas import LdapConfigIn
 
 router = APIRouter()
 
@@ -99,50 +93,3 @@ async def diff(
         back="/console/config",
         heading=f"Configuration {before} → {after}",
     )
-
-
-@router.get("/sso", **guard(Permission.SSO_MANAGE))
-async def sso_page(request: Request, subject: Caller, db: Db) -> HTMLResponse:
-    try:
-        ldap = await sso_api.show_ldap(subject, db)
-    except NotFound:
-        ldap = None
-    return render.page(request, "tenant/sso.html", ldap=ldap)
-
-
-@router.post("/sso", **guard(Permission.SSO_MANAGE))
-async def save_sso(
-    request: Request,
-    subject: Caller,
-    db: Db,
-    server_url: Annotated[str, Form(max_length=500)],
-    base_dn: Annotated[str, Form(max_length=500)],
-    bind_template: Annotated[str, Form(max_length=500)],
-    group_role_map: Annotated[str, Form(max_length=10_000)] = "{}",
-    default_role: Annotated[str, Form(max_length=32)] = "",
-    enabled: Annotated[str, Form(max_length=8)] = "",
-) -> Response:
-    try:
-        groups = json.loads(group_role_map or "{}")
-    except ValueError:
-        raise ValidationFailed(
-            "The group map must be a JSON object of group DN to role.",
-            errors=[{"field": "form.group_role_map", "message": "not JSON"}],
-        ) from None
-    body = parse(
-        LdapConfigIn,
-        server_url=server_url.strip(),
-        base_dn=base_dn.strip(),
-        bind_template=bind_template.strip(),
-        group_role_map=groups,
-        default_role=default_role or None,
-        enabled=enabled == "on",
-    )
-    await sso_api.put_ldap(body, subject, db, request.app.state.egress_policy)
-    return render.done(request, "/console/sso", "Directory sign-in saved.")
-
-
-@router.post("/sso/delete", **guard(Permission.SSO_MANAGE))
-async def delete_sso(request: Request, subject: Caller, db: Db) -> Response:
-    await sso_api.delete_ldap(subject, db)
-    return render.done(request, "/console/sso", "Directory sign-in removed.")
