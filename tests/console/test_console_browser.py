@@ -142,6 +142,16 @@ async def _scenario(browser, api, slug, other, ops_email, admin_a, admin_b):
     await expect(language).to_contain_text('"english"')
     await expect(language).to_contain_text("platform")
 
+    # A refused action shows the API's problem in the page (htmx), and changes nothing.
+    await ops.get_by_text("Delete this tenant").click()
+    await ops.get_by_label("Type").fill("not-the-handle")
+    await ops.get_by_role("button", name=f"Delete {slug}").click()
+    await expect(ops.locator("#problem [role=alert]")).to_contain_text(
+        f"Type the tenant's handle, {slug}"
+    )
+    await expect(ops.locator("#problem")).to_contain_text("form.confirm")
+    await expect(ops.locator("#tenant-status")).to_have_text("active")
+
     await submit(ops, "Suspend")
     await expect(ops.locator("#tenant-status")).to_have_text("suspended")
     await submit(ops, "Resume")
