@@ -17,6 +17,7 @@ from tenantry.config.admin_api import router as tiers_router
 from tenantry.config.api import router as config_router
 from tenantry.config.cache import PrefixCache
 from tenantry.config.listener import ConfigListener
+from tenantry.console.install import install as install_console
 from tenantry.db.session import Database, create_app_engine
 from tenantry.db.urls import app_url, libpq_dsn, replica_app_url, sqlalchemy_url
 from tenantry.egress.gate import EgressGate
@@ -213,6 +214,8 @@ def create_app(
     # The Idempotency-Key header first, so the problem answers count it among the parameters.
     idempotency_openapi.install(app)
     problem_docs.install(app)
+    # Last: its gateway must be the outermost middleware (it turns the session into a bearer).
+    install_console(app)
     return app
 
 

@@ -267,6 +267,7 @@ class Supervisor:
         apis = self.plan.api_processes
         lines = [
             f"Tenantry on {base} ({where}; Temporal at {settings.temporal_address})",
+            f"  console   {base}/console",
             f"  API docs  {base}/docs",
             f"  health    {base}/health/ready",
             f"  metrics   {base}/metrics",
@@ -279,6 +280,8 @@ class Supervisor:
                 f"    {example}'s workflows: {tenant_workflows_url(ui, example)}",
             ]
         lines += _bootstrap_lines(first.bootstrap)
+        if first.bootstrap is not None and first.bootstrap.state not in ("closed", "expired"):
+            lines.append(f"  Create the first operator with it at {base}/console/setup")
         if first.demo_tenants:
             lines.append(f"  demo tenants: {', '.join(first.demo_tenants)}")
         shared = " sharing limits through Redis" if apis > 1 else ""

@@ -1,0 +1,214 @@
+"""Signing in and out: one page for operators and tenant users.
+
+The sign-in calls the API's own login handlers (the same throttling of failed attempts, the same
+audit events, the same refusals for a suspended tenant or a disabled user) and keeps the tokens
+they answer in the console's session cookie. Without an organisation, the email and password are
+an operator's; with one, a tenant user's, by password or, where the tenant has it, its directory.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select
+
+from tenantry.api_support import database, settings_of
+from tenantry.console import extensions, render
+from tenantry.console import session as sessions
+from tenantry.console.forms import parse, safe_next
+from tenantry.db.session import Database
+from tenantry.errors import AppError, Forbidden
+from tenantry.identity import admin_api as operator_api
+from tenantry.identity import api as identity_api
+from tenantry.identity import operators
+from tenantry.identity import sessions as identity_sessions
+from tenantry.identity.dependencies import PUBLIC, Caller, guard
+from tenantry.identity.models import LdapConfig
+from tenantry.identity.permissions import Permission
+from tenantry.identity.schemas import LdapLoginIn, LoginIn, OperatorCreate, OperatorLoginIn
+from tenantry.settings import Settings
+from tenantry.tenancy.subjects import current_subject
+from tenantry.tenants.models import Tenant
+
+router = APIRouter()
+Db = Annotated[Database, Depends(database)]
+Config = Annotated[Settings, Depends(settings_of)]
+Text = Annotated[str, Form(max_length=512)]
+OptionalText = Annotated[str, Form(max_length=512)]
+
+
+async def home(request: Request) -> Response:
+    """`/console` itself: added by `install`, as a router cannot hold an empty path."""
+    subject = current_subject()
+    if subject is None:
+        return RedirectResponse("/console/login", status_code=303)
+    target = "/console/admin/tenants" if subject.is_operator else "/console/overview"
+    return RedirectResponse(target, status_code=303)
+
+
+async def _methods(db: Database, slug: str | None) -> list[str]:
+    """How one signs in to `slug`: the password always; the directory where it is enabled.
+
+    An unknown organisation looks like one with passwords only, so the page tells nobody which
+    organisations exist.
+    """
+    if not slug:
+        return ["password"]
+    async with db.control() as session:
+        tenant_id = await session.scalar(
+            select(Tenant.id).where(Tenant.slug == slug, Tenant.status == "active")
+        )
+    if tenant_id is None:
+        return ["password"]
+    async with db.tenant(tenant_id) as session:
+        ldap = await session.get(LdapConfig, tenant_id)
+    return ["password", "ldap"] if ldap is not None and ldap.enabled else ["password"]
+
+
+def _sign_in_page(
+    request: Request,
+    *,
+    methods: list[str],
+    tenant: str,
+    next_url: str,
+    problem: dict | None = None,
+    status_code: int = 200,
+    email: str = "",
+) -> HTMLResponse:
+    current = sessions.current(request)
+    if current is None or current.signed_in:
+        # A form's CSRF token before anyone signs in; replaced by a new one on sign-in.
+        sessions.replace_session(request, sessions.anonymous())
+    return render.page(
+        request,
+        "sign_in.html",
+        status_code=status_code,
+        methods=methods,
+        tenant=tenant,
+        next_url=next_url,
+        problem=problem,
+        email=email,
+        oidc_url=extensions.oidc_start_url(request.app, tenant) if tenant else None,
+    )
+
+
+@router.get("/login", **guard(PUBLIC))
+async def sign_in_form(
+    request: Request, db: Db, next: str | None = None, tenant: str = ""
+) -> HTMLResponse:
+    tenant = tenant.strip().lower()[:64]
+    return _sign_in_page(
+        request, methods=await _methods(db, tenant), tenant=tenant, next_url=safe_next(next)
+    )
+
+
+@router.post("/login", **guard(PUBLIC))
+async def sign_in(
+    request: Request,
+    db: Db,
+    settings: Config,
+    email: Text,
+    password: Text,
+    tenant: OptionalText = "",
+    method: Annotated[str, Form(pattern="^(password|ldap)$")] = "password",
+    next: OptionalText = "/console",
+) -> Response:
+    tenant = tenant.strip().lower()
+    next_url = safe_next(next)
+    try:
+        tokens = await _login(
+            request, db, settings, tenant=tenant, method=method, who=email, password=password
+        )
+    except AppError as error:
+        return _sign_in_page(
+            request,
+            methods=await _methods(db, tenant),
+            tenant=tenant,
+            next_url=next_url,
+            problem=error.to_problem(request.url.path),
+            status_code=error.status,
+            email=email,
+        )
+    session = sessions.signed_in(
+        kind="user" if tenant else "operator",
+        access_token=tokens.access_token,
+        access_seconds=tokens.expires_in,
+        refresh_token=tokens.refresh_token,
+        tenant=tenant or None,
+    )
+    sessions.replace_session(request, session)
+    return RedirectResponse(next_url, status_code=303)
+
+
+async def _login(
+    request: Request, db: Database, settings: Settings, *, tenant, method, who, password
+):
+    """The API's login for this kind of caller: its tokens, or its error."""
+    if not tenant:
+        body = parse(OperatorLoginIn, email=who, password=password)
+        return await operator_api.operator_login(body, request, db, settings)
+    if method == "ldap":
+        body = parse(LdapLoginIn, tenant=tenant, username=who, password=password)
+        return await identity_api.ldap_login(body, request, db, settings)
+    body = parse(LoginIn, tenant=tenant, email=who, password=password)
+    return await identity_api.login(body, request, db, settings)
+
+
+@router.post("/logout", **guard(Permission.ME))
+async def sign_out(request: Request, subject: Caller, db: Db) -> Response:
+    """A user's session is revoked as `/v1/auth/logout` revokes it; the cookie goes either way."""
+    if subject.session_id is not None:
+        async with db.tenant(subject.tenant.id) as session:
+            await identity_sessions.logout(
+                session,
+                tenant_id=subject.tenant.id,
+                session_id=subject.session_id,
+                actor=subject.audit_name,
+            )
+    return _signed_out(request)
+
+
+@router.post("/admin/logout", **guard("operator"))
+async def operator_sign_out(request: Request) -> Response:
+    """Operators' logins issue a bare access token: forgetting the cookie is all there is."""
+    return _signed_out(request)
+
+
+def _signed_out(request: Request) -> Response:
+    slug = (sessions.current(request) or sessions.anonymous()).tenant
+    sessions.replace_session(request, None)
+    target = "/console/login" + (f"?tenant={slug}" if slug else "")
+    return render.done(request, target, "Signed out.")
+
+
+@router.get("/setup", **guard(PUBLIC))
+async def setup_form(request: Request) -> HTMLResponse:
+    if sessions.current(request) is None:
+        sessions.replace_session(request, sessions.anonymous())
+    return render.page(request, "setup.html")
+
+
+@router.post("/setup", **guard(PUBLIC))
+async def setup(
+    request: Request,
+    db: Db,
+    token: Annotated[str, Form(min_length=1, max_length=512)],
+    email: Text,
+    name: Annotated[str, Form(max_length=200)],
+    password: Text,
+) -> Response:
+    """The first operator, created with the bootstrap token as `POST /v1/admin/operators` is."""
+    data = parse(OperatorCreate, email=email, name=name, password=password)
+    async with db.control() as session:
+        caller = await operators.authenticate_token(session, token=token.strip())
+        if caller is None:
+            raise Forbidden("That is not a valid bootstrap or operator token.")
+        operator = await operators.create(session, data=data)
+    return render.done(
+        request,
+        "/console/login",
+        f"Operator {operator.email} created: sign in with its email and password, and no "
+        "organisation.",
+    )
