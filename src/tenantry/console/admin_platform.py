@@ -8,8 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
-from tenantry.config import admin_api as tiers_api
-from tenantry.console import render
+from tenantry.console import lists, render
 from tenantry.console.common import Db
 from tenantry.console.forms import parse
 from tenantry.db.base import utcnow
@@ -24,14 +23,12 @@ Day = Annotated[date | None, Query()]
 
 @router.get("/tiers", **guard(OPERATOR))
 async def tiers(request: Request, db: Db) -> HTMLResponse:
-    return render.page(request, "admin/tiers.html", tiers=await tiers_api.list_tiers(db))
+    return render.page(request, "admin/tiers.html", tiers=await lists.all_tiers(db))
 
 
 @router.get("/operators", **guard(OPERATOR))
 async def operator_list(request: Request, db: Db) -> HTMLResponse:
-    return render.page(
-        request, "admin/operators.html", operators=await operators_api.list_operators(db)
-    )
+    return render.page(request, "admin/operators.html", operators=await lists.all_operators(db))
 
 
 @router.post("/operators", **guard(OPERATOR))

@@ -1,7 +1,8 @@
 """Every list the console pages through, in one place and one shape: (items, next cursor).
 
-The pages pass an opaque `cursor` as the API's lists do. Here it is the API handlers' offset,
-written as a number; when the handlers page by keyset cursor instead, only this module changes.
+The pages pass the API's own opaque keyset cursors through: a cursor the console hands out is the
+`next_cursor` of the handler's page, and one it gets back is checked by the handler (a made-up
+cursor is a 422 naming `query.cursor`, as it is over the API).
 """
 
 from __future__ import annotations
@@ -12,13 +13,15 @@ from typing import Annotated, Any
 
 from fastapi import Query
 
+from tenantry.config import admin_api as tiers_api
 from tenantry.config import service as config_service
 from tenantry.db.session import Database
-from tenantry.errors import ValidationFailed
 from tenantry.events import api as webhooks_api
+from tenantry.identity import admin_api as operators_api
 from tenantry.identity import api_keys_api, users_api
 from tenantry.incidents import api as incidents_api
 from tenantry.knowledge import api as knowledge_api
+from tenantry.pages import MAX_LIMIT, PageQuery
 from tenantry.tenants import api as tenants_api
 
 PAGE_SIZE = 25
@@ -31,72 +34,70 @@ class Listing:
     next_cursor: str | None
 
 
-def _offset(cursor: str | None) -> int:
-    if cursor is None:
-        return 0
-    if not cursor.isdigit() or len(cursor) > 9:
-        raise ValidationFailed(
-            "That is not a cursor this list gave out.",
-            errors=[{"field": "query.cursor", "message": "unknown cursor"}],
-        )
-    return int(cursor)
+def _paging(cursor: str | None, size: int = PAGE_SIZE) -> PageQuery:
+    return PageQuery(cursor=cursor or None, limit=size)
 
 
-def _listing(items: list[Any], total: int, offset: int) -> Listing:
-    following = offset + len(items)
-    return Listing(items, str(following) if following < total else None)
+def _listing(page: Any) -> Listing:
+    return Listing(list(page.items), page.next_cursor)
 
 
 async def users(subject, db: Database, cursor: str | None) -> Listing:
-    offset = _offset(cursor)
-    found = await users_api.list_users(subject, db, limit=PAGE_SIZE, offset=offset)
-    return _listing(found.items, found.total, offset)
+    return _listing(await users_api.list_users(subject, db, _paging(cursor)))
 
 
 async def api_keys(subject, db: Database, cursor: str | None) -> Listing:
-    offset = _offset(cursor)
-    found = await api_keys_api.list_keys(subject, db, limit=PAGE_SIZE, offset=offset)
-    return _listing(found.items, found.total, offset)
+    return _listing(await api_keys_api.list_keys(subject, db, _paging(cursor)))
 
 
 async def documents(subject, db: Database, cursor: str | None) -> Listing:
-    offset = _offset(cursor)
-    found = await knowledge_api.list_documents(
-        subject, db, None, None, limit=PAGE_SIZE, offset=offset
-    )
-    return _listing(found.items, found.total, offset)
+    return _listing(await knowledge_api.list_documents(subject, db, _paging(cursor), None, None))
 
 
 async def incidents(subject, db: Database, cursor: str | None, status: str | None) -> Listing:
-    offset = _offset(cursor)
-    found = await incidents_api.list_incidents(
-        subject, db, status, None, None, limit=PAGE_SIZE, offset=offset
-    )
-    return _listing(found.items, found.total, offset)
+    found = await incidents_api.list_incidents(subject, db, _paging(cursor), status, None, None)
+    return _listing(found)
 
 
 async def deliveries(subject, db: Database, endpoint_id: uuid.UUID, cursor: str | None) -> Listing:
-    offset = _offset(cursor)
-    found = await webhooks_api.list_deliveries(
-        endpoint_id, subject, db, limit=PAGE_SIZE, offset=offset
-    )
-    return _listing(found.items, found.total, offset)
+    return _listing(await webhooks_api.list_deliveries(endpoint_id, subject, db, _paging(cursor)))
 
 
 async def config_versions(
     db: Database, tenant_id: uuid.UUID, cursor: str | None, size: int = PAGE_SIZE
 ) -> Listing:
-    offset = _offset(cursor)
     async with db.tenant(tenant_id) as session:
-        rows, total = await config_service.list_versions(
-            session, tenant_id=tenant_id, limit=size, offset=offset
+        rows, next_cursor = await config_service.list_versions(
+            session, tenant_id=tenant_id, cursor=cursor or None, limit=size
         )
-    return _listing(rows, total, offset)
+    return Listing(rows, next_cursor)
 
 
 async def audit_events(
     operator, db: Database, slug: str, cursor: str | None, size: int = PAGE_SIZE
 ) -> Listing:
-    offset = _offset(cursor)
-    found = await tenants_api.tenant_audit(slug, operator, db, limit=size, offset=offset)
-    return _listing(found.items, found.total, offset)
+    return _listing(await tenants_api.tenant_audit(slug, operator, db, _paging(cursor, size)))
+
+
+async def _every(fetch) -> list[Any]:
+    """All of a short list (tiers, operators, a tenant's webhook endpoints), page after page."""
+    items: list[Any] = []
+    cursor: str | None = None
+    while True:
+        page = await fetch(PageQuery(cursor=cursor, limit=MAX_LIMIT))
+        items += page.items
+        if page.next_cursor is None:
+            return items
+        cursor = page.next_cursor
+
+
+async def all_tiers(db: Database) -> list[Any]:
+    return await _every(lambda paging: tiers_api.list_tiers(db, paging))
+
+
+async def all_operators(db: Database) -> list[Any]:
+    return await _every(lambda paging: operators_api.list_operators(db, paging))
+
+
+async def all_endpoints(subject, db: Database) -> list[Any]:
+    return await _every(lambda paging: webhooks_api.list_endpoints(subject, db, paging))

@@ -23,7 +23,7 @@ EVENTS = ("*", "incident.created", "incident.escalated", "incident.resolved", "d
 
 @router.get("", **MANAGE)
 async def endpoint_list(request: Request, subject: Caller, db: Db) -> HTMLResponse:
-    endpoints = await webhooks_api.list_endpoints(subject, db)
+    endpoints = await lists.all_endpoints(subject, db)
     return render.page(
         request, "tenant/webhooks.html", endpoints=endpoints, events=EVENTS, created=None
     )
@@ -46,7 +46,7 @@ async def create_endpoint(
         description=description.strip() or None,
     )
     created = await webhooks_api.create_endpoint(body, subject, db, settings)
-    endpoints = await webhooks_api.list_endpoints(subject, db)
+    endpoints = await lists.all_endpoints(subject, db)
     return render.page(
         request,
         "tenant/webhooks.html",
