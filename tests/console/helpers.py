@@ -46,16 +46,15 @@ async def sign_in(client: AsyncClient, *, email: str, tenant: str = "") -> str:
     return csrf_of(home.text)
 
 
-async def make_operator(app) -> str:
-    """A new operator account (through the API with the bootstrap token); its email."""
-    from tests.conftest import OPERATOR_TOKEN
-
+async def make_operator(app, operator_headers: dict[str, str]) -> str:
+    """A new operator account, created through the API by an operator (the bootstrap token is
+    spent once the first operator exists); its email."""
     email = f"console-ops-{uuid.uuid4().hex[:8]}@tenantry.dev"
     async with console_client(app, 249) as c:
         created = await c.post(
             "/v1/admin/operators",
             json={"email": email, "name": "Console ops", "password": PASSWORD},
-            headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"},
+            headers=operator_headers,
         )
     assert created.status_code == 201, created.text
     return email

@@ -12,9 +12,9 @@ from tests.conftest import PASSWORD
 from tests.console.helpers import console_client, csrf_of, make_operator, sign_in
 
 
-async def test_operator_pages_and_actions_are_the_apis(app, db, make_tenant):
+async def test_operator_pages_and_actions_are_the_apis(app, db, make_tenant, operator_headers):
     tenant = await make_tenant()
-    email = await make_operator(app)
+    email = await make_operator(app, operator_headers)
     async with console_client(app, 1) as c:
         csrf = await sign_in(c, email=email)
         listed = await c.get("/console/admin/tenants", params={"q": tenant.slug[2:]})
@@ -52,10 +52,10 @@ async def test_operator_pages_and_actions_are_the_apis(app, db, make_tenant):
 
 
 async def test_an_unsafe_request_without_the_sessions_csrf_token_changes_nothing(
-    app, db, make_tenant
+    app, db, make_tenant, operator_headers
 ):
     tenant = await make_tenant()
-    email = await make_operator(app)
+    email = await make_operator(app, operator_headers)
     async with console_client(app, 2) as c:
         await sign_in(c, email=email)
         for token in ("", "forged-token"):
@@ -171,11 +171,13 @@ def test_every_template_control_has_a_label():
             assert ident.group(1) in labelled, f"{path.name}: no label for {ident.group(1)}"
 
 
-async def test_an_operator_changes_a_tenants_config_and_rolls_it_back(app, db, make_tenant):
+async def test_an_operator_changes_a_tenants_config_and_rolls_it_back(
+    app, db, make_tenant, operator_headers
+):
     from tenantry.config import service as config_service
 
     tenant = await make_tenant()
-    email = await make_operator(app)
+    email = await make_operator(app, operator_headers)
     async with console_client(app, 8) as c:
         csrf = await sign_in(c, email=email)
         changed = await c.post(

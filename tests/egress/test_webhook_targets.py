@@ -30,4 +30,4 @@ async def test_internal_webhook_targets_are_refused_when_saved(client, make_tena
     refused = await client.post("/v1/webhooks", json={"url": url}, headers=headers)
     assert refused.status_code == 422, refused.text
     assert refused.json()["type"].endswith("/forbidden-webhook-target")
-    assert (await client.get("/v1/webhooks", headers=headers)).json() == []
+    assert (await client.get("/v1/webhooks", headers=headers)).json()["items"] == []

@@ -18,7 +18,8 @@ FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 def parse(model: type[M], **fields: Any) -> M:
     """`model` from form values, or the 422 the API gives, naming each field as `form.<name>`."""
     try:
-        return model.model_validate(fields)
+        # A form's values are all text: "10" is the number ten here, as JSON's 10 is over the API.
+        return model.model_validate(fields, strict=False)
     except ValidationError as error:
         errors = [
             {
