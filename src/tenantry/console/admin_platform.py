@@ -9,13 +9,14 @@ from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
 from tenantry.console import lists, render
-from tenantry.console.common import Db
+from tenantry.console.common import Config, Db
 from tenantry.console.forms import parse
 from tenantry.db.base import utcnow
 from tenantry.identity import admin_api as operators_api
 from tenantry.identity.dependencies import OPERATOR, guard
 from tenantry.identity.schemas import OperatorCreate
 from tenantry.limits import api as limits_api
+from tenantry.pages import MAX_LIMIT, PageQuery
 
 router = APIRouter(prefix="/admin")
 Day = Annotated[date | None, Query()]
@@ -35,12 +36,13 @@ async def operator_list(request: Request, db: Db) -> HTMLResponse:
 async def create_operator(
     request: Request,
     db: Db,
+    settings: Config,
     email: Annotated[str, Form(max_length=320)],
     name: Annotated[str, Form(max_length=200)],
     password: Annotated[str, Form(max_length=512)],
 ) -> Response:
     body = parse(OperatorCreate, email=email.strip(), name=name.strip(), password=password)
-    created = await operators_api.create_operator(body, db)
+    created = await operators_api.create_operator(body, db, settings)
     return render.done(request, "/console/admin/operators", f"Operator {created.email} created.")
 
 
@@ -54,4 +56,5 @@ async def billing(request: Request, start: Day = None, end: Day = None) -> HTMLR
 @router.get("/usage.csv", **guard(OPERATOR))
 async def billing_csv(request: Request, db: Db, start: Day = None, end: Day = None) -> Response:
     """The API's own CSV export, downloaded from the browser with the console's session."""
-    return await limits_api.usage_export(db, request, start, end, "csv")
+    every_row = PageQuery(cursor=None, limit=MAX_LIMIT)  # a CSV export is never paged
+    return await limits_api.usage_export(db, request, every_row, start, end, "csv")

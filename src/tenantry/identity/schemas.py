@@ -169,8 +169,9 @@ class OperatorLoginIn(Strict):
 
 
 def _valid_port(url: str) -> str:
-    port = url.rstrip("/").rpartition("]")[2].rpartition(":")[2]
-    if url.count(":") > 1 and not 1 <= int(port) <= 65535:
+    after_host = url.rstrip("/").rpartition("]")[2] if "[" in url else url.rstrip("/")[7:]
+    _, colon, port = after_host.rpartition(":")
+    if colon and not 1 <= int(port) <= 65535:  # the pattern allows 1 to 5 digits only
         raise ValueError("the port must be between 1 and 65535")
     return url
 
@@ -190,7 +191,10 @@ def _only_username_field(template: str) -> str:
 
 class LdapConfigIn(Strict):
     server_url: Annotated[
-        pattern_text(r"^ldaps?://[^\s/:\x00]+(:[0-9]{1,5})?/?$", max_length=500),
+        # A host name or an IP literal, IPv6 in brackets as RFC 3986 writes it.
+        pattern_text(
+            r"^ldaps?://(\[[0-9A-Fa-f:.]+\]|[^\s/:\[\]\x00]+)(:[0-9]{1,5})?/?$", max_length=500
+        ),
         AfterValidator(_valid_port),
     ]
     base_dn: text(500, min_length=3)

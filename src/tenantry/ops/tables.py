@@ -63,6 +63,7 @@ RUNTIME = frozenset(
         "idempotency_keys",
         "tenant_keys",
         "usage_daily",
+        "slo_hourly",  # per-hour request counts, the SLO windows: measurements, not data
         "oidc_logins",
     }
 )
