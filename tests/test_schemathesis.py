@@ -201,14 +201,16 @@ def fuzz_world(live_api, operator_headers) -> Iterator[dict]:
                 )
             )
             users[role] = {"Authorization": f"Bearer {tokens['access_token']}"}
-        # Its workflows go to its own queue, which only the worker under test polls.
-        _ok(
-            http.patch(
-                "/v1/config",
-                json={"features": {"dedicated_workers": True}},
-                headers=users["admin"],
-            )
+        # Its workflows go to its own queue, which only the worker under test polls; an
+        # operator's setting, made as operators make it (`tenantry config set`).
+        from typer.testing import CliRunner
+
+        from tenantry.cli.main import app as cli
+
+        routed = CliRunner().invoke(
+            cli, ["config", "set", slugs["a"], "features.dedicated_workers=true"]
         )
+        assert routed.exit_code == 0, routed.output
         external = _ok(
             http.post(
                 "/v1/api-keys", json={"name": "erp", "scopes": ["external"]}, headers=users["admin"]

@@ -29,6 +29,7 @@ DESCRIPTIONS = {
     422: "A parameter or body field is invalid; `errors` names each one.",
     429: "A limit is reached; see Retry-After.",
     503: "Temporarily unavailable; see Retry-After.",
+    504: "An outside service (a directory, an identity provider) did not answer in time.",
 }
 # FastAPI's generic wording, replaced; a description a route or another documenter wrote is kept.
 GENERIC = {"Validation Error"}

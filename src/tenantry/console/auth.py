@@ -20,9 +20,9 @@ from tenantry.console import session as sessions
 from tenantry.console.forms import parse, safe_next
 from tenantry.db.session import Database
 from tenantry.errors import AppError, Forbidden
+from tenantry.identity import access_tokens, bootstrap, operators
 from tenantry.identity import admin_api as operator_api
 from tenantry.identity import api as identity_api
-from tenantry.identity import operators
 from tenantry.identity import sessions as identity_sessions
 from tenantry.identity.dependencies import PUBLIC, Caller, guard
 from tenantry.identity.models import LdapConfig
@@ -190,11 +190,22 @@ async def setup_form(request: Request) -> HTMLResponse:
     return render.page(request, "setup.html")
 
 
+async def _operator_behind(session, token: str, settings: Settings):
+    """The operator a token stands for: the bootstrap token, or an operator's access token."""
+    if access_tokens.looks_like_jwt(token):
+        claims = access_tokens.decode(access_tokens.signing_key(settings), token)
+        if claims is None or claims.kind != "operator":
+            return None
+        return await operators.authenticate_jwt(session, operator_id=claims.subject_id)
+    return await operators.authenticate_token(session, token=token)
+
+
 @router.post("/setup", **guard(PUBLIC))
 async def setup(
     request: Request,
     db: Db,
-    token: Annotated[str, Form(min_length=1, max_length=512)],
+    settings: Annotated[Settings, Depends(settings_of)],
+    token: Annotated[str, Form(min_length=1, max_length=2048)],
     email: Text,
     name: Annotated[str, Form(max_length=200)],
     password: Text,
@@ -202,10 +213,11 @@ async def setup(
     """The first operator, created with the bootstrap token as `POST /v1/admin/operators` is."""
     data = parse(OperatorCreate, email=email, name=name, password=password)
     async with db.control() as session:
-        caller = await operators.authenticate_token(session, token=token.strip())
+        caller = await _operator_behind(session, token.strip(), settings)
         if caller is None:
             raise Forbidden("That is not a valid bootstrap or operator token.")
         operator = await operators.create(session, data=data)
+    bootstrap.discard_file(settings.home)  # spent now, as the API's own creation does
     return render.done(
         request,
         "/console/login",

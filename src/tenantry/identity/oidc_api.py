@@ -45,7 +45,7 @@ def redirect_uri(request: Request, settings: Settings, slug: str) -> str:
     status_code=status.HTTP_302_FOUND,
     response_class=RedirectResponse,
     responses={302: {"description": "To the tenant's identity provider."}},
-    **guard(PUBLIC),
+    **guard(PUBLIC, 504),
 )
 async def start(tenant: SlugRef, request: Request, db: Db, settings: Config) -> RedirectResponse:
     state = request.app.state
@@ -80,7 +80,7 @@ async def start(tenant: SlugRef, request: Request, db: Db, settings: Config) -> 
     "/v1/auth/oidc/{tenant}/callback",
     response_model=TokenOut,
     response_model_exclude_none=True,
-    **guard(PUBLIC),
+    **guard(PUBLIC, 400, 401, 403, 409, 504),
 )
 async def callback(
     tenant: SlugRef,
@@ -142,7 +142,7 @@ async def callback(
     return answer_of(outcome)
 
 
-@router.get("/v1/sso/oidc", response_model=OidcConfigOut, **guard(Permission.SSO_MANAGE))
+@router.get("/v1/sso/oidc", response_model=OidcConfigOut, **guard(Permission.SSO_MANAGE, 404))
 async def show_oidc(subject: Caller, db: Db, request: Request, settings: Config) -> OidcConfigOut:
     async with db.tenant(subject.tenant.id) as session:
         config = await oidc.get_config(session, tenant_id=subject.tenant.id)
@@ -166,7 +166,7 @@ async def put_oidc(
 
 
 @router.delete(
-    "/v1/sso/oidc", status_code=status.HTTP_204_NO_CONTENT, **guard(Permission.SSO_MANAGE)
+    "/v1/sso/oidc", status_code=status.HTTP_204_NO_CONTENT, **guard(Permission.SSO_MANAGE, 404)
 )
 async def delete_oidc(subject: Caller, db: Db) -> Response:
     async with db.tenant(subject.tenant.id) as session:
