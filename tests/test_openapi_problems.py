@@ -30,6 +30,8 @@ def test_every_operation_documents_its_problem_answers(app):
                 wanted.add("409")
             responses = operation["responses"]
             for status in sorted(wanted):
+                if responses.get(status, {}).get("x-own-body") and responses[status]["content"]:
+                    continue  # a health route's 503 is its state, in its own JSON body
                 content = responses.get(status, {}).get("content", {})
                 if content.get("application/problem+json", {}).get("schema") != PROBLEM:
                     missing.append(f"{method.upper()} {path}: {status}")

@@ -17,6 +17,14 @@ from tenantry.observability.state import running_version
 router = APIRouter(prefix="/health", tags=["health"])
 # Published like every route's guard, so the cross-tenant test matrix knows these are open.
 PUBLIC = {"openapi_extra": {"x-permission": "public"}}
+# A 503 here reports the platform's state in the same JSON body as the 200, not a problem.
+STATE_503 = {
+    503: {
+        "description": "Not ready, draining, or a component is not ok; the body says which.",
+        "content": {"application/json": {"schema": {"type": "object"}}},
+        "x-own-body": True,  # kept as it is by tenantry.problem_docs
+    }
+}
 
 
 async def check_database(request: Request) -> dict[str, Any]:
@@ -69,7 +77,7 @@ def serving(request: Request) -> dict[str, Any]:
     }
 
 
-@router.get("/ready", **PUBLIC)
+@router.get("/ready", responses=STATE_503, **PUBLIC)
 async def ready(request: Request) -> JSONResponse:
     if getattr(request.app.state, "draining", False):  # stopping: send new requests elsewhere
         return JSONResponse({"status": "draining", "checks": []}, status_code=503)
@@ -80,7 +88,7 @@ async def ready(request: Request) -> JSONResponse:
     )
 
 
-@router.get("/detailed", **PUBLIC)
+@router.get("/detailed", responses=STATE_503, **PUBLIC)
 async def detailed(request: Request) -> JSONResponse:
     """Every component with status, latency and what it saw (see `components`); 503 when one is
     not ok. Readiness stays with the database alone: see `components` for why."""
