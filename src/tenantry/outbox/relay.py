@@ -59,6 +59,7 @@ BATCH = 32
 SEND_AT_ONCE = 8  # Temporal calls in flight for one batch
 PLACEMENT_SECONDS = 30.0  # at most, between two reads of a tenant's queue and limit
 RECONCILE_SECONDS = 10.0
+STOP_SECONDS = 5.0  # for the listener and the sweep to stop once cancelled
 Chore = Callable[[], Awaitable[Any]]
 
 
@@ -155,7 +156,10 @@ class Relay:
         finally:
             for task in helpers:
                 task.cancel()
-            await asyncio.gather(*helpers, return_exceptions=True)
+            # Bounded: a listener stuck closing its connection must not hold up a shutdown.
+            _, stuck = await asyncio.wait(helpers, timeout=STOP_SECONDS)
+            if stuck:
+                log.warning("outbox helpers did not stop", tasks=[t.get_name() for t in stuck])
 
     # Waking up: NOTIFY, and the sweep.
 
