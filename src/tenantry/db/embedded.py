@@ -63,6 +63,12 @@ class EmbeddedPostgres:
         # The wheel's URI names no database host but a socket folder; keep it as libpq reads it.
         return make_url(uri).render_as_string(hide_password=False)
 
+    def restart(self) -> str:
+        """Stop and start again (a setting such as `archive_mode` waits for it). The server only
+        stops when no other process holds it; then it goes on with what it started with."""
+        self.stop()
+        return self.start()
+
     def stop(self) -> None:
         if self._server is not None:
             self._server.cleanup()
