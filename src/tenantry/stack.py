@@ -61,14 +61,17 @@ def start_database(settings: Settings) -> Stack:
 
 def _archive_wal(embedded: EmbeddedPostgres, server_url: str, settings: Settings) -> str:
     """Turn the embedded server's WAL archiving on or off as TENANTRY_WAL_ARCHIVE says,
-    restarting it when that is needed and nobody else holds it."""
+    restarting it when that is needed. Only the process that holds the server alone decides:
+    a command run beside `tenantry run`, with another environment, never changes it."""
+    if embedded.held_by_others():
+        return server_url
     try:
         if wal_archive.apply(server_url, settings, pgdata=embedded.pgdata):
             server_url = embedded.restart()
             if wal_archive.apply(server_url, settings, pgdata=embedded.pgdata):
                 log.warning(
                     "WAL archiving changes when the embedded PostgreSQL next starts: "
-                    "other processes hold it now"
+                    "another process started holding it meanwhile"
                 )
     except BaseException:
         embedded.stop()

