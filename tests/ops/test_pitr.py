@@ -236,3 +236,27 @@ def test_the_documented_pitr_commands_are_the_cli_s_own():
         command = group.commands[words[2]]
         known = {opt for param in command.params for opt in param.opts}
         assert {w for w in words if w.startswith("--")} <= known, line
+
+
+def test_unsetting_the_wal_archive_turns_off_only_what_it_turned_on():
+    root = Path(tempfile.mkdtemp(prefix="tenantry-pitr-"))
+    stacks: list[Stack] = []
+
+    def started(**settings) -> Primary:
+        common = {"home": root / "home", "database_url": None, "environment": "test"}
+        stacks.append(start_database(Settings(**common, demo_tenants=False, **settings)))
+        return Primary(root, stacks[-1])
+
+    try:
+        archiving = started(wal_archive=root / "wal", wal_archive_timeout_seconds=120)
+        assert archiving.sql("SHOW archive_mode") == [("on",)]
+        assert archiving.sql("SHOW archive_timeout") == [("2min",)]
+        archiving.stack.stop()
+
+        plain = started()
+        assert plain.sql("SHOW archive_mode") == [("off",)]
+        assert plain.sql("SHOW archive_library") == [("",)]
+    finally:
+        for stack in stacks:
+            stack.stop()
+        shutil.rmtree(root, ignore_errors=True)
