@@ -212,7 +212,7 @@ def test_one_tenant_recovered_to_a_time_and_restored_into_the_live_tenant(primar
     assert list(beyond.iterdir()) == []
 
 
-def test_recover_refuses_a_time_without_zone_and_a_folder_in_use(tmp_path):
+def test_bad_input_is_refused_with_a_message_and_changes_nothing(tmp_path):
     into = tmp_path / "into"
     into.mkdir()
     (into / "keep").write_text("mine")
@@ -225,6 +225,12 @@ def test_recover_refuses_a_time_without_zone_and_a_folder_in_use(tmp_path):
     in_use = cli(*args, "--to", "2026-11-30 16:45:00+00")
     assert in_use.exit_code == 1 and "is not empty" in in_use.output
     assert [p.name for p in into.iterdir()] == ["keep"] and (into / "keep").read_text() == "mine"
+
+    nowhere = f"postgresql://postgres@/tenantry?host={tmp_path}&port=1"
+    unreachable = cli("pitr", "export-tenant", "acme", "--from-url", nowhere, "--out", "a.tar")
+    assert unreachable.exit_code == 1 and f"Cannot export from {nowhere}" in unreachable.output
+    not_running = cli("pitr", "stop", str(into))
+    assert not_running.exit_code == 1 and "No server is running" in not_running.output
 
 
 def test_the_documented_pitr_commands_are_the_cli_s_own():

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlalchemy.exc import SQLAlchemyError
 
 from tenantry.cli.common import emit, fail, opened_stack
 from tenantry.db.base import utcnow
@@ -127,6 +128,8 @@ def export_tenant(
         emit(asyncio.run(work()))
     except AppError as error:
         refused(error)
+    except (OSError, SQLAlchemyError) as error:
+        fail(f"Cannot export from {from_url}: {error}")
 
 
 def _summary(exported) -> dict:

