@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 from sqlalchemy.engine import URL
 
-from tenantry.db import bootstrap, migrate
+from tenantry.db import bootstrap, migrate, wal_archive
 from tenantry.db.embedded import EmbeddedPostgres
 from tenantry.db.session import Database, create_app_engine
 from tenantry.db.urls import app_url
@@ -14,6 +15,8 @@ from tenantry.identity import bootstrap as operator_bootstrap
 from tenantry.settings import Settings
 from tenantry.tenants import service as tenants
 from tenantry.tenants.schemas import TenantCreate
+
+log = logging.getLogger(__name__)
 
 DEMO_TENANTS = (
     TenantCreate(slug="chogar", name="Chogar", tier="enterprise"),
@@ -43,6 +46,7 @@ def start_database(settings: Settings) -> Stack:
     if settings.embedded:
         embedded = EmbeddedPostgres(settings.home)
         server_url = embedded.start()
+        server_url = _archive_wal(embedded, server_url, settings)
     else:
         server_url = settings.database_url
     try:
@@ -53,6 +57,26 @@ def start_database(settings: Settings) -> Stack:
             embedded.stop()
         raise
     return Stack(settings, admin_url, app_url(settings, admin_url), embedded)
+
+
+def _archive_wal(embedded: EmbeddedPostgres, server_url: str, settings: Settings) -> str:
+    """Turn the embedded server's WAL archiving on or off as TENANTRY_WAL_ARCHIVE says,
+    restarting it when that is needed. Only the process that holds the server alone decides:
+    a command run beside `tenantry run`, with another environment, never changes it."""
+    if embedded.held_by_others():
+        return server_url
+    try:
+        if wal_archive.apply(server_url, settings, pgdata=embedded.pgdata):
+            server_url = embedded.restart()
+            if wal_archive.apply(server_url, settings, pgdata=embedded.pgdata):
+                log.warning(
+                    "WAL archiving changes when the embedded PostgreSQL next starts: "
+                    "another process started holding it meanwhile"
+                )
+    except BaseException:
+        embedded.stop()
+        raise
+    return server_url
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from tenantry.cli import audit, backup, config, identity, knowledge, tenants
+from tenantry.cli import audit, backup, config, identity, knowledge, pitr, tenants
 from tenantry.cli.common import opened_stack
 from tenantry.observability.logging import configure_logging
 from tenantry.settings import get_settings
@@ -15,6 +15,7 @@ app = typer.Typer(help="Tenantry: one platform, many isolated tenants.", no_args
 app.add_typer(tenants.app, name="tenants")
 app.add_typer(audit.app, name="audit")
 app.add_typer(backup.app, name="backup")
+app.add_typer(pitr.app, name="pitr")
 app.add_typer(identity.users, name="users")
 app.add_typer(identity.operators_app, name="operators")
 app.add_typer(config.config_app, name="config")

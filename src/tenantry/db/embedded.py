@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from pathlib import Path
 
@@ -62,6 +63,20 @@ class EmbeddedPostgres:
     def admin_url(uri: str) -> str:
         # The wheel's URI names no database host but a socket folder; keep it as libpq reads it.
         return make_url(uri).render_as_string(hide_password=False)
+
+    def held_by_others(self) -> bool:
+        """Whether another live process holds the server (a `tenantry run` this one joined)."""
+        try:
+            holders = json.loads((self.pgdata / ".handle_pids.json").read_text())
+        except (OSError, ValueError):
+            return False
+        return any(pid != os.getpid() and psutil.pid_exists(pid) for pid in holders)
+
+    def restart(self) -> str:
+        """Stop and start again (a setting such as `archive_mode` waits for it). The server only
+        stops when no other process holds it; then it goes on with what it started with."""
+        self.stop()
+        return self.start()
 
     def stop(self) -> None:
         if self._server is not None:
