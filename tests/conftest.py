@@ -61,6 +61,9 @@ def stack() -> Stack:
         # A fresh task queue per session, so nothing of an earlier run is picked up.
         TENANTRY_POOL_TASK_QUEUE=f"test-pool-{uuid.uuid4().hex[:8]}",
         TENANTRY_HNSW_THRESHOLD="1000000",
+        # Most tests run the app with no worker polling its queue; readiness following the
+        # workers is tested with its own window (tests/observability/test_ready_workers.py).
+        TENANTRY_READY_WORKER_STALE_SECONDS="0",
         # The tests' webhook receivers and LLM servers listen on loopback.
         TENANTRY_EGRESS_ALLOWLIST='["127.0.0.1"]',
         TENANTRY_LLM_PROVIDERS='["none", "ollama", "openai"]',

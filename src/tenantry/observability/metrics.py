@@ -158,14 +158,6 @@ WEBHOOK_DELIVERIES = _counter(
     ("tenant", "outcome"),
 )
 
-# Tenants ----------------------------------------------------------------------------------------
-TENANT_LIFECYCLE = _counter(
-    "tenantry_tenant_lifecycle_events",
-    "Tenant lifecycle changes (created, updated, suspended, resumed, deleted, purged), counted "
-    "by the service that makes them, so the API, the CLI and workflows alike.",
-    ("action",),
-)
-
 # Outbox -----------------------------------------------------------------------------------------
 OUTBOX_DELIVERED = _counter(
     "tenantry_outbox_delivered",
@@ -196,6 +188,7 @@ class Family:
     name: str
     doc: str
     labels: tuple[str, ...]
+    kind: str = "gauge"  # or "counter": a total kept in PostgreSQL, exported with `_total`
 
 
 STATE = (
@@ -263,16 +256,25 @@ STATE = (
     ),
     Family(
         "tenantry_temporal_task_queue_pollers",
-        "Workers that polled the shared Temporal task queue (Temporal's DescribeTaskQueue).",
+        "Workers that polled each Temporal task queue the platform serves, the shared one and "
+        "every dedicated one (Temporal's DescribeTaskQueue).",
         ("task_queue", "type"),
     ),
     Family(
         "tenantry_temporal_task_queue_backlog",
-        "Tasks waiting in the shared Temporal task queue (Temporal's approximate count; per "
-        "tenant, see tenantry_workflows_queued).",
+        "Tasks waiting in each Temporal task queue the platform serves (Temporal's approximate "
+        "count; per tenant, see tenantry_workflows_queued).",
         ("task_queue", "type"),
     ),
     Family("tenantry_build_info", "The running version.", ("version",)),
+    Family(
+        "tenantry_tenant_lifecycle_events",
+        "Tenant lifecycle changes (created, updated, suspended, resumed, deleted, purged), "
+        "counted in PostgreSQL in the transaction that makes them, so the API, the CLI and "
+        "workflows alike.",
+        ("action",),
+        kind="counter",
+    ),
 )
 
 
@@ -300,8 +302,6 @@ def _initialise() -> None:
         WEBHOOK_DELIVERIES.labels(OTHER, outcome)
     for limit in ("documents", "users", "api_keys", "ingestion_bytes_per_day"):
         QUOTA_REFUSED.labels(OTHER, limit)
-    for action in ("created", "updated", "suspended", "resumed", "deleted", "purged"):
-        TENANT_LIFECYCLE.labels(action)
     for pool in ("api", "worker"):
         DB_POOL_IN_USE.labels(pool)
     for how in ("auto", "approved", "resolved"):

@@ -38,7 +38,7 @@ from tenantry.observability.tenant_labels import TENANTS
 from tenantry.runtime.children import die_with_parent, tell_ready
 from tenantry.runtime.worker_health import WorkerHealth
 from tenantry.settings import Settings, get_settings
-from tenantry.worker.client import connect, metrics_runtime
+from tenantry.worker.client import connect
 from tenantry.worker.runner import build_relay, build_worker
 
 log = structlog.get_logger("tenantry.worker")
@@ -89,7 +89,6 @@ async def serve(
             settings.temporal_address,
             settings.temporal_namespace,
             keys=keys,
-            runtime=metrics_runtime(settings.worker_metrics_address),
         )
         if health_port is not None:
             health = WorkerHealth(_checks(client, db))
