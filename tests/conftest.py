@@ -84,7 +84,16 @@ async def keys(db, settings):
 
 
 @pytest.fixture(scope="session")
-async def temporal_client(stack, settings, keys):
+def sdk_metrics():
+    """The Temporal runtime of the session's client and worker, its SDK metrics drained into the
+    registry, as a worker process does."""
+    from tenantry.observability.temporal_sdk import SdkMetrics
+
+    return SdkMetrics()
+
+
+@pytest.fixture(scope="session")
+async def temporal_client(stack, settings, keys, sdk_metrics):
     from tenacity import AsyncRetrying, stop_after_delay, wait_fixed
 
     from tenantry.worker.client import connect
@@ -93,8 +102,12 @@ async def temporal_client(stack, settings, keys):
         stop=stop_after_delay(60), wait=wait_fixed(0.25), reraise=True
     ):
         with attempt:
-            client = await connect(settings.temporal_address, keys=keys)
-    return client
+            client = await connect(
+                settings.temporal_address, keys=keys, runtime=sdk_metrics.runtime
+            )
+    draining = asyncio.create_task(sdk_metrics.run())
+    yield client
+    draining.cancel()
 
 
 @pytest.fixture(scope="session")
