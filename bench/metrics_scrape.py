@@ -7,7 +7,9 @@ Starts its own embedded PostgreSQL in a temporary home, provisions 1,000 tenants
   `TENANTRY_METRICS_STATE_SECONDS`;
 * the series a scrape exposes after every tenant has searched, and how many carry a tenant name
   (top 20 by traffic plus enterprise tenants, capped at 100), and the exposition's size;
-* one counted event through `tenant_label` (the per-call overhead on the request path).
+* one counted event through `tenant_label` (the per-call overhead on the request path);
+* `dedicated_worker_tenants()`: the tenants with dedicated workers, whose task queues the health
+  checks describe (each tenant's configuration read under its own policy).
 
 Run from the repository root:  .venv/bin/python bench/metrics_scrape.py
 Results: printed, and written to bench/results/metrics_scrape.json.
@@ -20,6 +22,7 @@ import time
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import text
 
 from common import machine, now_iso, summary_ms, table, temporary_stack, write_json
 from tenantry.observability import domain
@@ -52,6 +55,13 @@ async def main() -> None:
             counts = await read_counts(db)
             reads.append(time.perf_counter_ns() - started)
 
+        dedicated = []
+        for _ in range(10):
+            started = time.perf_counter_ns()
+            async with db.control() as session:
+                await session.scalars(text("SELECT d_slug FROM dedicated_worker_tenants()"))
+            dedicated.append(time.perf_counter_ns() - started)
+
         # Every tenant searches; the last hundred far more than the rest.
         for round_ in range(5):
             for i, ref in enumerate(refs):
@@ -81,6 +91,7 @@ async def main() -> None:
         "machine": machine(),
         "tenants": TENANTS_N,
         "read_counts_ms": summary_ms(reads),
+        "dedicated_worker_tenants_ms": summary_ms(dedicated),
         "searched_call_us": {
             k.replace("_ms", "_us"): round(v * 1000, 2)
             for k, v in summary_ms(calls).items()
@@ -97,6 +108,14 @@ async def main() -> None:
             [
                 ["read_counts p50 (ms)", result["read_counts_ms"]["p50_ms"]],
                 ["read_counts p95 (ms)", result["read_counts_ms"]["p95_ms"]],
+                [
+                    "dedicated_worker_tenants p50 (ms)",
+                    result["dedicated_worker_tenants_ms"]["p50_ms"],
+                ],
+                [
+                    "dedicated_worker_tenants p95 (ms)",
+                    result["dedicated_worker_tenants_ms"]["p95_ms"],
+                ],
                 ["one counted search p50 (µs)", result["searched_call_us"]["p50_us"]],
                 ["series in a scrape", result["series"]],
                 ["tenant label values", result["tenant_label_values"]],

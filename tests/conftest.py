@@ -61,6 +61,9 @@ def stack() -> Stack:
         # A fresh task queue per session, so nothing of an earlier run is picked up.
         TENANTRY_POOL_TASK_QUEUE=f"test-pool-{uuid.uuid4().hex[:8]}",
         TENANTRY_HNSW_THRESHOLD="1000000",
+        # Most tests run the app with no worker polling its queue; readiness following the
+        # workers is tested with its own window (tests/observability/test_ready_workers.py).
+        TENANTRY_READY_WORKER_STALE_SECONDS="0",
         # The tests' webhook receivers and LLM servers listen on loopback.
         TENANTRY_EGRESS_ALLOWLIST='["127.0.0.1"]',
         TENANTRY_LLM_PROVIDERS='["none", "ollama", "openai"]',
@@ -81,7 +84,16 @@ async def keys(db, settings):
 
 
 @pytest.fixture(scope="session")
-async def temporal_client(stack, settings, keys):
+def sdk_metrics():
+    """The Temporal runtime of the session's client and worker, its SDK metrics drained into the
+    registry, as a worker process does."""
+    from tenantry.observability.temporal_sdk import SdkMetrics
+
+    return SdkMetrics()
+
+
+@pytest.fixture(scope="session")
+async def temporal_client(stack, settings, keys, sdk_metrics):
     from tenacity import AsyncRetrying, stop_after_delay, wait_fixed
 
     from tenantry.worker.client import connect
@@ -90,8 +102,12 @@ async def temporal_client(stack, settings, keys):
         stop=stop_after_delay(60), wait=wait_fixed(0.25), reraise=True
     ):
         with attempt:
-            client = await connect(settings.temporal_address, keys=keys)
-    return client
+            client = await connect(
+                settings.temporal_address, keys=keys, runtime=sdk_metrics.runtime
+            )
+    draining = asyncio.create_task(sdk_metrics.run())
+    yield client
+    draining.cancel()
 
 
 @pytest.fixture(scope="session")

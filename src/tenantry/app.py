@@ -59,10 +59,11 @@ from tenantry.limits.policy import PolicyStore
 from tenantry.limits.rates import RateLimits
 from tenantry.limits.shedding import LoadMonitor
 from tenantry.observability.exposition import metrics
-from tenantry.observability.health import check_database, check_temporal
+from tenantry.observability.health import check_database, check_temporal, check_workers
 from tenantry.observability.health import router as health_router
 from tenantry.observability.metrics import DB_POOL_SIZE
 from tenantry.observability.pool import watch_pool
+from tenantry.observability.readiness import WorkerReadiness
 from tenantry.observability.slo import SLO_METER
 from tenantry.observability.slo_api import router as slo_router
 from tenantry.observability.state import StateCollector
@@ -174,6 +175,11 @@ def create_app(
     # OIDC client secrets at rest: under the platform key, which never reaches the database.
     app.state.oidc_secrets_key = secrets_key(platform_key(settings))
     app.state.health_checks = [check_database, check_temporal]
+    if settings.ready_worker_stale_seconds and settings.temporal_address:
+        app.state.worker_readiness = WorkerReadiness(
+            stale_seconds=settings.ready_worker_stale_seconds
+        )
+        app.state.health_checks.append(check_workers)
     # Innermost: a request whose transaction hit a deadlock or serialisation failure runs again.
     app.add_middleware(RetryTransactions, state=app.state, replay_limit=settings.max_body_bytes)
     # Outside the retries: Idempotency-Key runs once the caller is known and within its limits,

@@ -237,10 +237,13 @@ class Settings(BaseSettings):
         le=65535,
         description="Port of a lone worker's /metrics (`tenantry worker`); unset: `port`.",
     )
-    worker_metrics_address: str | None = Field(
-        default=None,
-        description="host:port where the worker exports Temporal's SDK metrics for Prometheus "
-        "(schedule-to-start latency, task slots); unset: not exported.",
+    ready_worker_stale_seconds: float = Field(
+        default=300,
+        ge=0,
+        description="/health/ready answers 503 when no worker has polled the shared task queue "
+        "for this long (Temporal's own poller freshness, matching.PollerHistoryTTL: 5 minutes); "
+        "a replica that just started waits as long before refusing; 0: readiness ignores the "
+        "workers.",
     )
     metrics_state_seconds: float = Field(
         default=10, ge=0, description="How long a scrape reuses the counts read from PostgreSQL."

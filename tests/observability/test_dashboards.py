@@ -39,12 +39,16 @@ def test_every_expression_parses():
         assert metric_names(expression), where  # parses, and reads at least one metric
 
 
-async def test_every_metric_read_is_in_a_real_scrape(client, desk, temporal_client):
+async def test_every_metric_read_is_in_a_real_scrape(
+    app, client, desk, temporal_client, sdk_metrics
+):
     tenant, headers = desk  # its knowledge went through ingestion and the outbox
     searched = await client.post("/v1/search", json={"query": "caldera rearme"}, headers=headers)
     assert searched.status_code == 200, searched.text
     incident = await report(client, headers, severity="critical")
     await until_waiting(temporal_client, tenant, incident["number"])  # triaged
+    sdk_metrics.drain()  # the session's worker's Temporal SDK metrics, up to now
+    app.state.metrics_state.read_at = float("-inf")  # read this test's tenant, not a cached state
     scrape = await client.get("/metrics")
     assert scrape.status_code == 200
     exposed = {
@@ -57,6 +61,9 @@ async def test_every_metric_read_is_in_a_real_scrape(client, desk, temporal_clie
     recorded_names = recorded()
     missing = sorted(name for name in read - recorded_names - PROMETHEUS_OWN if name not in exposed)
     assert not missing, f"read by a dashboard or rule, absent from /metrics: {missing}"
+    # Temporal's own schedule-to-start, from the worker that ran this tenant's workflows.
+    assert "temporal_workflow_task_schedule_to_start_latency_seconds_bucket" in read
+    assert "temporal_workflow_task_schedule_to_start_latency_seconds_bucket" in exposed
     # The tenant's own series are there under its label: its slug when it is named, which it is
     # unless the session's earlier tenants already took the named places (then `__other__`).
     label = tenant.slug if tenant.slug in TENANTS.named() else OTHER

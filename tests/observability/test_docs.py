@@ -28,7 +28,7 @@ def test_the_metric_list_is_the_registry():
     registered = {
         collector._name + ("_total" if collector._type == "counter" else "")
         for collector in REGISTRY._collector_to_names
-    } | {family.name for family in STATE}
+    } | {family.name + ("_total" if family.kind == "counter" else "") for family in STATE}
     assert _first_cells(_section("Metrics")) == registered
 
 

@@ -115,3 +115,30 @@ async def test_without_an_llm_proposals_are_extractive_and_that_is_ok(client, ll
     llm_at(None)
     llm = _by_name((await client.get("/health/detailed")).json())["llm"]
     assert llm["status"] == "ok" and llm["configured"] is False
+
+
+async def test_pollers_are_reported_for_dedicated_queues_too(
+    app, client, make_tenant, operator_config, temporal_client
+):
+    from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+
+    from tenantry.tenants.namespaces import dedicated_task_queue
+    from tests.observability.test_ready_workers import Noop
+
+    tenant = await make_tenant(tier="enterprise")
+    await operator_config(tenant, {"features": {"dedicated_workers": True}})
+    queue = dedicated_task_queue(tenant.slug)
+    async with Worker(
+        temporal_client,
+        task_queue=queue,
+        workflows=[Noop],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    ):
+        app.state.metrics_state.read_at = float("-inf")
+        workers = _by_name((await client.get("/health/detailed")).json())["workers"]
+        scrape = (await client.get("/metrics")).text
+    dedicated = workers["queues"][queue]
+    assert dedicated["shared"] is False and dedicated["status"] == "ok"
+    assert dedicated["workflow"]["pollers"] >= 1 and dedicated["activity"]["pollers"] == 0
+    assert workers["queues"][app.state.settings.pool_task_queue]["shared"] is True
+    assert f'tenantry_temporal_task_queue_pollers{{task_queue="{queue}",type="workflow"}}' in scrape

@@ -1,11 +1,11 @@
 """The components behind `/health/detailed` and the `tenantry_dependency_up` gauge: each check
 says status (ok, degraded, down), latency and what it saw, and never raises.
 
-Readiness (`/health/ready`) uses only the database: a shared dependency there (Temporal, the
-workers, the LLM) would take every replica out of the load balancer at once, while the API keeps
-serving and the outbox keeps its work until they come back. Those are reported here and alerted on
-instead (`LLMUnhealthy`, and `workers` degraded when no worker polled the shared task queue for
-`WORKERS_STALE_SECONDS`).
+Readiness (`/health/ready`) uses the database and, after a longer window, the workers (see
+`readiness`), not Temporal or the LLM: the API keeps serving and the outbox keeps its work while
+they are away. Those are reported here and alerted on instead (`LLMUnhealthy`, and `workers`
+degraded when no worker polled the shared task queue for `WORKERS_STALE_SECONDS`:
+`WorkersNotPolling`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 
 from tenantry.db.migrate import head_revision
 from tenantry.knowledge.models import DIMENSION
+from tenantry.tenants.namespaces import dedicated_task_queue
 
 CHECK_TIMEOUT_SECONDS = 3.0
 # Temporal keeps a poller listed for about 5 minutes; a worker long-polls every minute at most.
@@ -64,13 +65,9 @@ async def temporal(state) -> Component:
     return {"status": "ok", "namespace": client.namespace}
 
 
-async def workers(state) -> Component:
-    """Pollers on the shared task queue, as Temporal's DescribeTaskQueue reports them."""
-    client = getattr(state, "temporal", None)
-    if client is None:
-        return {"status": "ok", "configured": False}
-    queue = state.settings.pool_task_queue
-    queues = {}
+async def describe_queue(client, queue: str) -> dict[str, dict[str, Any]]:
+    """Pollers, seconds since the last poll and backlog of `queue`, workflow and activity."""
+    found = {}
     now = time.time()
     for name, kind in (
         ("workflow", TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW),
@@ -78,22 +75,60 @@ async def workers(state) -> Component:
     ):
         described = await _describe(client, client.namespace, queue, kind)
         polls = [p.last_access_time.ToSeconds() for p in described.pollers]
-        queues[name] = {
+        found[name] = {
             "pollers": len(polls),
             "last_poll_seconds_ago": round(now - max(polls), 1) if polls else None,
             "backlog": described.stats.approximate_backlog_count,
         }
-    fresh = [
-        q["last_poll_seconds_ago"]
-        for q in queues.values()
-        if q["last_poll_seconds_ago"] is not None
+    return found
+
+
+def last_poll_seconds_ago(view: dict[str, dict[str, Any]]) -> float | None:
+    """The freshest poll of any kind on a queue, or None when Temporal lists no poller."""
+    ages = [
+        k["last_poll_seconds_ago"] for k in view.values() if k["last_poll_seconds_ago"] is not None
     ]
-    polled = bool(fresh) and min(fresh) <= WORKERS_STALE_SECONDS
+    return min(ages) if ages else None
+
+
+def polled_within(view: dict[str, dict[str, Any]], seconds: float) -> bool:
+    age = last_poll_seconds_ago(view)
+    return age is not None and age <= seconds
+
+
+async def task_queues(state) -> list[str]:
+    """The shared task queue, then the dedicated queue of every tenant given dedicated workers."""
+    async with state.db.control() as session:
+        slugs = (await session.scalars(text("SELECT d_slug FROM dedicated_worker_tenants()"))).all()
+    return [state.settings.pool_task_queue, *(dedicated_task_queue(slug) for slug in slugs)]
+
+
+async def workers(state) -> Component:
+    """Pollers on every task queue the platform serves, as Temporal's DescribeTaskQueue reports
+    them. Degraded when no worker polled the shared queue for `WORKERS_STALE_SECONDS`, or a
+    dedicated queue has work waiting and no worker (a dedicated pool scaled to zero while its
+    tenant is idle waits for nobody)."""
+    client = getattr(state, "temporal", None)
+    if client is None:
+        return {"status": "ok", "configured": False}
+    names = await task_queues(state)
+    views = await asyncio.gather(*(describe_queue(client, name) for name in names))
+    queues = {}
+    for index, (name, view) in enumerate(zip(names, views, strict=True)):
+        fresh = polled_within(view, WORKERS_STALE_SECONDS)
+        waiting = sum(kind["backlog"] for kind in view.values())
+        ok = fresh if index == 0 else fresh or waiting == 0
+        queues[name] = {
+            "status": "ok" if ok else "degraded",
+            "shared": index == 0,
+            **view,
+        }
     return {
-        "status": "ok" if polled else "degraded",
-        "task_queue": queue,
+        "status": "ok" if all(q["status"] == "ok" for q in queues.values()) else "degraded",
+        "task_queue": names[0],
         "stale_after_seconds": WORKERS_STALE_SECONDS,
-        **queues,
+        **views[0],
+        "queues": queues,
     }
 
 

@@ -75,7 +75,3 @@ def webhook_attempt(tenant, *, outcome: str) -> None:
 
 def quota_refused(tenant, *, limit: str) -> None:
     m.QUOTA_REFUSED.labels(tenant_label(tenant), limit).inc()
-
-
-def lifecycle(action: str) -> None:
-    m.TENANT_LIFECYCLE.labels(action).inc()

@@ -1,4 +1,5 @@
-"""Liveness, readiness (database reachable, migrations at head) and a detailed component view."""
+"""Liveness, readiness (database reachable, migrations at head, a worker polling the shared task
+queue lately) and a detailed component view."""
 
 from __future__ import annotations
 
@@ -62,6 +63,12 @@ async def check_temporal(request: Request) -> dict[str, Any]:
     }
 
 
+async def check_workers(request: Request) -> dict[str, Any]:
+    """A worker polled the shared task queue lately (see `readiness`); installed only when
+    `ready_worker_stale_seconds` is set and Temporal configured."""
+    return await request.app.state.worker_readiness.check(request.app.state)
+
+
 @router.get("/live", **PUBLIC)
 async def live() -> dict[str, str]:
     return {"status": "ok"}
@@ -91,7 +98,7 @@ async def ready(request: Request) -> JSONResponse:
 @router.get("/detailed", responses=STATE_503, **PUBLIC)
 async def detailed(request: Request) -> JSONResponse:
     """Every component with status, latency and what it saw (see `components`); 503 when one is
-    not ok. Readiness stays with the database alone: see `components` for why."""
+    not ok. Readiness follows the database and the workers only: see `readiness` for why."""
     found = await components.check_all(request.app.state)
     ok = all(c["status"] == "ok" for c in found)
     return JSONResponse(

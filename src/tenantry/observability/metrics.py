@@ -158,14 +158,6 @@ WEBHOOK_DELIVERIES = _counter(
     ("tenant", "outcome"),
 )
 
-# Tenants ----------------------------------------------------------------------------------------
-TENANT_LIFECYCLE = _counter(
-    "tenantry_tenant_lifecycle_events",
-    "Tenant lifecycle changes (created, updated, suspended, resumed, deleted, purged), counted "
-    "by the service that makes them, so the API, the CLI and workflows alike.",
-    ("action",),
-)
-
 # Outbox -----------------------------------------------------------------------------------------
 OUTBOX_DELIVERED = _counter(
     "tenantry_outbox_delivered",
@@ -190,12 +182,75 @@ OUTBOX_WAITING = _counter(
 )
 
 
+# Temporal's SDK, drained from the worker's runtime (observability.temporal_sdk) ------------------
+# Temporal's own names, so its documentation and dashboards apply; labels: namespace, task queue
+# and the worker's or poller's type, never a workflow's type or id.
+SDK_QUEUE = ("namespace", "task_queue")
+SDK_WORKFLOW_SCHEDULE_TO_START = Histogram(
+    "temporal_workflow_task_schedule_to_start_latency_seconds",
+    "Temporal SDK: from a workflow task's scheduling to a worker starting it.",
+    SDK_QUEUE,
+    buckets=LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+SDK_ACTIVITY_SCHEDULE_TO_START = Histogram(
+    "temporal_activity_schedule_to_start_latency_seconds",
+    "Temporal SDK: from an activity task's scheduling to a worker starting it.",
+    SDK_QUEUE,
+    buckets=LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+# Each worker process reports its own slots and polls; several processes add up.
+SDK_SLOTS_AVAILABLE = _gauge(
+    "temporal_worker_task_slots_available",
+    "Temporal SDK: task slots free, by worker type (WorkflowWorker, ActivityWorker, "
+    "LocalActivityWorker).",
+    (*SDK_QUEUE, "worker_type"),
+)
+SDK_SLOTS_USED = _gauge(
+    "temporal_worker_task_slots_used",
+    "Temporal SDK: task slots in use, by worker type.",
+    (*SDK_QUEUE, "worker_type"),
+)
+SDK_POLLERS = _gauge(
+    "temporal_num_pollers",
+    "Temporal SDK: polls the worker has open, by poller type.",
+    (*SDK_QUEUE, "poller_type"),
+)
+SDK_WORKFLOW_POLLS_SUCCEEDED = _counter(
+    "temporal_workflow_task_queue_poll_succeed",
+    "Temporal SDK: workflow task polls that returned a task.",
+    SDK_QUEUE,
+)
+SDK_WORKFLOW_POLLS_EMPTY = _counter(
+    "temporal_workflow_task_queue_poll_empty",
+    "Temporal SDK: workflow task polls that timed out empty.",
+    SDK_QUEUE,
+)
+SDK_ACTIVITY_POLLS_EMPTY = _counter(
+    "temporal_activity_poll_no_task",
+    "Temporal SDK: activity task polls that timed out empty.",
+    SDK_QUEUE,
+)
+SDK_WORKFLOW_TASKS_FAILED = _counter(
+    "temporal_workflow_task_execution_failed",
+    "Temporal SDK: workflow tasks that failed (the workflow code raised, or did not replay).",
+    SDK_QUEUE,
+)
+SDK_ACTIVITIES_FAILED = _counter(
+    "temporal_activity_execution_failed",
+    "Temporal SDK: activity attempts that failed.",
+    SDK_QUEUE,
+)
+
+
 # State read at scrape time ----------------------------------------------------------------------
 @dataclass(frozen=True)
 class Family:
     name: str
     doc: str
     labels: tuple[str, ...]
+    kind: str = "gauge"  # or "counter": a total kept in PostgreSQL, exported with `_total`
 
 
 STATE = (
@@ -263,16 +318,25 @@ STATE = (
     ),
     Family(
         "tenantry_temporal_task_queue_pollers",
-        "Workers that polled the shared Temporal task queue (Temporal's DescribeTaskQueue).",
+        "Workers that polled each Temporal task queue the platform serves, the shared one and "
+        "every dedicated one (Temporal's DescribeTaskQueue).",
         ("task_queue", "type"),
     ),
     Family(
         "tenantry_temporal_task_queue_backlog",
-        "Tasks waiting in the shared Temporal task queue (Temporal's approximate count; per "
-        "tenant, see tenantry_workflows_queued).",
+        "Tasks waiting in each Temporal task queue the platform serves (Temporal's approximate "
+        "count; per tenant, see tenantry_workflows_queued).",
         ("task_queue", "type"),
     ),
     Family("tenantry_build_info", "The running version.", ("version",)),
+    Family(
+        "tenantry_tenant_lifecycle_events",
+        "Tenant lifecycle changes (created, updated, suspended, resumed, deleted, purged), "
+        "counted in PostgreSQL in the transaction that makes them, so the API, the CLI and "
+        "workflows alike.",
+        ("action",),
+        kind="counter",
+    ),
 )
 
 
@@ -300,8 +364,6 @@ def _initialise() -> None:
         WEBHOOK_DELIVERIES.labels(OTHER, outcome)
     for limit in ("documents", "users", "api_keys", "ingestion_bytes_per_day"):
         QUOTA_REFUSED.labels(OTHER, limit)
-    for action in ("created", "updated", "suspended", "resumed", "deleted", "purged"):
-        TENANT_LIFECYCLE.labels(action)
     for pool in ("api", "worker"):
         DB_POOL_IN_USE.labels(pool)
     for how in ("auto", "approved", "resolved"):

@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from importlib.metadata import PackageNotFoundError, version
 
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from sqlalchemy import text
 
 from tenantry.db.session import Database
@@ -22,6 +22,7 @@ from tenantry.observability import components
 from tenantry.observability.metrics import STATE, TIER_NAMES
 from tenantry.observability.objectives import OBJECTIVES
 from tenantry.observability.tenant_labels import OTHER, TENANTS
+from tenantry.tenants import lifecycle_events
 from tenantry.tenants.tiers import TIERS, effective_limits
 
 FAMILIES = {family.name: family for family in STATE}
@@ -68,14 +69,12 @@ class StateCollector:
                     component["latency_ms"] / 1000
                 )
                 if name == "workers":
-                    for kind in ("workflow", "activity"):
-                        seen = component.get(kind) or {}
-                        queue = component.get("task_queue", "")
-                        if seen:
+                    for queue, view in (component.get("queues") or {}).items():
+                        for kind in ("workflow", "activity"):
                             pollers = counts["tenantry_temporal_task_queue_pollers"]
                             backlog = counts["tenantry_temporal_task_queue_backlog"]
-                            pollers[(queue, kind)] = seen["pollers"]
-                            backlog[(queue, kind)] = seen["backlog"]
+                            pollers[(queue, kind)] = view[kind]["pollers"]
+                            backlog[(queue, kind)] = view[kind]["backlog"]
             self.metrics = families(counts)
             self.read_at = time.monotonic()
 
@@ -83,9 +82,10 @@ class StateCollector:
         return iter(self.metrics)
 
 
-def _family(name: str) -> GaugeMetricFamily:
+def _family(name: str) -> GaugeMetricFamily | CounterMetricFamily:
     family = FAMILIES[name]
-    return GaugeMetricFamily(family.name, family.doc, labels=family.labels)
+    kind = CounterMetricFamily if family.kind == "counter" else GaugeMetricFamily
+    return kind(family.name, family.doc, labels=family.labels)
 
 
 async def read_counts(db: Database) -> dict[str, defaultdict[tuple[str, ...], float]]:
@@ -96,6 +96,7 @@ async def read_counts(db: Database) -> dict[str, defaultdict[tuple[str, ...], fl
             )
         ).all()
         gauges = (await session.execute(text("SELECT * FROM tenant_gauges()"))).all()
+        lifecycle = await lifecycle_events.totals(session)
     by_id = {row.id: row for row in tenants}
 
     counts: dict[str, defaultdict[tuple[str, ...], float]] = defaultdict(lambda: defaultdict(float))
@@ -148,6 +149,8 @@ async def read_counts(db: Database) -> dict[str, defaultdict[tuple[str, ...], fl
         counts["tenantry_slo_objective"][(tier, "latency")] = objective.latency
         counts["tenantry_slo_latency_threshold_seconds"][(tier,)] = objective.latency_seconds
     counts["tenantry_build_info"][(running_version(),)] = 1
+    for action in lifecycle_events.ACTIONS:
+        counts["tenantry_tenant_lifecycle_events"][(action,)] = lifecycle.get(action, 0)
     return counts
 
 

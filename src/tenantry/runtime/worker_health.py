@@ -25,8 +25,12 @@ REQUEST_LINE_LIMIT = 8192
 
 
 class WorkerHealth:
-    def __init__(self, checks: dict[str, Check]) -> None:
+    def __init__(
+        self, checks: dict[str, Check], *, before_scrape: Callable[[], object] | None = None
+    ) -> None:
         self.checks = checks
+        # Called before answering /metrics: Temporal's SDK metrics, drained up to this moment.
+        self.before_scrape = before_scrape
         self.polling = False
         self.draining = False
         self._server: asyncio.Server | None = None
@@ -69,6 +73,9 @@ class WorkerHealth:
                 status, body = await self.ready()
             elif path == "/metrics":
                 status, body, kind = 200, None, CONTENT_TYPE_LATEST
+                if self.before_scrape is not None:
+                    with contextlib.suppress(Exception):  # the rest of the scrape still answers
+                        self.before_scrape()
             else:
                 status, body = 404, {"status": "not found"}
             payload = generate_latest(REGISTRY) if body is None else json.dumps(body).encode()

@@ -34,11 +34,12 @@ from tenantry.observability.exposition import MULTIPROC_ENV
 from tenantry.observability.logging import configure_logging
 from tenantry.observability.metrics import DB_POOL_SIZE, REGISTRY
 from tenantry.observability.pool import watch_pool
+from tenantry.observability.temporal_sdk import SdkMetrics
 from tenantry.observability.tenant_labels import TENANTS
 from tenantry.runtime.children import die_with_parent, tell_ready
 from tenantry.runtime.worker_health import WorkerHealth
 from tenantry.settings import Settings, get_settings
-from tenantry.worker.client import connect, metrics_runtime
+from tenantry.worker.client import connect
 from tenantry.worker.runner import build_relay, build_worker
 
 log = structlog.get_logger("tenantry.worker")
@@ -83,16 +84,19 @@ async def serve(
     db = Database(engine)
     if health_port is None:  # the health server answers /metrics itself
         _serve_metrics(settings)
+    # Temporal's own metrics (schedule-to-start, slots) join the worker's, drained every second.
+    sdk_metrics = SdkMetrics()
+    draining = asyncio.create_task(sdk_metrics.run())
     try:
         keys = TenantKeys(db, platform_key(settings))
         client = await connect(
             settings.temporal_address,
             settings.temporal_namespace,
             keys=keys,
-            runtime=metrics_runtime(settings.worker_metrics_address),
+            runtime=sdk_metrics.runtime,
         )
         if health_port is not None:
-            health = WorkerHealth(_checks(client, db))
+            health = WorkerHealth(_checks(client, db), before_scrape=sdk_metrics.drain)
             await health.start(settings.host, health_port)
         embedder = await checked_embedder(settings)
         worker = build_worker(
@@ -130,6 +134,7 @@ async def serve(
                 await asyncio.wait_for(worker.shutdown(), grace["seconds"])
         await asyncio.gather(running, relaying, upkeeping, return_exceptions=True)
     finally:
+        draining.cancel()
         if health is not None:
             await health.stop()
         await db.dispose()

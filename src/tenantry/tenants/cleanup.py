@@ -22,7 +22,7 @@ from tenantry.audit import anchors
 from tenantry.db.session import Database
 from tenantry.keys.service import TenantKeys
 from tenantry.knowledge.promotion import drop_index
-from tenantry.observability import domain as metrics
+from tenantry.tenants import lifecycle_events
 from tenantry.tenants.models import TenantDeletion
 from tenantry.tenants.service import purge_rows
 
@@ -100,7 +100,7 @@ class DeletionCleanup:
             row.cleanup_error = None
             if settled and row.deleted_at + SETTLE <= await session.scalar(select(func.now())):
                 row.cleaned_at, closed = func.now(), True
-                metrics.lifecycle("purged")
+                await lifecycle_events.record(session, action="purged")
             else:  # look once more, after visibility has caught up
                 row.cleanup_after = func.now() + SETTLE
         log.info(

@@ -24,11 +24,10 @@ from tenantry.db.catalog import tenant_tables
 from tenantry.db.paging import Keyset, page
 from tenantry.db.session import Database, set_tenant
 from tenantry.errors import Conflict, NotFound
-from tenantry.observability import domain as metrics
 from tenantry.outbox import service as outbox
 from tenantry.settings import Settings
 from tenantry.tenancy.context import TenantRef
-from tenantry.tenants import deletion
+from tenantry.tenants import deletion, lifecycle_events
 from tenantry.tenants.models import Tenant
 from tenantry.tenants.namespaces import namespace_for
 from tenantry.tenants.schemas import TenantCreate, TenantUpdate
@@ -204,5 +203,7 @@ async def _audit(
         before=before,
         after=snapshot(tenant),
     )
-    # Counted here, where the API, the CLI and workflows all pass.
-    metrics.lifecycle(LIFECYCLE_ACTIONS.get(action, action.removeprefix("tenant.")))
+    # Counted here, where the API, the CLI and workflows all pass, with the change itself.
+    await lifecycle_events.record(
+        session, action=LIFECYCLE_ACTIONS.get(action, action.removeprefix("tenant."))
+    )

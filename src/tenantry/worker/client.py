@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from temporalio.client import Client
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
-from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.runtime import Runtime
 from temporalio.service import RetryConfig
 
 from tenantry.keys.codec import TenantPayloadCodec
@@ -42,12 +42,3 @@ async def connect(
         retry_config=retry,
         runtime=runtime,
     )
-
-
-def metrics_runtime(bind_address: str | None) -> Runtime | None:
-    """A Temporal runtime exporting the SDK's own metrics (schedule-to-start latency, task
-    slots, polls) for Prometheus at `bind_address`; None keeps the default runtime."""
-    if not bind_address:
-        return None
-    metrics = PrometheusConfig(bind_address=bind_address, durations_as_seconds=True)
-    return Runtime(telemetry=TelemetryConfig(metrics=metrics, metric_prefix="temporal_"))
