@@ -190,8 +190,8 @@ async def seen(client: Client, described: ScheduleDescription) -> Seen:
     schedule = described.schedule
     action = schedule.action
     assert isinstance(action, ScheduleActionStartWorkflow)
-    args = await client.data_converter.decode(list(action.args)) if action.args else []
-    values = [client.data_converter.payload_converter.from_payload(p) for p in args]
+    # Decoded as the worker decodes them (the tenant's key opens them).
+    values = await client.data_converter.decode(list(action.args)) if action.args else []
     return Seen(
         id=described.id,
         cron=cron_of(schedule.spec),
