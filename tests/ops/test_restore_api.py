@@ -177,3 +177,32 @@ async def test_two_restores_at_once_one_runs_the_other_is_409(
     again = await client.post(url, json=body, headers=operator_headers)
     assert again.status_code == 202, again.text
     await finished(client, temporal_client, tenant.slug, again.json(), operator_headers)
+
+
+async def test_writes_are_503_tenant_restoring_while_a_swap_runs(client, filled, db, store):
+    tenant, headers = filled
+    backup = await ops.take_backup(db, store, slug=tenant.slug, actor="test")
+    async with db.control() as session:
+        swapping = Restore(
+            tenant=tenant.id,
+            slug=tenant.slug,
+            mode="replace",
+            archive=backup.archive,
+            backup=backup.id,
+            status="running",
+            stage="swapping",
+            progress={},
+            requested_by="test",
+        )
+        session.add(swapping)
+    webhook = {"url": "http://127.0.0.1:9/hold", "events": ["document.ready"]}
+    held = await client.post("/v1/webhooks", json=webhook, headers=headers)
+    assert held.status_code == 503, held.text
+    assert held.json()["type"].endswith("/tenant-restoring")
+    assert int(held.headers["Retry-After"]) > 0
+    assert (await client.get("/v1/webhooks", headers=headers)).status_code == 200  # reads go on
+
+    async with db.control() as session:
+        (await session.get(Restore, swapping.id)).status = "done"
+    after = await client.post("/v1/webhooks", json=webhook, headers=headers)
+    assert after.status_code == 201, after.text

@@ -3,8 +3,10 @@
 
 One restore or clone at a time per tenant (the tenant's row is locked while asking, and a
 unique index backs it), and one clone per new slug while it runs. The record shows the stage
-(`queued`, `fetching`, `verifying`, `safety-backup`, `swapping` or `copying`, `done`) and the
-rows put back per table; a failure leaves the data as it was and says why.
+(`queued`, `fetching`, `verifying`, `safety-backup`, `swapping` or `copying`, `done`; `retrying`
+between attempts) and the rows put back per table; a failure leaves the data as it was and
+says why. While a restore is `swapping`, the tenant's writes are answered 503 `tenant-restoring`
+(see `identity/authn.py`).
 """
 
 from __future__ import annotations
@@ -168,6 +170,18 @@ async def run_restore(
         if beat is not None:
             beat(table, count)
 
+    try:
+        return await _run(db, store, settings, record, backup, source, safety_id, stage, step)
+    except Exception as error:
+        # Not `swapping` any more (the tenant's writes go again): the next attempt, or `failed`.
+        await _set(
+            db, restore_id, stage="retrying", error=f"{type(error).__name__}: {error}"[:1000]
+        )
+        raise
+
+
+async def _run(db, store, settings, record, backup, source, safety_id, stage, step) -> Restore:
+    restore_id = record.id
     with tempfile.TemporaryDirectory(prefix="tenantry-restore-") as scratch:
         path = await store.fetch(backup.archive, Path(scratch) / Path(backup.archive).name)
         if record.mode == "replace":

@@ -76,7 +76,8 @@ class RestoreOut(BaseModel):
     source_slug: str | None
     status: Literal["queued", "running", "done", "failed"]
     stage: str = Field(
-        description="queued, fetching, verifying, safety-backup, swapping or copying, done."
+        description="queued, fetching, verifying, safety-backup, swapping or copying, done"
+        " (retrying between attempts)."
     )
     progress: dict[str, int] = Field(description="Rows put back so far, per table.")
     safety_backup: uuid.UUID | None
