@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from sqlalchemy import select
+from temporalio.client import WorkflowFailureError
 
 from tenantry.ops import service as ops
 from tenantry.ops.archive import Archive
@@ -15,7 +17,7 @@ from tenantry.ops.tables import DATA, table_info
 from tenantry.tenants import service as tenants
 from tenantry.tenants.models import Tenant
 from tests.conftest import unique_slug
-from tests.ops.conftest import data_rows, fetched
+from tests.ops.conftest import data_rows, fetched, flip_byte
 from tests.workflows import started
 
 MISSING = "00000000-0000-4000-8000-000000000000"
@@ -206,3 +208,43 @@ async def test_writes_are_503_tenant_restoring_while_a_swap_runs(client, filled,
         (await session.get(Restore, swapping.id)).status = "done"
     after = await client.post("/v1/webhooks", json=webhook, headers=headers)
     assert after.status_code == 201, after.text
+
+
+async def test_a_corrupt_archive_fails_the_restore_naming_the_file_and_changes_nothing(
+    client, filled, db, store, settings, admin_sql, operator_headers, temporal_client, worker
+):
+    tenant, _ = filled
+    backup = await ops.take_backup(db, store, slug=tenant.slug, actor="test")
+    flip_byte(settings.home / "backups" / backup.archive, "tables/users.jsonl.gz")
+    before = admin_sql.execute(
+        "SELECT count(*) FROM users WHERE tenant_id = %s", (tenant.id,)
+    ).fetchone()
+    asked = await client.post(
+        f"{base(tenant.slug)}/restores",
+        json={"backup_id": str(backup.id)},
+        headers=operator_headers,
+    )
+    assert asked.status_code == 202, asked.text
+    record = asked.json()
+    handle = await started(temporal_client, f"{tenant.slug}/restore/{record['id']}")
+    with pytest.raises(WorkflowFailureError):
+        await handle.result()
+    shown = (
+        await client.get(f"{base(tenant.slug)}/restores/{record['id']}", headers=operator_headers)
+    ).json()
+    assert shown["status"] == "failed" and "tables/users.jsonl.gz" in shown["error"], shown
+    assert shown["safety_backup"] is None  # refused before anything was taken or changed
+    after = admin_sql.execute(
+        "SELECT count(*) FROM users WHERE tenant_id = %s", (tenant.id,)
+    ).fetchone()
+    assert after == before
+    # Failed, it no longer holds the tenant: another restore may be asked for.
+    again = await client.post(
+        f"{base(tenant.slug)}/restores",
+        json={"backup_id": str(backup.id)},
+        headers=operator_headers,
+    )
+    assert again.status_code == 202, again.text
+    second = await started(temporal_client, f"{tenant.slug}/restore/{again.json()['id']}")
+    with pytest.raises(WorkflowFailureError):
+        await second.result()
