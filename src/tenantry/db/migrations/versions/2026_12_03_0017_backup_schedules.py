@@ -7,7 +7,7 @@ where a deletion's purge does not reach it). `restores.backup` names the backup 
 clone was asked from (and `clone_name` a clone's new name); one restore or clone at a time per tenant, and one clone per new slug.
 
 Revision ID: 0017
-Revises: 0015
+Revises: 0019
 Create Date: 2026-12-03
 """
 
@@ -17,7 +17,7 @@ from alembic import op
 from tenantry.db.migrations.rls import APP_ROLE
 
 revision = "0017"
-down_revision = "0015"
+down_revision = "0019"
 branch_labels = None
 depends_on = None
 
