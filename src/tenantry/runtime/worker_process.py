@@ -1,7 +1,6 @@
 """The worker process of `tenantry run`: every tenant's workflows and activities, the outbox relay,
 and the owner's upkeep (a backup schedule sync at start, HNSW promotion), away from the API
-processes. `tenantry worker` runs the
-same loop alone.
+processes. `tenantry worker` runs the same loop alone.
 
 It runs at a lower CPU priority (nice 10): on a machine it shares with the API, tenant work
 waits for requests, not the other way round. A signal stops it within its grace period whatever
