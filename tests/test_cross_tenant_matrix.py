@@ -21,6 +21,7 @@ from typing import Any
 from httpx import ASGITransport, AsyncClient
 
 from tenantry.identity.permissions import ROLE_PERMISSIONS, SCOPE_PERMISSIONS, Permission
+from tenantry.ops.models import Restore
 from tenantry.ops.service import take_backup
 from tenantry.ops.store import BackupStore
 from tenantry.settings import get_settings
@@ -48,6 +49,7 @@ class World:
     headers: dict[str, dict[str, str]]
     a_identifiers: set[str]
     a_backup_id: str = ""  # a finished backup of A
+    a_restore_id: str = ""  # a finished restore of A, from that backup
 
 
 @dataclass
@@ -87,6 +89,10 @@ PAGE = {"limit": 2}
 
 def backup_param(w: World) -> dict[str, str]:
     return {"slug": w.a.slug, "backup_id": w.a_backup_id}
+
+
+def restore_param(w: World) -> dict[str, str]:
+    return {"slug": w.a.slug, "restore_id": w.a_restore_id}
 
 
 LDAP_CONFIG = {
@@ -192,6 +198,15 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/v1/admin/tenants/{slug}/backups"): Case(200, params=slug_param, query=PAGE),
     ("GET", "/v1/admin/tenants/{slug}/backups/{backup_id}"): Case(200, params=backup_param),
     ("POST", "/v1/admin/tenants/{slug}/backups/{backup_id}/verify"): Case(200, params=backup_param),
+    ("POST", "/v1/admin/tenants/{slug}/restores"): Case(
+        202, params=slug_param, body=lambda w: {"backup_id": w.a_backup_id}
+    ),
+    ("POST", "/v1/admin/tenants/{slug}/clones"): Case(
+        202,
+        params=slug_param,
+        body=lambda w: {"backup_id": w.a_backup_id, "slug": unique_slug("clone")},
+    ),
+    ("GET", "/v1/admin/tenants/{slug}/restores/{restore_id}"): Case(200, params=restore_param),
     ("POST", "/v1/admin/tenants/{slug}/users"): Case(
         201,
         params=slug_param,
@@ -392,6 +407,19 @@ async def build_world(
     }
     identifiers |= {document.json()["id"], marker}
     backup = await take_backup(db, BackupStore.of(get_settings()), slug=a.slug, actor="matrix")
+    async with db.control() as session:  # the record of a restore done (no workflow runs on A)
+        restore = Restore(
+            tenant=a.id,
+            slug=a.slug,
+            mode="replace",
+            archive=backup.archive,
+            backup=backup.id,
+            status="done",
+            stage="done",
+            progress={},
+            requested_by="matrix",
+        )
+        session.add(restore)
     return World(
         a,
         b,
@@ -406,6 +434,7 @@ async def build_world(
         headers,
         identifiers,
         str(backup.id),
+        str(restore.id),
     )
 
 

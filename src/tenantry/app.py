@@ -68,6 +68,7 @@ from tenantry.observability.slo import SLO_METER
 from tenantry.observability.slo_api import router as slo_router
 from tenantry.observability.state import StateCollector
 from tenantry.observability.tenant_labels import TENANTS
+from tenantry.ops.api import restore_router
 from tenantry.ops.api import router as backups_router
 from tenantry.problems import problem_response, unexpected_error
 from tenantry.read_your_writes import ReadYourWrites, position_key
@@ -207,6 +208,7 @@ def create_app(
     app.include_router(identities_router)
     app.include_router(tenants_router)
     app.include_router(backups_router)
+    app.include_router(restore_router)
     app.include_router(identity_admin_router)
     app.include_router(config_router)
     app.include_router(tiers_router)

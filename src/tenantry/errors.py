@@ -72,6 +72,15 @@ class TenantSuspended(Forbidden):
     code, title = "tenant-suspended", "Tenant suspended"
 
 
+class TenantRestoring(AppError):
+    """The tenant's data is being swapped for a backup's: its writes wait a few seconds."""
+
+    status, code, title = 503, "tenant-restoring", "Tenant restoring"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, headers={"Retry-After": "5"})
+
+
 class ValidationFailed(AppError):
     status, code, title = 422, "validation-error", "Invalid request"
 

@@ -18,7 +18,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from tenantry.cli.common import cli_actor, emit, fail, run_with_db
-from tenantry.ops import retention
+from tenantry.keys.service import TenantKeys, platform_key
+from tenantry.ops import retention, schedules
 from tenantry.ops import service as ops
 from tenantry.ops.schemas import BackupOut, RestoreOut, VerifyOut
 from tenantry.ops.store import BackupStore
@@ -27,8 +28,14 @@ from tenantry.ops.verify import verify as verify_archive
 from tenantry.pages import Page
 from tenantry.settings import get_settings
 from tenantry.tenants import service as tenants
+from tenantry.worker.client import connect
 
 app = typer.Typer(help="Back up, verify, list and restore tenants.", no_args_is_help=True)
+schedules_app = typer.Typer(
+    help="The tenants' backup schedules in Temporal (one per cadence of each tier).",
+    no_args_is_help=True,
+)
+app.add_typer(schedules_app, name="schedules")
 
 
 class Bar:
@@ -162,5 +169,40 @@ def prune(
     async def work(db, stack):
         store = BackupStore.of(stack.settings)
         return await retention.prune(db, store, slug=slug, dry_run=dry_run)
+
+    emit(run_with_db(work))
+
+
+async def temporal(db, settings):
+    """The platform's Temporal client, with the tenants' keys (schedule arguments are theirs)."""
+    address = settings.temporal_address or f"127.0.0.1:{settings.temporal_port}"
+    keys = TenantKeys(db, platform_key(settings))
+    return await connect(address, settings.temporal_namespace, keys=keys)
+
+
+@schedules_app.command("sync")
+def schedules_sync() -> None:
+    """Make Temporal's backup schedules match the tenants: create what is missing, fix what
+    drifted, remove the schedules of tenants that are gone. Safe to run at any time."""
+
+    async def work(db, stack):
+        client = await temporal(db, stack.settings)
+        return await schedules.sync_all(db, client, stack.settings)
+
+    emit(run_with_db(work))
+
+
+@schedules_app.command("list")
+def schedules_list(
+    slug: Annotated[str | None, typer.Argument(help="One tenant's (default: all).")] = None,
+) -> None:
+    """The backup schedules Temporal holds: cron, overlap policy, action, paused, next runs."""
+
+    async def work(db, stack):
+        if slug is not None:
+            async with db.control() as session:
+                await tenants.get(session, slug=slug)
+        client = await temporal(db, stack.settings)
+        return await schedules.list_schedules(client, slug=slug)
 
     emit(run_with_db(work))

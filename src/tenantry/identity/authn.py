@@ -15,26 +15,31 @@ from datetime import UTC, datetime
 from starlette.types import Scope
 
 from tenantry.db.session import Database
-from tenantry.errors import Forbidden, TenantSuspended
+from tenantry.errors import Forbidden, TenantRestoring, TenantSuspended
 from tenantry.identity import access_tokens, operators
 from tenantry.identity.credentials import Credential, credential_of, refusal_of, refuse
 from tenantry.identity.tokens import API_KEY_PREFIX, TenantSecret, digest, same_digest
 from tenantry.tenancy.context import TenantRef
 from tenantry.tenancy.subjects import Subject
 
-# Tenant columns first in both lookups: slug, tier, status.
-API_KEY_LOOKUP = """
+# Whether a restore is swapping the tenant's rows now (a partial index keeps it cheap).
+RESTORING = """EXISTS (SELECT 1 FROM restores x
+               WHERE x.tenant = t.id AND x.status = 'running' AND x.stage = 'swapping')"""
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Tenant columns first in both lookups: slug, tier, status; whether it is restoring last.
+API_KEY_LOOKUP = f"""
 SELECT t.slug, t.tier, t.status, k.id, k.name, k.key_hash, k.scopes, k.revoked_at, k.expires_at,
-       k.last_used_at, u.id, u.role, u.status
+       k.last_used_at, u.id, u.role, u.status, {RESTORING}
 FROM tenants t
 LEFT JOIN api_keys k ON k.tenant_id = t.id AND k.lookup = %s
 LEFT JOIN users u ON u.tenant_id = k.tenant_id AND u.id = k.created_by_user_id
 WHERE t.id = %s
 """
-USER_LOOKUP = """
+USER_LOOKUP = f"""
 SELECT t.slug, t.tier, t.status, u.email, u.role, u.status,
        EXISTS (SELECT 1 FROM refresh_tokens r
-               WHERE r.tenant_id = u.tenant_id AND r.family_id = %s AND r.revoked_at IS NOT NULL)
+               WHERE r.tenant_id = u.tenant_id AND r.family_id = %s AND r.revoked_at IS NOT NULL),
+       {RESTORING}
 FROM users u JOIN tenants t ON t.id = u.tenant_id
 WHERE u.tenant_id = %s AND u.id = %s
 """
@@ -50,10 +55,16 @@ class UserDisabled(Forbidden):
     code, title = "user-disabled", "User disabled"
 
 
-def _working_tenant(tenant_id, slug: str, tier: str, status: str) -> TenantRef:
-    """The tenant of a credential, refused when it may not work right now."""
+def _working_tenant(
+    tenant_id, slug: str, tier: str, status: str, *, restoring: bool, scope: Scope
+) -> TenantRef:
+    """The tenant of a credential, refused when it may not work right now: suspended, or (for
+    a write) while a restore swaps its rows, which the write would otherwise wait for and then
+    miss (an update of a row the swap deleted and inserted again finds nothing to update)."""
     if status == "suspended":
         raise TenantSuspended(f"Tenant '{slug}' is suspended.")
+    if restoring and scope.get("method") not in SAFE_METHODS:
+        raise TenantRestoring(f"Tenant '{slug}' is being restored from a backup; retry shortly.")
     return TenantRef(id=tenant_id, slug=slug, tier=tier)
 
 
@@ -83,7 +94,7 @@ class Authenticator:
             if claims.kind == "operator":
                 async with db.control() as session:
                     return await operators.authenticate_jwt(session, operator_id=claims.subject_id)
-            return await self._user(db, claims)
+            return await self._user(db, claims, scope)
         return await self._opaque(db, credential)
 
     @staticmethod
@@ -97,7 +108,9 @@ class Authenticator:
             return await operators.authenticate_token(session, token=credential.token)
 
     @staticmethod
-    async def _user(db: Database, claims: access_tokens.AccessClaims) -> Subject | None:
+    async def _user(
+        db: Database, claims: access_tokens.AccessClaims, scope: Scope
+    ) -> Subject | None:
         if claims.tenant_id is None or claims.session_id is None:
             return None
         rows = await db.run_once(
@@ -105,10 +118,12 @@ class Authenticator:
         )
         if not rows:
             return None
-        slug, tier, tenant_status, email, role, status, revoked = rows[0]
+        slug, tier, tenant_status, email, role, status, revoked, restoring = rows[0]
         if revoked or tenant_status in GONE:
             return None
-        tenant = _working_tenant(claims.tenant_id, slug, tier, tenant_status)
+        tenant = _working_tenant(
+            claims.tenant_id, slug, tier, tenant_status, restoring=restoring, scope=scope
+        )
         if status != "active":
             raise UserDisabled("This user is disabled.")
         return Subject(
@@ -129,7 +144,7 @@ class Authenticator:
             return None
         row = rows[0]
         slug, tier, tenant_status, key_id, name, key_hash, scopes, revoked, expires, used = row[:10]
-        creator_id, creator_role, creator_status = row[10:]
+        creator_id, creator_role, creator_status, restoring = row[10:]
         if key_id is None or tenant_status in GONE:
             return None
         if not same_digest(key_hash, digest(parsed.secret)):
@@ -144,7 +159,9 @@ class Authenticator:
         if creator_id is None or creator_status != "active":
             refuse(scope, "The API key is disabled with its creator")
             return None
-        tenant = _working_tenant(parsed.tenant_id, slug, tier, tenant_status)
+        tenant = _working_tenant(
+            parsed.tenant_id, slug, tier, tenant_status, restoring=restoring, scope=scope
+        )
         if used is None or (now - used).total_seconds() > 60:
             await db.run_once(parsed.tenant_id, TOUCH_API_KEY, (parsed.tenant_id, key_id))
         return Subject(

@@ -1,4 +1,5 @@
-"""The backup workflow's activity: the export runs in the worker, never on the API's loop."""
+"""The backup and restore workflows' activities: exports, restores and pruning run in the worker,
+never on the API's loop."""
 
 from __future__ import annotations
 
@@ -7,15 +8,17 @@ import uuid
 from temporalio import activity
 
 from tenantry.db.session import Database
-from tenantry.ops import service
+from tenantry.ops import restores, retention, service
 from tenantry.ops.store import BackupStore
-from tenantry.ops.types import BackupInput
+from tenantry.ops.types import BackupInput, RestoreInput, ScheduledBackup
 from tenantry.settings import Settings
+from tenantry.tenants.models import Tenant
 
 
 class OpsActivities:
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
+        self.settings = settings
         self.store = BackupStore.of(settings)
 
     @activity.defn(name="ops.backup")
@@ -28,5 +31,44 @@ class OpsActivities:
         )
         return done.status
 
+    @activity.defn(name="ops.record_scheduled")
+    async def record_scheduled(self, job: ScheduledBackup) -> str:
+        backup = await service.record_scheduled(
+            self.db,
+            tenant_id=uuid.UUID(job.tenant_id),
+            backup_id=uuid.UUID(job.backup_id),
+            cadence=job.cadence,
+            schedule=job.schedule,
+        )
+        return str(backup.id)
+
+    @activity.defn(name="ops.prune")
+    async def prune(self, tenant_id: str) -> list[str]:
+        async with self.db.control() as session:
+            tenant = await session.get(Tenant, uuid.UUID(tenant_id))
+        pruned = await retention.prune(self.db, self.store, slug=tenant.slug)
+        return pruned["pruned"]
+
+    @activity.defn(name="ops.restore")
+    async def restore(self, job: RestoreInput) -> str:
+        done = await restores.run_restore(
+            self.db,
+            self.store,
+            self.settings,
+            restore_id=uuid.UUID(job.restore_id),
+            beat=activity.heartbeat,
+        )
+        return done.status
+
+    @activity.defn(name="ops.restore_failed")
+    async def restore_failed(self, job: RestoreInput, error: str) -> None:
+        await restores.mark_failed(self.db, restore_id=uuid.UUID(job.restore_id), error=error)
+
     def all(self) -> list:
-        return [self.backup]
+        return [
+            self.backup,
+            self.record_scheduled,
+            self.prune,
+            self.restore,
+            self.restore_failed,
+        ]

@@ -1,7 +1,8 @@
-"""`/v1/admin/tenants/{slug}/backups`: operators request, follow and verify a tenant's backups.
+"""`/v1/admin/tenants/{slug}/backups`, `…/restores` and `…/clones`: operators request, follow and
+verify a tenant's backups, and restore or clone the tenant from one.
 
-Requesting one records it and starts its workflow through the outbox; the export runs in a
-worker, and the record shows its progress (rows per table) while it runs.
+Requesting one records it and starts its workflow through the outbox; the export, restore or
+clone runs in a worker, and the record shows its progress (rows per table) while it runs.
 """
 
 from __future__ import annotations
@@ -17,10 +18,9 @@ from fastapi import APIRouter, Depends, status
 from tenantry.api_support import database, settings_of
 from tenantry.api_types import SlugRef
 from tenantry.db.session import Database
-from tenantry.errors import Conflict
 from tenantry.identity.dependencies import OPERATOR, Caller, guard
-from tenantry.ops import service
-from tenantry.ops.schemas import BackupOut, VerifyOut
+from tenantry.ops import restores, service
+from tenantry.ops.schemas import BackupOut, CloneIn, RestoreIn, RestoreOut, VerifyOut
 from tenantry.ops.store import BackupStore
 from tenantry.ops.verify import verify
 from tenantry.pages import Page, PageParams
@@ -28,6 +28,7 @@ from tenantry.settings import Settings
 from tenantry.tenants import service as tenants
 
 router = APIRouter(prefix="/v1/admin/tenants/{slug}/backups", tags=["admin: backups"])
+restore_router = APIRouter(prefix="/v1/admin/tenants/{slug}", tags=["admin: backups"])
 Db = Annotated[Database, Depends(database)]
 
 
@@ -57,8 +58,7 @@ async def list_backups(
 @router.get("/{backup_id}", response_model=BackupOut, **guard(OPERATOR))
 async def show_backup(slug: SlugRef, backup_id: uuid.UUID, operator: Caller, db: Db) -> BackupOut:
     async with db.control() as session:
-        tenant = await tenants.get(session, slug=slug)
-        backup = await service.get_backup(session, tenant_id=tenant.id, backup_id=backup_id)
+        _, backup = await service.backup_of(session, slug=slug, backup_id=backup_id)
     return BackupOut.model_validate(backup)
 
 
@@ -72,10 +72,7 @@ async def verify_backup(
 ) -> VerifyOut:
     """Fetch the archive from the store and check it: checksums, manifest, audit chain."""
     async with db.control() as session:
-        tenant = await tenants.get(session, slug=slug)
-        backup = await service.get_backup(session, tenant_id=tenant.id, backup_id=backup_id)
-    if backup.status != "done":
-        raise Conflict(f"Backup {backup_id} is {backup.status}.", code="backup-not-done")
+        _, backup = await service.backup_of(session, slug=slug, backup_id=backup_id, done=True)
     with tempfile.TemporaryDirectory(prefix="tenantry-verify-") as scratch:
         path = await BackupStore.of(settings).fetch(
             backup.archive, Path(scratch) / Path(backup.archive).name
@@ -83,3 +80,43 @@ async def verify_backup(
         # Hashing a large archive is CPU work: off the event loop.
         report = await asyncio.to_thread(verify, path, manifest_sha256=backup.manifest_sha256)
     return VerifyOut.of(report)
+
+
+@restore_router.post(
+    "/restores", status_code=status.HTTP_202_ACCEPTED, response_model=RestoreOut, **guard(OPERATOR)
+)
+async def request_restore(slug: SlugRef, body: RestoreIn, operator: Caller, db: Db) -> RestoreOut:
+    """Replace the tenant's data with a backup's: verified, after a safety backup, in one swap."""
+    async with db.control() as session:
+        record = await restores.request_restore(
+            session, slug=slug, backup_id=body.backup_id, actor=operator.audit_name
+        )
+    return RestoreOut.model_validate(record)
+
+
+@restore_router.post(
+    "/clones", status_code=status.HTTP_202_ACCEPTED, response_model=RestoreOut, **guard(OPERATOR)
+)
+async def request_clone(slug: SlugRef, body: CloneIn, operator: Caller, db: Db) -> RestoreOut:
+    """A new tenant holding a copy of one of this tenant's backups, every id renumbered."""
+    async with db.control() as session:
+        record = await restores.request_clone(
+            session,
+            slug=slug,
+            backup_id=body.backup_id,
+            new_slug=body.slug,
+            name=body.name,
+            actor=operator.audit_name,
+        )
+    return RestoreOut.model_validate(record)
+
+
+@restore_router.get("/restores/{restore_id}", response_model=RestoreOut, **guard(OPERATOR))
+async def show_restore(
+    slug: SlugRef, restore_id: uuid.UUID, operator: Caller, db: Db
+) -> RestoreOut:
+    """A restore or clone asked of this tenant, with its stage and rows put back so far."""
+    async with db.control() as session:
+        tenant = await tenants.get(session, slug=slug)
+        record = await restores.get_restore(session, tenant_id=tenant.id, restore_id=restore_id)
+    return RestoreOut.model_validate(record)

@@ -43,7 +43,10 @@ class Backup(Base):
 
 
 class Restore(Base):
-    """A restore into a tenant (`replace`) or a clone into a new one (`clone`)."""
+    """A restore into a tenant (`replace`) or a clone into a new one (`clone`).
+
+    `tenant` is the tenant restored, or for a clone asked through the API the tenant whose
+    backup it copies (the record stays with it; `slug` names the new tenant)."""
 
     __tablename__ = "restores"
 
@@ -61,3 +64,6 @@ class Restore(Base):
     requested_by: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(TS, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(TS)
+    # Asked through the API: the backup it restores, and a clone's name for its new tenant.
+    backup: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("backups.id"))
+    clone_name: Mapped[str | None] = mapped_column(Text)

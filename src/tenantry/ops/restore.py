@@ -36,8 +36,13 @@ class SchemaMismatch(Conflict):
 
 
 async def check_revision(session: AsyncSession, archive: Archive) -> str:
+    return await check_revision_of(session, revision=archive.manifest["revision"])
+
+
+async def check_revision_of(session: AsyncSession, *, revision: str | None) -> str:
+    """Refuse data from another schema revision, saying which one it needs."""
     current = await session.scalar(text("SELECT version_num FROM alembic_version"))
-    wanted = archive.manifest["revision"]
+    wanted = revision
     if wanted != current:
         raise SchemaMismatch(
             f"The archive was taken at schema revision {wanted}; this database is at {current}. "

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tenantry.api_types import Name
 from tenantry.ops.verify import Report
 from tenantry.tenants.schemas import Slug
 
@@ -50,21 +51,37 @@ class RestoreIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     backup_id: uuid.UUID = Field(description="A finished backup of this tenant.")
-    as_slug: Slug | None = Field(
-        default=None, description="Clone into a new tenant with this slug instead of replacing."
+
+
+class CloneIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    backup_id: uuid.UUID = Field(description="A finished backup of this tenant.")
+    slug: Slug = Field(description="The new tenant's slug (not taken by any tenant).")
+    name: Name | None = Field(
+        default=None, description="The new tenant's name (default: the source's)."
     )
 
 
 class RestoreOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(from_attributes=True, populate_by_name=True)
 
     id: uuid.UUID
-    slug: str
+    slug: str = Field(description="The tenant restored, or a clone's new tenant.")
     mode: Literal["replace", "clone"]
     archive: str
+    backup_id: uuid.UUID | None = Field(
+        default=None, validation_alias="backup", description="The backup it was asked from."
+    )
     source_slug: str | None
-    status: str
-    progress: dict[str, int]
+    status: Literal["queued", "running", "done", "failed"]
+    stage: str = Field(
+        description="queued, fetching, verifying, safety-backup, swapping or copying, done"
+        " (retrying between attempts)."
+    )
+    progress: dict[str, int] = Field(description="Rows put back so far, per table.")
     safety_backup: uuid.UUID | None
+    error: str | None
+    requested_by: str
     created_at: datetime
     finished_at: datetime | None

@@ -3,15 +3,18 @@ API, the workflow's activity and the CLI.
 
 A backup is a record (`backups`) and an archive in the backup store. The API requests one (the
 record and the workflow's start commit together, through the outbox) and the worker takes it;
-the CLI takes one in its own process, with a progress bar. Restores and clones run where they
-are asked for, as a few transactions: verify, a safety backup of the target, then one
-transaction that swaps the rows (all or nothing).
+the CLI takes one in its own process, with a progress bar. Restores and clones run in the CLI's
+process or in the worker (asked through the admin API: see `restores.py`), as a few
+transactions: verify, a safety backup of the target, then one transaction that swaps the rows
+(all or nothing).
 """
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -73,8 +76,9 @@ async def new_backup(
     actor: str,
     kind: str = "manual",
     cadence: str | None = None,
+    backup_id: uuid.UUID | None = None,
 ) -> Backup:
-    backup_id = uuid.uuid4()
+    backup_id = backup_id or uuid.uuid4()
     backup = Backup(
         id=backup_id,
         tenant=tenant.id,
@@ -123,6 +127,40 @@ async def get_backup(
     if backup is None:
         raise NotFound(f"No backup {backup_id} of this tenant.")
     return backup
+
+
+async def backup_of(
+    session: AsyncSession, *, slug: str, backup_id: uuid.UUID, done: bool = False
+) -> tuple[Tenant, Backup]:
+    """The tenant and its backup (404 for another tenant's, like an unknown one); with `done`,
+    refuse one that is not finished."""
+    tenant = await tenants.get(session, slug=slug)
+    backup = await get_backup(session, tenant_id=tenant.id, backup_id=backup_id)
+    if done and backup.status != "done":
+        raise Conflict(f"Backup {backup_id} is {backup.status}.", code="backup-not-done")
+    return tenant, backup
+
+
+async def record_scheduled(
+    db: Database, *, tenant_id: uuid.UUID, backup_id: uuid.UUID, cadence: str, schedule: str
+) -> Backup:
+    """The record of a schedule's backup, made once: a retry finds the one it made."""
+    async with db.control() as session:
+        backup = await session.get(Backup, backup_id)
+        if backup is not None:
+            return backup
+        slug = await session.scalar(select(Tenant.slug).where(Tenant.id == tenant_id))
+        if slug is None:
+            raise NotFound(f"No tenant {tenant_id}.")
+        tenant = await tenants.get_live(session, slug=slug)
+        return await new_backup(
+            session,
+            tenant=tenant,
+            actor=f"schedule:{schedule}",
+            kind="scheduled",
+            cadence=cadence,
+            backup_id=backup_id,
+        )
 
 
 async def list_backups(
@@ -210,6 +248,19 @@ def check(path: Path, *, manifest_sha256: str | None = None) -> Report:
     return report
 
 
+Stage = Callable[..., Awaitable[None]]
+
+
+async def _no_stage(name: str, **fields: Any) -> None:
+    return None
+
+
+async def verified(path: Path, *, manifest_sha256: str | None = None) -> Archive:
+    """The archive, once every checksum in it held (hashing is CPU work: off the loop)."""
+    await asyncio.to_thread(check, path, manifest_sha256=manifest_sha256)
+    return Archive.open(path)
+
+
 async def restore(
     db: Database,
     store: BackupStore,
@@ -218,10 +269,17 @@ async def restore(
     slug: str,
     actor: str,
     progress: Progress | None = None,
+    manifest_sha256: str | None = None,
+    record_id: uuid.UUID | None = None,
+    safety_id: uuid.UUID | None = None,
+    stage: Stage = _no_stage,
 ) -> Restore:
-    """Replace the tenant's rows with the archive's: verify, safety backup, swap in one go."""
-    check(path)
-    archive = Archive.open(path)
+    """Replace the tenant's rows with the archive's: verify, safety backup, swap in one go.
+
+    `record_id`, `safety_id` and `stage` are the workflow's: the record it updates, the safety
+    backup an earlier attempt took, and where each step is reported."""
+    await stage("verifying")
+    archive = await verified(path, manifest_sha256=manifest_sha256)
     async with db.control() as session:
         target = await tenants.get_live(session, slug=slug)
     if archive.manifest["tenant"]["id"] != str(target.id):
@@ -229,14 +287,19 @@ async def restore(
             f"The archive is of tenant '{archive.manifest['tenant']['slug']}', not '{slug}': "
             "clone it into a new tenant instead (--as NEW_SLUG)."
         )
-    safety = await take_backup(db, store, slug=slug, actor=actor, kind="safety")
+    if safety_id is None:
+        await stage("safety-backup")
+        safety_id = (await take_backup(db, store, slug=slug, actor=actor, kind="safety")).id
+    await stage("swapping", safety_backup=safety_id)
     async with db.control() as session:
         tenant = await tenants.get_live(session, slug=slug)
         restored = await rows.replace(
             session, archive=archive, tenant_id=tenant.id, progress=progress
         )
-        record = await _record(session, tenant, archive, actor, "replace", restored, safety.id)
-        await _audit(session, tenant, actor, "tenant.restored", archive, restored, safety.id)
+        record = await _record(
+            session, tenant, archive, actor, "replace", restored, safety_id, record_id
+        )
+        await _audit(session, tenant, actor, "tenant.restored", archive, restored, safety_id)
     return record
 
 
@@ -250,20 +313,25 @@ async def clone(
     name: str | None = None,
     expect_source: str | None = None,
     progress: Progress | None = None,
+    manifest_sha256: str | None = None,
+    record_id: uuid.UUID | None = None,
+    stage: Stage = _no_stage,
 ) -> tuple[Restore, rows.IdMap]:
-    """A new tenant `new_slug` holding the archive's data, every id renumbered."""
-    check(path)
-    archive = Archive.open(path)
+    """A new tenant `new_slug` holding the archive's data, every id renumbered: the tenant and
+    its rows commit together or not at all."""
+    await stage("verifying")
+    archive = await verified(path, manifest_sha256=manifest_sha256)
     source = archive.manifest["tenant"]
     if expect_source is not None and source["slug"] != expect_source:
         raise OtherTenant(f"The archive is of tenant '{source['slug']}', not '{expect_source}'.")
+    await stage("copying")
     async with db.control() as session:
         data = TenantCreate(slug=new_slug, name=name or source["name"], tier=source["tier"])
         tenant = await tenants.create(session, data=data, actor=actor, settings=settings)
         copied, mapping = await rows.clone(
             session, archive=archive, tenant_id=tenant.id, progress=progress
         )
-        record = await _record(session, tenant, archive, actor, "clone", copied, None)
+        record = await _record(session, tenant, archive, actor, "clone", copied, None, record_id)
         await _audit(session, tenant, actor, "tenant.cloned", archive, copied, None)
     return record, mapping
 
@@ -276,22 +344,27 @@ async def _record(
     mode: str,
     counts: dict[str, int],
     safety: uuid.UUID | None,
+    record_id: uuid.UUID | None = None,
 ) -> Restore:
-    record = Restore(
-        id=uuid.uuid4(),
-        tenant=tenant.id,
-        slug=tenant.slug,
-        mode=mode,
-        archive=archive.path.name,
-        source_slug=archive.manifest["tenant"]["slug"],
-        status="done",
-        stage="done",
-        progress=counts,
-        safety_backup=safety,
-        requested_by=actor,
-        finished_at=utcnow(),
-    )
-    session.add(record)
+    """The restore's record, done: a new one, or the workflow's own (a clone's stays with the
+    tenant it was asked of, and its slug names the new tenant)."""
+    record = None if record_id is None else await session.get(Restore, record_id)
+    if record is None:
+        record = Restore(
+            id=uuid.uuid4(),
+            tenant=tenant.id,
+            slug=tenant.slug,
+            mode=mode,
+            archive=archive.path.name,
+            requested_by=actor,
+        )
+        session.add(record)
+    record.source_slug = archive.manifest["tenant"]["slug"]
+    record.status = record.stage = "done"
+    record.progress = counts
+    record.safety_backup = safety
+    record.error = None
+    record.finished_at = utcnow()
     await session.flush()
     return record
 

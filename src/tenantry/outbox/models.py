@@ -1,5 +1,6 @@
 """Outbox messages, the slots of `workflows_in_flight`, paused workflows and activity effects:
-all tenant-owned, under forced RLS like every other tenant table."""
+all tenant-owned, under forced RLS like every other tenant table. And `schedule_syncs`, the
+control plane's one outbox: a tenant's backup schedules owed a sync with Temporal."""
 
 from __future__ import annotations
 
@@ -7,7 +8,17 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Identity, Integer, Text, Uuid, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Integer,
+    Text,
+    Uuid,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -67,3 +78,17 @@ class ActivityEffect(TenantOwned, Base):
     key: Mapped[str] = mapped_column(Text, primary_key=True)
     result: Mapped[dict[str, Any]] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(TS, default=utcnow)
+
+
+class ScheduleSync(Base):
+    """A tenant whose backup schedules are owed a sync with Temporal, from the commit that wrote
+    it (created, tier changed, suspended, resumed, deleted). Control plane, named `tenant`: a
+    deletion's purge must not take the sync that removes the deleted tenant's schedules."""
+
+    __tablename__ = "schedule_syncs"
+
+    tenant: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("tenants.id"), primary_key=True)
+    requested_at: Mapped[datetime] = mapped_column(TS, server_default=text("clock_timestamp()"))
+    due_at: Mapped[datetime] = mapped_column(TS, server_default=text("clock_timestamp()"))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)

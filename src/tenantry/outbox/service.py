@@ -8,9 +8,10 @@ import uuid
 from typing import Any
 
 from sqlalchemy import delete, exists, select, text
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tenantry.outbox.models import OutboxMessage, PausedWorkflow
+from tenantry.outbox.models import OutboxMessage, PausedWorkflow, ScheduleSync
 from tenantry.tenants.models import Tenant
 
 CHANNEL = "tenantry_outbox"  # NOTIFYed by a trigger on every new message, with the tenant's id
@@ -176,3 +177,18 @@ async def resume_paused(session: AsyncSession, *, tenant_id: uuid.UUID) -> int:
         await signal(session, tenant_id=tenant_id, workflow_id=workflow_id, name="resume")
     await wake(session, tenant_id=tenant_id)  # messages held while suspended may go too
     return len(paused)
+
+
+async def sync_schedules(session: AsyncSession, *, tenant_id: uuid.UUID) -> None:
+    """The tenant's backup schedules follow its state once this transaction commits: the relay's
+    chore reads the tenant then (tier, status) and makes Temporal's schedules match."""
+    now = text("clock_timestamp()")
+    await session.execute(
+        insert(ScheduleSync)
+        .values(tenant=tenant_id, requested_at=now, due_at=now, attempts=0)
+        .on_conflict_do_update(
+            index_elements=[ScheduleSync.tenant],
+            set_={"requested_at": now, "due_at": now, "attempts": 0, "error": None},
+        )
+    )
+    await wake(session, tenant_id=CHORES)

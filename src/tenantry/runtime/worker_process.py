@@ -1,6 +1,6 @@
 """The worker process of `tenantry run`: every tenant's workflows and activities, the outbox relay,
-and the owner's upkeep (HNSW promotion), away from the API processes. `tenantry worker` runs the
-same loop alone.
+and the owner's upkeep (a backup schedule sync at start, HNSW promotion), away from the API
+processes. `tenantry worker` runs the same loop alone.
 
 It runs at a lower CPU priority (nice 10): on a machine it shares with the API, tenant work
 waits for requests, not the other way round. A signal stops it within its grace period whatever
@@ -36,6 +36,7 @@ from tenantry.observability.metrics import DB_POOL_SIZE, REGISTRY
 from tenantry.observability.pool import watch_pool
 from tenantry.observability.temporal_sdk import SdkMetrics
 from tenantry.observability.tenant_labels import TENANTS
+from tenantry.ops import schedules
 from tenantry.runtime.children import die_with_parent, tell_ready
 from tenantry.runtime.worker_health import WorkerHealth
 from tenantry.settings import Settings, get_settings
@@ -117,7 +118,9 @@ async def serve(
         )
         running = asyncio.create_task(worker.run())
         relaying = asyncio.create_task(relay.run())
-        upkeeping = asyncio.create_task(_upkeep(settings) if upkeep else stopping.wait())
+        upkeeping = asyncio.create_task(
+            _upkeep(settings, db, client) if upkeep else stopping.wait()
+        )
         if health is not None:
             health.polling = True
         log.info("worker running", task_queue=task_queue)
@@ -163,8 +166,14 @@ def _serve_metrics(settings: Settings) -> None:
         log.warning("worker metrics not served", port=port, error=error.strerror)
 
 
-async def _upkeep(settings: Settings) -> None:
-    """Owner-side upkeep: tenants that grew get their own HNSW index."""
+async def _upkeep(settings: Settings, db: Database, client) -> None:
+    """Owner-side upkeep: the backup schedules synced once at start (whatever changed while no
+    worker ran), and tenants that grew get their own HNSW index."""
+    try:
+        synced = await schedules.sync_all(db, client, settings)
+        log.info("backup schedules synced", **{what: len(ids) for what, ids in synced.items()})
+    except Exception:  # the relay's chore and `tenantry backup schedules sync` remain
+        log.exception("backup schedule sync failed")
     while True:
         try:
             await asyncio.to_thread(

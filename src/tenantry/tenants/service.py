@@ -4,7 +4,8 @@ Functions take a session and never commit, except `delete`, which is two transac
 (mark `deleting`, then purge and mark `deleted`) so that a failed purge can be repeated.
 
 One lifecycle in every store: suspending holds the tenant's outbox and pauses its workflows'
-background steps (they wait for a `resume` signal, written when it is resumed); deleting purges
+background steps (they wait for a `resume` signal, written when it is resumed) and its backup
+schedules (each change of tier or status owes Temporal a schedule sync); deleting purges
 its rows (its data key with them: its Temporal payloads become unreadable) and leaves a receipt
 whose clean-up (terminate its workflows, drop its HNSW index) the relay carries out.
 """
@@ -83,6 +84,7 @@ async def create(
     session.add(tenant)
     await session.flush()
     await _audit(session, tenant, actor, "tenant.created", None)
+    await outbox.sync_schedules(session, tenant_id=tenant.id)
     return tenant
 
 
@@ -113,6 +115,8 @@ async def update(session: AsyncSession, *, slug: str, data: TenantUpdate, actor:
     if snapshot(tenant) != before:
         tenant.updated_at = utcnow()
         await _audit(session, tenant, actor, "tenant.updated", before)
+    if tenant.tier != before["tier"]:  # its backup cadences are its tier's
+        await outbox.sync_schedules(session, tenant_id=tenant.id)
     return tenant
 
 
@@ -135,6 +139,7 @@ async def delete(db: Database, *, slug: str, actor: str) -> tuple[Tenant, dict[s
             tenant.status = "deleting"
             tenant.updated_at = utcnow()
             await _audit(session, tenant, actor, "tenant.deleting", before)
+            await outbox.sync_schedules(session, tenant_id=tenant.id)  # no more backups
     async with db.control() as session:
         tenant = await get(session, slug=slug, for_update=True)
         if tenant.status != "deleting":
@@ -185,6 +190,7 @@ async def _set_status(session: AsyncSession, slug: str, status: str, actor: str)
     tenant.updated_at = utcnow()
     action = "tenant.suspended" if status == "suspended" else "tenant.resumed"
     await _audit(session, tenant, actor, action, before)
+    await outbox.sync_schedules(session, tenant_id=tenant.id)  # paused while suspended
     if status == "active":
         await outbox.resume_paused(session, tenant_id=tenant.id)
     return tenant

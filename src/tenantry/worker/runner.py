@@ -21,7 +21,8 @@ from tenantry.knowledge.activities import KnowledgeActivities
 from tenantry.knowledge.embeddings import Embedder
 from tenantry.knowledge.workflows import IngestDocument
 from tenantry.ops.activities import OpsActivities
-from tenantry.ops.workflows import BackupTenant
+from tenantry.ops.schedules import SyncSchedules
+from tenantry.ops.workflows import BackupTenant, RestoreTenant
 from tenantry.outbox.activities import OutboxActivities
 from tenantry.outbox.chores import Prune
 from tenantry.outbox.relay import Relay
@@ -30,7 +31,7 @@ from tenantry.tenants.cleanup import DeletionCleanup
 from tenantry.worker.client import connect
 from tenantry.worker.retry import RetryTransactions
 
-WORKFLOWS = [IngestDocument, IncidentWorkflow, DeliverWebhook, BackupTenant]
+WORKFLOWS = [IngestDocument, IncidentWorkflow, DeliverWebhook, BackupTenant, RestoreTenant]
 # The relay's own calls give up fast: it retries on its own schedule, and must notice an outage.
 RELAY_RETRY = RetryConfig(max_retries=2, max_elapsed_time_millis=3000)
 
@@ -75,6 +76,7 @@ async def build_relay(
     )
     chores = [
         DeletionCleanup(db, client, admin_url=admin_url, keys=keys),
+        SyncSchedules(db, client, settings),
         Prune(db),
         AnchorMovedHeads(db, every_seconds=ANCHOR_EVERY_SECONDS),
     ]
