@@ -163,7 +163,10 @@ class Supervisor:
             self.devserver.launch()
             self.registry.record("temporal", self.devserver.process.pid, "the Temporal dev server")
             address = asyncio.run(self.devserver.start_launched())
-            self.settings = settings = settings.model_copy(update={"temporal_address": address})
+            started = {"temporal_address": address}
+            if self.devserver.ui_url and not settings.temporal_ui_url:
+                started["temporal_ui_url"] = self.devserver.ui_url  # the console links into it
+            self.settings = settings = settings.model_copy(update=started)
         plan = plan_processes(settings, redis_binary())
         if plan.note:
             typer.echo(plan.note)
@@ -206,6 +209,8 @@ class Supervisor:
             env["TENANTRY_TEMPORAL_ADDRESS"] = settings.temporal_address
         if settings.redis_url:
             env["TENANTRY_REDIS_URL"] = settings.redis_url
+        if settings.temporal_ui_url:
+            env["TENANTRY_TEMPORAL_UI_URL"] = settings.temporal_ui_url
         # Every child counts into files here; whichever API process answers /metrics adds them
         # up (see observability.exposition). Emptied at each start: counters begin at zero.
         metrics = settings.home / "metrics"
