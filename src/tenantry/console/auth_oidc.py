@@ -7,9 +7,7 @@ the console's own callback, whose answer is a console session rather than the to
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from tenantry.api_types import SlugRef
@@ -35,19 +33,11 @@ async def start(tenant: SlugRef, request: Request, db: Db, settings: Config) -> 
 
 @router.get("/callback", **guard(PUBLIC))
 async def callback(
-    tenant: SlugRef,
-    request: Request,
-    db: Db,
-    settings: Config,
-    code: Annotated[str | None, Query(max_length=2000)] = None,
-    state: Annotated[str | None, Query(max_length=500)] = None,
-    error: Annotated[str | None, Query(max_length=200)] = None,
+    tenant: SlugRef, request: Request, db: Db, settings: Config, answer: oidc_api.Answer
 ) -> Response:
     """A console session for the signed-in user; a refusal is shown on the sign-in page."""
     try:
-        outcome = await oidc_api.finish(
-            request, db, settings, slug=tenant, code=code, state=state, error=error
-        )
+        outcome = await oidc_api.finish(request, db, settings, slug=tenant, answer=answer)
         tokens = answer_of(outcome)
     except AppError as refused:
         return await auth.refused(request, db, tenant=tenant, error=refused)

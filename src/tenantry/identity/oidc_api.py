@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
@@ -73,18 +74,24 @@ async def begin(
     return response
 
 
+@dataclass
+class ProviderAnswer:
+    """What the provider sends the browser back with: a code and our state, or an error."""
+
+    code: Annotated[str | None, Query(max_length=2000)] = None
+    state: Annotated[str | None, Query(max_length=500)] = None
+    error: Annotated[str | None, Query(max_length=200)] = None
+
+
+Answer = Annotated[ProviderAnswer, Depends()]
+
+
 async def finish(
-    request: Request,
-    db: Database,
-    settings: Settings,
-    *,
-    slug: str,
-    code: str | None,
-    state: str | None,
-    error: str | None,
+    request: Request, db: Database, settings: Settings, *, slug: str, answer: ProviderAnswer
 ) -> Outcome:
     """The provider's answer redeemed, verified and turned into a sign-in (or its refusal)."""
     app = request.app.state
+    code, state, error = answer.code, answer.state, answer.error
     if error is not None:
         raise oidc.SignInRefused(f"The identity provider refused the sign-in ({error}).")
     if not code or not state:
@@ -149,16 +156,9 @@ async def start(tenant: SlugRef, request: Request, db: Db, settings: Config) -> 
     **guard(PUBLIC, 400, 401, 403, 409, 504),
 )
 async def callback(
-    tenant: SlugRef,
-    request: Request,
-    db: Db,
-    settings: Config,
-    code: Annotated[str | None, Query(max_length=2000)] = None,
-    state: Annotated[str | None, Query(max_length=500)] = None,
-    error: Annotated[str | None, Query(max_length=200)] = None,
+    tenant: SlugRef, request: Request, db: Db, settings: Config, answer: Answer
 ) -> TokenOut:
-    outcome = await finish(request, db, settings, slug=tenant, code=code, state=state, error=error)
-    return answer_of(outcome)
+    return answer_of(await finish(request, db, settings, slug=tenant, answer=answer))
 
 
 @router.get("/v1/sso/oidc", response_model=OidcConfigOut, **guard(Permission.SSO_MANAGE, 404))
