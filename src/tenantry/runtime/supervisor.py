@@ -163,10 +163,9 @@ class Supervisor:
             self.devserver.launch()
             self.registry.record("temporal", self.devserver.process.pid, "the Temporal dev server")
             address = asyncio.run(self.devserver.start_launched())
-            started = {"temporal_address": address}
-            if self.devserver.ui_url and not settings.temporal_ui_url:
-                started["temporal_ui_url"] = self.devserver.ui_url  # the console links into it
-            self.settings = settings = settings.model_copy(update=started)
+            self.settings = settings = with_local_temporal(
+                settings, address=address, ui_url=self.devserver.ui_url
+            )
         plan = plan_processes(settings, redis_binary())
         if plan.note:
             typer.echo(plan.note)
@@ -458,3 +457,12 @@ def serve(settings: Settings, *, services: bool = True) -> int:
     except RuntimeError as error:
         typer.echo(f"tenantry run: {error}", err=True)
         return 1
+
+
+def with_local_temporal(settings: Settings, *, address: str, ui_url: str | None) -> Settings:
+    """The settings the children get once the local Temporal is up: its address, and its UI
+    for the console's links unless one is named already (`TENANTRY_TEMPORAL_UI_URL`)."""
+    started = {"temporal_address": address}
+    if ui_url and not settings.temporal_ui_url:
+        started["temporal_ui_url"] = ui_url
+    return settings.model_copy(update=started)
