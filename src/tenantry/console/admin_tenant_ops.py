@@ -75,9 +75,8 @@ async def backups_list(request: Request, slug: str, operator: Caller, db: Db) ->
 @router.post("/backups", **guard(OPERATOR))
 async def request_backup(request: Request, slug: str, operator: Caller, db: Db) -> Response:
     backup = await backups_api.request_backup(slug, operator, db)
-    return render.done(
-        request, f"/console/admin/tenants/{slug}#backups", f"Backup {backup.id} requested."
-    )
+    # No `#backups`: htmx's redirect to the same page with only a fragment would not reload it.
+    return render.done(request, f"/console/admin/tenants/{slug}", f"Backup {backup.id} requested.")
 
 
 @router.post("/backups/{backup_id}/verify", **guard(OPERATOR))
