@@ -558,18 +558,42 @@ async def test_every_route_for_every_caller(
                     f"{label}: {response.status_code} (wanted {want}) {response.text[:200]}"
                 )
                 continue
-            a_should_not_change = response.status_code >= 400 or caller == "b_admin"
-            if (
-                a_should_not_change
-                and permission != "public"
-                and snapshot(admin_sql, world.a.id) != before
-            ):
-                failures.append(f"{label}: changed tenant A's rows")
-            if caller == "b_admin":
-                leaked = [i for i in world.a_identifiers if i in answer_without_echo(response)]
-                if leaked:
-                    failures.append(f"{label}: returned tenant A's data {leaked}")
+            failures += isolation_failures(
+                label,
+                response.status_code,
+                caller=caller,
+                permission=permission,
+                world=world,
+                admin_sql=admin_sql,
+                before=before,
+                shown=answer_without_echo(response),
+            )
     assert not failures, "\n".join(failures)
+
+
+def isolation_failures(
+    label: str,
+    status: int,
+    *,
+    caller: str,
+    permission: str,
+    world: World,
+    admin_sql,
+    before: str,
+    shown: str,
+) -> list[str]:
+    """What a call that got its wanted status still did wrong: changed tenant A's rows when it
+    must not (refused, or made by tenant B's admin or by nobody; a public route may record its
+    own attempt), or showed tenant B's admin any of A's identifiers."""
+    failures = []
+    must_not_change = status >= 400 or caller in ("b_admin", "none")
+    if must_not_change and permission != "public" and snapshot(admin_sql, world.a.id) != before:
+        failures.append(f"{label}: changed tenant A's rows")
+    if caller == "b_admin":
+        leaked = [i for i in world.a_identifiers if i in shown]
+        if leaked:
+            failures.append(f"{label}: showed tenant A's data {leaked}")
+    return failures
 
 
 def answer_without_echo(response) -> str:

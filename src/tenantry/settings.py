@@ -125,6 +125,13 @@ class Settings(BaseSettings):
         le=65535,
         description="Port of that UI; unset: `temporal_port` + 1000, as Temporal's CLI does.",
     )
+    temporal_ui_url: str | None = Field(
+        default=None,
+        max_length=2000,
+        pattern=r"^https?://",
+        description="The Temporal UI operators open (the console links a tenant's workflows "
+        "there); `tenantry run` sets it to the UI it starts. Unset: no link.",
+    )
     run_worker: bool = Field(default=True, description="`tenantry run` also runs a worker.")
     api_processes: int = Field(
         default_factory=lambda: os.cpu_count() or 1,

@@ -1,8 +1,9 @@
 """The console in a real browser (Debian's Chromium, headless) against a real API process.
 
 An operator creates the first operator account with the bootstrap token, signs in, creates a
-tenant, adds its admin, sets a limit, changes a configuration value and rolls it back, and
-suspends and resumes the tenant. The tenant's admin adds a user and an API key, uploads a
+tenant, adds its admin, sets a limit, changes a configuration value and rolls it back, suspends
+and resumes the tenant, backs it up and verifies the backup, looks at its health, and deletes
+another tenant and follows the deletion to its end. The tenant's admin adds a user and an API key, uploads a
 document and finds it, and approves an incident's proposal. The admin of another tenant sees
 none of it. Every page visited passes axe-core's checks of labels, titles, landmarks and names;
 the main pages are saved as screenshots under test-artifacts/console/.
@@ -161,9 +162,32 @@ async def _scenario(browser, api, token, slug, other, ops_email, admin_a, admin_
     await expect(ops.locator("#tenant-status")).to_have_text("active")
     await ops.get_by_role("link", name="Verify the chain").click()
     await expect(ops.locator("#chain")).to_contain_text("is intact")
+
+    # A backup: requested, followed while htmx polls its section, then verified in the page.
+    await submit(ops, "Back up now")
+    await expect(ops.locator(".flash")).to_contain_text("requested")
+    await expect(ops.locator("#backups .status").first).to_have_text("done")
+    await ops.get_by_role("button", name=re.compile("^Verify the backup of")).first.click()
+    await expect(ops.locator("#backup-report")).to_contain_text("verified")
+    await accessible(ops)
+    await ops.locator("#backups").screenshot(path=artifact("console", "operator-backups.png"))
+    await visit(ops, f"{tenant_page}/health", shot="operator-health")
+    await expect(ops.locator("#health table").first).to_contain_text("1h")
     await visit(ops, tenant_page, shot="operator-tenant")
     await ops.screenshot(path=artifact("console", "readme-operator-tenant.png"))  # the first screen
     await visit(ops, f"{api}/console/admin/tenants", shot="operator-tenants")
+
+    # A tenant deleted with its typed confirmation: its deletion's progress, polled to the end.
+    doomed = f"bd-{uuid.uuid4().hex[:8]}"
+    await ops.get_by_label("Handle").fill(doomed)
+    await ops.get_by_label("Name", exact=True).fill(f"Tenant {doomed}")
+    await submit(ops, "Create tenant")
+    await ops.get_by_text("Delete this tenant").click()
+    await ops.get_by_label("Type").fill(doomed)
+    await ops.get_by_role("button", name=f"Delete {doomed}").click()
+    await expect(ops).to_have_url(f"{api}/console/admin/tenants/{doomed}/deletion")
+    await expect(ops.locator("#deletion-status")).to_have_text("complete")
+    await visit(ops, ops.url, shot="operator-deletion")
 
     # Tenant A's admin -----------------------------------------------------------
     a = await (await browser.new_context(viewport={"width": 1280, "height": 900})).new_page()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
@@ -54,19 +56,15 @@ async def patch_config(
     request: Request,
     patch: Annotated[JsonObject, Body(description="A JSON Merge Patch (RFC 7396).")],
 ) -> EffectiveOut:
-    policy = await policy_of(request, subject.tenant.id)
-    async with db.tenant(subject.tenant.id) as session:
-        await service.patch_tenant(
-            session,
-            tenant_id=subject.tenant.id,
-            tier=subject.tenant.tier,
-            cache_prefix=policy.cache_prefix,
-            patch=patch,
-            author=subject.audit_name,
-            settings=settings,
-            limits=policy.operator_limits,
-        )
-    forget_cached(request, policy.cache_prefix)
+    await new_version(
+        request,
+        db,
+        settings,
+        tenant_id=subject.tenant.id,
+        tier=subject.tenant.tier,
+        author=subject.audit_name,
+        patch=patch,
+    )
     return await _effective(db, subject)
 
 
@@ -105,17 +103,48 @@ async def diff_versions(
 async def rollback(
     body: RollbackIn, subject: Caller, db: Db, settings: Config, request: Request
 ) -> EffectiveOut:
-    policy = await policy_of(request, subject.tenant.id)
-    async with db.tenant(subject.tenant.id) as session:
-        await service.rollback_tenant(
+    await new_version(
+        request,
+        db,
+        settings,
+        tenant_id=subject.tenant.id,
+        tier=subject.tenant.tier,
+        author=subject.audit_name,
+        to_version=body.version,
+    )
+    return await _effective(db, subject)
+
+
+async def new_version(
+    request: Request,
+    db: Database,
+    settings: Settings,
+    *,
+    tenant_id: uuid.UUID,
+    tier: str,
+    author: str,
+    patch: dict[str, Any] | None = None,
+    to_version: int | None = None,
+) -> int:
+    """A new version of the tenant's configuration, from a merge `patch` or a rollback
+    `to_version`, within the operator's limits; every process's cached copy is dropped after
+    the commit. The API's and the console's writes, for a tenant admin or an operator."""
+    policy = await policy_of(request, tenant_id)
+    write = (
+        functools.partial(service.patch_tenant, patch=patch)
+        if to_version is None
+        else functools.partial(service.rollback_tenant, to_version=to_version)
+    )
+    async with db.tenant(tenant_id) as session:
+        row = await write(
             session,
-            tenant_id=subject.tenant.id,
-            tier=subject.tenant.tier,
+            tenant_id=tenant_id,
+            tier=tier,
             cache_prefix=policy.cache_prefix,
-            to_version=body.version,
-            author=subject.audit_name,
+            author=author,
             settings=settings,
             limits=policy.operator_limits,
         )
+        version = row.version
     forget_cached(request, policy.cache_prefix)
-    return await _effective(db, subject)
+    return version

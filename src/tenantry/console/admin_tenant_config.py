@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
+from tenantry.config import api as config_api
 from tenantry.console import config_actions, render
 from tenantry.console.common import Config, Db, FormText, merge_patch, tenant_by_slug
 from tenantry.identity.dependencies import OPERATOR, Caller, guard
@@ -26,14 +27,14 @@ async def change(
     value: FormText = "",
 ) -> Response:
     tenant = await tenant_by_slug(db, slug)
-    version = await config_actions.change(
+    version = await config_api.new_version(
         request,
         db,
         settings,
         tenant_id=tenant.id,
         tier=tenant.tier,
-        patch=merge_patch(path, value),
         author=operator.audit_name,
+        patch=merge_patch(path, value),
     )
     return render.done(
         request, f"/console/admin/tenants/{slug}", f"{path} changed: version {version}."
@@ -45,14 +46,14 @@ async def rollback(
     request: Request, slug: str, operator: Caller, db: Db, settings: Config, version: Version
 ) -> Response:
     tenant = await tenant_by_slug(db, slug)
-    new = await config_actions.roll_back(
+    new = await config_api.new_version(
         request,
         db,
         settings,
         tenant_id=tenant.id,
         tier=tenant.tier,
-        to_version=version,
         author=operator.audit_name,
+        to_version=version,
     )
     return render.done(
         request,

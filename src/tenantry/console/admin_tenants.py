@@ -13,7 +13,7 @@ from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
 from tenantry.config import service as config_service
-from tenantry.console import extensions, lists, render
+from tenantry.console import admin_tenant_ops, extensions, lists, render
 from tenantry.console.common import (
     Config,
     Db,
@@ -102,6 +102,7 @@ async def tenant_page(request: Request, slug: str, operator: Caller, db: Db) -> 
         days = await limits_service.daily_usage(session, tenant_id=tenant.id, start=start, end=end)
     versions = await lists.config_versions(db, tenant.id, None, size=10)
     events = await lists.audit_events(operator, db, tenant.slug, None, size=10)
+    backups = await admin_tenant_ops.recent_backups(db, tenant)
     return render.page(
         request,
         "admin/tenant.html",
@@ -116,6 +117,9 @@ async def tenant_page(request: Request, slug: str, operator: Caller, db: Db) -> 
         tiers=tuple(TIERS),
         temporal_link=extensions.temporal_ui_link(request.app, tenant.slug),
         sections=await extensions.tenant_sections(request, tenant),
+        backups=backups,
+        running=admin_tenant_ops.any_running(backups),
+        health=await admin_tenant_ops.health_of(db, tenant),
     )
 
 
@@ -159,7 +163,9 @@ async def delete(
             errors=[{"field": "form.confirm", "message": "does not match the tenant's handle"}],
         )
     await tenants_api.delete_tenant(slug, operator, db)
-    return render.done(request, "/console/admin/tenants", f"Tenant {slug} deleted.")
+    return render.done(
+        request, f"/console/admin/tenants/{slug}/deletion", f"Tenant {slug} deleted."
+    )
 
 
 @router.post("/{slug}/users", **guard(OPERATOR))

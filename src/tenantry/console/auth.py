@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
 from tenantry.api_support import database, settings_of
-from tenantry.console import extensions, render
+from tenantry.console import render
 from tenantry.console import session as sessions
 from tenantry.console.forms import parse, safe_next
 from tenantry.db.session import Database
@@ -24,10 +24,17 @@ from tenantry.identity import access_tokens, bootstrap, operators
 from tenantry.identity import admin_api as operator_api
 from tenantry.identity import api as identity_api
 from tenantry.identity import sessions as identity_sessions
+from tenantry.identity.authn import Authenticator
 from tenantry.identity.dependencies import PUBLIC, Caller, guard
-from tenantry.identity.models import LdapConfig
+from tenantry.identity.models import LdapConfig, OidcConfig
 from tenantry.identity.permissions import Permission
-from tenantry.identity.schemas import LdapLoginIn, LoginIn, OperatorCreate, OperatorLoginIn
+from tenantry.identity.schemas import (
+    LdapLoginIn,
+    LoginIn,
+    OperatorCreate,
+    OperatorLoginIn,
+    TokenOut,
+)
 from tenantry.settings import Settings
 from tenantry.tenancy.subjects import current_subject
 from tenantry.tenants.models import Tenant
@@ -64,7 +71,13 @@ async def _methods(db: Database, slug: str | None) -> list[str]:
         return ["password"]
     async with db.tenant(tenant_id) as session:
         ldap = await session.get(LdapConfig, tenant_id)
-    return ["password", "ldap"] if ldap is not None and ldap.enabled else ["password"]
+        oidc = await session.get(OidcConfig, tenant_id)
+    methods = ["password"]
+    if ldap is not None and ldap.enabled:
+        methods.append("ldap")
+    if oidc is not None and oidc.enabled:
+        methods.append("oidc")
+    return methods
 
 
 def _sign_in_page(
@@ -90,7 +103,7 @@ def _sign_in_page(
         next_url=next_url,
         problem=problem,
         email=email,
-        oidc_url=extensions.oidc_start_url(request.app, tenant) if tenant else None,
+        oidc_url=f"/console/oidc/{tenant}/start" if "oidc" in methods else None,
     )
 
 
@@ -122,15 +135,11 @@ async def sign_in(
             request, db, settings, tenant=tenant, method=method, who=email, password=password
         )
     except AppError as error:
-        return _sign_in_page(
-            request,
-            methods=await _methods(db, tenant),
-            tenant=tenant,
-            next_url=next_url,
-            problem=error.to_problem(request.url.path),
-            status_code=error.status,
-            email=email,
+        return await refused(
+            request, db, tenant=tenant, error=error, next_url=next_url, email=email
         )
+    if not tenant:
+        tokens = await _operator_session(request, db, tokens.access_token)
     session = sessions.signed_in(
         kind="user" if tenant else "operator",
         access_token=tokens.access_token,
@@ -140,6 +149,39 @@ async def sign_in(
     )
     sessions.replace_session(request, session)
     return RedirectResponse(next_url, status_code=303)
+
+
+async def _operator_session(request: Request, db: Database, access_token: str) -> TokenOut:
+    """An operator's console session: a revocable operator token lasting as long as a tenant
+    user's session, in place of the bare access token their login hands out (and which could
+    not be renewed: operators get no refresh token)."""
+    claims = access_tokens.decode(request.app.state.signing_key, access_token)
+    async with db.control() as session:
+        token = await operators.open_session(
+            session, operator_id=claims.subject_id, hours=sessions.SESSION_HOURS
+        )
+    return TokenOut(access_token=token, expires_in=sessions.SESSION_HOURS * 3600)
+
+
+async def refused(
+    request: Request,
+    db: Database,
+    *,
+    tenant: str,
+    error: AppError,
+    next_url: str = "/console",
+    email: str = "",
+) -> HTMLResponse:
+    """The sign-in page again, with why the sign-in was refused (whichever way it was tried)."""
+    return _sign_in_page(
+        request,
+        methods=await _methods(db, tenant),
+        tenant=tenant,
+        next_url=next_url,
+        problem=error.to_problem(request.url.path),
+        status_code=error.status,
+        email=email,
+    )
 
 
 async def _login(
@@ -171,8 +213,12 @@ async def sign_out(request: Request, subject: Caller, db: Db) -> Response:
 
 
 @router.post("/admin/logout", **guard("operator"))
-async def operator_sign_out(request: Request) -> Response:
-    """Operators' logins issue a bare access token: forgetting the cookie is all there is."""
+async def operator_sign_out(request: Request, db: Db) -> Response:
+    """The session's operator token is revoked: the cookie, even if kept, opens nothing."""
+    current = sessions.current(request)
+    if current is not None and current.access_token:
+        async with db.control() as session:
+            await operators.close_session(session, token=current.access_token)
     return _signed_out(request)
 
 
@@ -190,16 +236,6 @@ async def setup_form(request: Request) -> HTMLResponse:
     return render.page(request, "setup.html")
 
 
-async def _operator_behind(session, token: str, settings: Settings):
-    """The operator a token stands for: the bootstrap token, or an operator's access token."""
-    if access_tokens.looks_like_jwt(token):
-        claims = access_tokens.decode(access_tokens.signing_key(settings), token)
-        if claims is None or claims.kind != "operator":
-            return None
-        return await operators.authenticate_jwt(session, operator_id=claims.subject_id)
-    return await operators.authenticate_token(session, token=token)
-
-
 @router.post("/setup", **guard(PUBLIC))
 async def setup(
     request: Request,
@@ -212,10 +248,10 @@ async def setup(
 ) -> Response:
     """The first operator, created with the bootstrap token as `POST /v1/admin/operators` is."""
     data = parse(OperatorCreate, email=email, name=name, password=password)
+    caller = await Authenticator(request.app.state).subject_of(token.strip())
+    if caller is None or not caller.is_operator:
+        raise Forbidden("That is not a valid bootstrap or operator token.")
     async with db.control() as session:
-        caller = await _operator_behind(session, token.strip(), settings)
-        if caller is None:
-            raise Forbidden("That is not a valid bootstrap or operator token.")
         operator = await operators.create(session, data=data)
     bootstrap.discard_file(settings.home)  # spent now, as the API's own creation does
     return render.done(

@@ -3,10 +3,8 @@
 Each is looked up at the moment a page is drawn, so a feature merged later appears without a
 change here once it provides its hook; until then its section is left out of the page.
 
-- Temporal UI: `Settings.temporal_ui_url`, when the platform has that setting and it is set.
-- OIDC sign-in: `app.state.console_oidc_start(slug) -> url | None`, a start URL whose callback
-  hands its tokens to a console session.
-- A tenant's backups and moves, and its health and SLO: `app.state.console_tenant_sections`, a
+- Temporal UI: `Settings.temporal_ui_url`, when it is set.
+- More sections of a tenant's page (its moves, say): `app.state.console_tenant_sections`, a
   list of `async (request, tenant) -> Section | None`.
 """
 
@@ -18,6 +16,8 @@ from urllib.parse import quote
 
 from fastapi import FastAPI
 from starlette.requests import Request
+
+from tenantry.worker.devserver import tenant_workflows_url
 
 
 @dataclass(frozen=True)
@@ -35,19 +35,13 @@ SectionLoader = Callable[[Request, object], Awaitable[Section | None]]
 
 
 def temporal_ui_link(app: FastAPI, slug: str) -> str | None:
-    """The Temporal UI's workflow list filtered to the tenant, by its `TenantId` attribute."""
+    """The Temporal UI's workflow list filtered to the tenant (its `TenantId` attribute), at
+    `Settings.temporal_ui_url`; None where no UI is named, rather than a link that goes nowhere."""
     settings = app.state.settings
-    base = getattr(settings, "temporal_ui_url", None)
-    if not base:
+    if not settings.temporal_ui_url:
         return None
-    query = quote(f'TenantId="{slug}"', safe="")
     namespace = quote(settings.temporal_namespace, safe="")
-    return f"{str(base).rstrip('/')}/namespaces/{namespace}/workflows?query={query}"
-
-
-def oidc_start_url(app: FastAPI, slug: str) -> str | None:
-    start = getattr(app.state, "console_oidc_start", None)
-    return start(slug) if callable(start) else None
+    return tenant_workflows_url(settings.temporal_ui_url.rstrip("/"), slug, namespace)
 
 
 async def tenant_sections(request: Request, tenant) -> list[Section]:

@@ -73,6 +73,8 @@ class ConsoleGateway:
         session = sessions.decode(cookie, key)
         if session is None or not session.signed_in:
             return session, False
+        if not access_tokens.looks_like_jwt(session.access_token):
+            return session, False  # an operator's session token: authentication reads it fresh
         if access_tokens.decode(key, session.access_token) is not None:
             return session, False
         if session.refresh_token is None:

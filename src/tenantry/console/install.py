@@ -11,9 +11,11 @@ from fastapi.staticfiles import StaticFiles
 from tenantry.console import (
     admin_platform,
     admin_tenant_config,
+    admin_tenant_ops,
     admin_tenant_records,
     admin_tenants,
     auth,
+    auth_oidc,
     tenant_config,
     tenant_home,
     tenant_incidents,
@@ -29,8 +31,10 @@ from tenantry.identity.dependencies import PUBLIC, guard
 STATIC = Path(__file__).parent / "static"
 PAGES = (
     auth,
+    auth_oidc,
     admin_tenants,
     admin_tenant_config,
+    admin_tenant_ops,
     admin_tenant_records,
     admin_platform,
     tenant_home,

@@ -10,8 +10,9 @@ The cookie is HttpOnly, SameSite=Lax, Secure when the console is served over HTT
 `/console`. It also carries a random CSRF token, which every unsafe request must echo (a form
 field or the `X-CSRF-Token` header htmx sends).
 
-A session ends at the earlier of `SESSION_HOURS` after sign-in and, for operators (whose logins
-issue no refresh token), their access token's expiry.
+A session ends `SESSION_HOURS` after sign-in. A tenant user's access token is renewed with the
+refresh token; an operator's session holds a revocable operator token of that same lifetime
+(operators have no refresh tokens), which logout revokes.
 """
 
 from __future__ import annotations

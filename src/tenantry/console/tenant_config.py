@@ -8,6 +8,7 @@ from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
 from tenantry.api_support import policy_of
+from tenantry.config import api as config_api
 from tenantry.console import config_actions, lists, render
 from tenantry.console.common import Config, Db, FormText, config_rows, merge_patch
 from tenantry.identity.dependencies import Caller, guard
@@ -41,14 +42,14 @@ async def change(
     path: Annotated[str, Form(max_length=200)],
     value: FormText = "",
 ) -> Response:
-    version = await config_actions.change(
+    version = await config_api.new_version(
         request,
         db,
         settings,
         tenant_id=subject.tenant.id,
         tier=subject.tenant.tier,
-        patch=merge_patch(path, value),
         author=subject.audit_name,
+        patch=merge_patch(path, value),
     )
     return render.done(request, "/console/config", f"{path} changed: version {version}.")
 
@@ -61,14 +62,14 @@ async def rollback(
     settings: Config,
     version: Annotated[int, Form(ge=0)],
 ) -> Response:
-    new = await config_actions.roll_back(
+    new = await config_api.new_version(
         request,
         db,
         settings,
         tenant_id=subject.tenant.id,
         tier=subject.tenant.tier,
-        to_version=version,
         author=subject.audit_name,
+        to_version=version,
     )
     return render.done(
         request, "/console/config", f"Rolled back to version {version}: now version {new}."

@@ -77,15 +77,7 @@ async def remove_user(request: Request, user_id: uuid.UUID, subject: Caller, db:
 async def key_list(
     request: Request, subject: Caller, db: Db, cursor: lists.Cursor = None
 ) -> HTMLResponse:
-    found = await lists.api_keys(subject, db, cursor)
-    return render.page(
-        request,
-        "tenant/api_keys.html",
-        keys=found.items,
-        next_cursor=found.next_cursor,
-        scopes=tuple(SCOPE_PERMISSIONS),
-        created=None,
-    )
+    return await _keys_page(request, subject, db, cursor)
 
 
 @router.post("/api-keys", **guard(Permission.API_KEYS_MANAGE))
@@ -100,11 +92,16 @@ async def create_key(
     created = await api_keys_api.create_key(
         parse(ApiKeyCreate, name=name.strip(), scopes=scopes), subject, db, request
     )
-    found = await lists.api_keys(subject, db, None)
+    return await _keys_page(request, subject, db, None, created=created)
+
+
+async def _keys_page(request: Request, subject, db, cursor, *, created=None) -> HTMLResponse:
+    """The keys, a page at a time; with `created`, its secret too (201: shown this once)."""
+    found = await lists.api_keys(subject, db, cursor)
     return render.page(
         request,
         "tenant/api_keys.html",
-        status_code=201,
+        status_code=200 if created is None else 201,
         keys=found.items,
         next_cursor=found.next_cursor,
         scopes=tuple(SCOPE_PERMISSIONS),

@@ -17,7 +17,13 @@ from starlette.types import Scope
 from tenantry.db.session import Database
 from tenantry.errors import Forbidden, TenantRestoring, TenantSuspended
 from tenantry.identity import access_tokens, operators
-from tenantry.identity.credentials import Credential, credential_of, refusal_of, refuse
+from tenantry.identity.credentials import (
+    Credential,
+    credential_of,
+    parse,
+    refusal_of,
+    refuse,
+)
 from tenantry.identity.tokens import API_KEY_PREFIX, TenantSecret, digest, same_digest
 from tenantry.tenancy.context import TenantRef
 from tenantry.tenancy.subjects import Subject
@@ -82,6 +88,10 @@ class Authenticator:
         if subject is None:
             refuse(scope, refusal_of(credential, self.state.signing_key))
         return subject
+
+    async def subject_of(self, token: str) -> Subject | None:
+        """Whom a bare token stands for, exactly as a request bearing it is authenticated."""
+        return await self._resolve({}, parse(token, self.state.signing_key))
 
     async def _resolve(self, scope: Scope, credential: Credential) -> Subject | None:
         db: Database = self.state.db

@@ -63,6 +63,11 @@ def _read(headers: Headers, signing_key: str) -> Credential | None:
     token = headers.get("x-api-key") or bearer_token(headers)
     if not token:
         return None
+    return parse(token, signing_key)
+
+
+def parse(token: str, signing_key: str) -> Credential:
+    """What kind of credential `token` is (an API key, a JWT, verified, or an opaque token)."""
     if token.startswith(API_KEY_PREFIX):
         return Credential(token, api_key=parse_tenant_secret(API_KEY_PREFIX, token))
     if access_tokens.looks_like_jwt(token):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
@@ -35,22 +36,19 @@ def callback_path(slug: str) -> str:
     return f"/v1/auth/oidc/{slug}/callback"
 
 
-def redirect_uri(request: Request, settings: Settings, slug: str) -> str:
+def redirect_uri(request: Request, settings: Settings, slug: str, path: str | None = None) -> str:
     base = settings.public_url or str(request.base_url)
-    return base.rstrip("/") + callback_path(slug)
+    return base.rstrip("/") + (path or callback_path(slug))
 
 
-@router.get(
-    "/v1/auth/oidc/{tenant}/start",
-    status_code=status.HTTP_302_FOUND,
-    response_class=RedirectResponse,
-    responses={302: {"description": "To the tenant's identity provider."}},
-    **guard(PUBLIC, 504),
-)
-async def start(tenant: SlugRef, request: Request, db: Db, settings: Config) -> RedirectResponse:
+async def begin(
+    request: Request, db: Database, settings: Settings, *, slug: str, callback: str
+) -> RedirectResponse:
+    """To the tenant's provider, with this browser's cookie for `callback` (the API's or the
+    console's: the same flow ends in tokens or in a console session)."""
     state = request.app.state
     async with db.control() as session:
-        _, conn = await oidc.connection(session, slug=tenant, secrets_key=state.oidc_secrets_key)
+        _, conn = await oidc.connection(session, slug=slug, secrets_key=state.oidc_secrets_key)
     try:
         async with state.egress_gate.slot(conn.tenant_id):
             metadata = await state.oidc_providers.metadata(conn.issuer)
@@ -61,14 +59,14 @@ async def start(tenant: SlugRef, request: Request, db: Db, settings: Config) -> 
             session,
             conn=conn,
             authorization_endpoint=metadata["authorization_endpoint"],
-            redirect_uri=redirect_uri(request, settings, tenant),
+            redirect_uri=redirect_uri(request, settings, slug, callback),
         )
     response = RedirectResponse(url, status_code=status.HTTP_302_FOUND)
     response.set_cookie(
         COOKIE,
         browser,
         max_age=oidc.SIGN_IN_SECONDS,
-        path=callback_path(tenant),
+        path=callback,
         secure=request.url.scheme == "https",
         httponly=True,
         samesite="lax",  # sent on the provider's top-level redirect back, not on other sites' posts
@@ -76,28 +74,30 @@ async def start(tenant: SlugRef, request: Request, db: Db, settings: Config) -> 
     return response
 
 
-@router.get(
-    "/v1/auth/oidc/{tenant}/callback",
-    response_model=TokenOut,
-    response_model_exclude_none=True,
-    **guard(PUBLIC, 400, 401, 403, 409, 504),
-)
-async def callback(
-    tenant: SlugRef,
-    request: Request,
-    db: Db,
-    settings: Config,
-    code: Annotated[str | None, Query(max_length=2000)] = None,
-    state: Annotated[str | None, Query(max_length=500)] = None,
-    error: Annotated[str | None, Query(max_length=200)] = None,
-) -> TokenOut:
+@dataclass
+class ProviderAnswer:
+    """What the provider sends the browser back with: a code and our state, or an error."""
+
+    code: Annotated[str | None, Query(max_length=2000)] = None
+    state: Annotated[str | None, Query(max_length=500)] = None
+    error: Annotated[str | None, Query(max_length=200)] = None
+
+
+Answer = Annotated[ProviderAnswer, Depends()]
+
+
+async def finish(
+    request: Request, db: Database, settings: Settings, *, slug: str, answer: ProviderAnswer
+) -> Outcome:
+    """The provider's answer redeemed, verified and turned into a sign-in (or its refusal)."""
     app = request.app.state
+    code, state, error = answer.code, answer.state, answer.error
     if error is not None:
         raise oidc.SignInRefused(f"The identity provider refused the sign-in ({error}).")
     if not code or not state:
         raise MalformedRequest("The provider's answer has no code or no state.")
     async with db.control() as session:
-        _, conn = await oidc.connection(session, slug=tenant, secrets_key=app.oidc_secrets_key)
+        _, conn = await oidc.connection(session, slug=slug, secrets_key=app.oidc_secrets_key)
         pending = await oidc.take(
             session, conn=conn, state=state, browser=request.cookies.get(COOKIE)
         )
@@ -122,24 +122,43 @@ async def callback(
     attempt = oidc.sign_in_from(conn, claims)
     quota = (await policy_of(request, conn.tenant_id)).limits.users
     async with db.control() as session:
-        live, current = await oidc.connection(
-            session, slug=tenant, secrets_key=app.oidc_secrets_key
-        )
+        live, current = await oidc.connection(session, slug=slug, secrets_key=app.oidc_secrets_key)
         if current.issuer != conn.issuer or live.id != conn.tenant_id:
             raise oidc.SignInRefused("The tenant's identity provider changed during this sign-in.")
         if live.status == "suspended":
-            outcome = Outcome(failure="tenant-suspended")
-        else:
-            outcome = await sign_in(
-                session,
-                tenant=live,
-                attempt=attempt,
-                by=current.by,
-                users_quota=quota,
-                settings=settings,
-                key=app.signing_key,
-            )
-    return answer_of(outcome)
+            return Outcome(failure="tenant-suspended")
+        return await sign_in(
+            session,
+            tenant=live,
+            attempt=attempt,
+            by=current.by,
+            users_quota=quota,
+            settings=settings,
+            key=app.signing_key,
+        )
+
+
+@router.get(
+    "/v1/auth/oidc/{tenant}/start",
+    status_code=status.HTTP_302_FOUND,
+    response_class=RedirectResponse,
+    responses={302: {"description": "To the tenant's identity provider."}},
+    **guard(PUBLIC, 504),
+)
+async def start(tenant: SlugRef, request: Request, db: Db, settings: Config) -> RedirectResponse:
+    return await begin(request, db, settings, slug=tenant, callback=callback_path(tenant))
+
+
+@router.get(
+    "/v1/auth/oidc/{tenant}/callback",
+    response_model=TokenOut,
+    response_model_exclude_none=True,
+    **guard(PUBLIC, 400, 401, 403, 409, 504),
+)
+async def callback(
+    tenant: SlugRef, request: Request, db: Db, settings: Config, answer: Answer
+) -> TokenOut:
+    return answer_of(await finish(request, db, settings, slug=tenant, answer=answer))
 
 
 @router.get("/v1/sso/oidc", response_model=OidcConfigOut, **guard(Permission.SSO_MANAGE, 404))

@@ -7,8 +7,9 @@ creating operators: the way in for the first one, closed once that one exists.
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.db.base import utcnow
@@ -18,12 +19,13 @@ from tenantry.identity import access_tokens, bootstrap
 from tenantry.identity.models import Operator, OperatorToken
 from tenantry.identity.passwords import check_policy, hash_password, verify_password
 from tenantry.identity.schemas import OperatorCreate, TokenOut
-from tenantry.identity.tokens import digest
+from tenantry.identity.tokens import OPERATOR_PREFIX, digest, new_secret
 from tenantry.settings import Settings
 from tenantry.tenancy.subjects import Subject
 
 BOOTSTRAP = bootstrap.NAME
 OPERATORS = Keyset("operators", (Operator.email, Operator.id))
+SESSION_TOKEN_NAME = "session:"  # then a random id: one row per signed-in browser
 
 
 async def create(session: AsyncSession, *, data: OperatorCreate) -> Operator:
@@ -73,10 +75,10 @@ async def authenticate_token(session: AsyncSession, *, token: str) -> Subject | 
     if row is None:
         return None
     now = utcnow()
-    if row.operator_id is None and (
-        not bootstrap.usable(row, now) or await bootstrap.operators_exist(session)
-    ):
-        return None  # past its 24 hours, or the first operator exists
+    if not bootstrap.usable(row, now):
+        return None  # past its expiry (a bootstrap token's 24 hours, a session's end)
+    if row.operator_id is None and await bootstrap.operators_exist(session):
+        return None  # the first operator exists
     # Written at most once a minute, so authenticating is not a write on every request.
     if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
         row.last_used_at = now
@@ -93,3 +95,37 @@ async def authenticate_jwt(session: AsyncSession, *, operator_id: uuid.UUID) -> 
     if operator is None or operator.status != "active":
         return None
     return Subject(kind="operator", id=operator.id, name=operator.email, role="operator")
+
+
+async def open_session(session: AsyncSession, *, operator_id: uuid.UUID, hours: float) -> str:
+    """An opaque, revocable token for one signed-in browser, valid `hours`.
+
+    Operators have no refresh tokens (those are tenant-owned rows, under a tenant's RLS): a
+    session that outlives the access token is an operator token of its own instead, read fresh on
+    every request like any other (a disabled operator is refused at once) and revoked by logout.
+    """
+    token = new_secret(OPERATOR_PREFIX)
+    session.add(
+        OperatorToken(
+            name=f"{SESSION_TOKEN_NAME}{uuid.uuid4()}",
+            token_hash=digest(token),
+            operator_id=operator_id,
+            expires_at=utcnow() + timedelta(hours=hours),
+        )
+    )
+    await session.flush()
+    return token
+
+
+async def close_session(session: AsyncSession, *, token: str) -> bool:
+    """Revoke a session token from `open_session` (never another kind); whether one was open."""
+    result = await session.execute(
+        update(OperatorToken)
+        .where(
+            OperatorToken.token_hash == digest(token),
+            OperatorToken.name.startswith(SESSION_TOKEN_NAME),
+            OperatorToken.revoked_at.is_(None),
+        )
+        .values(revoked_at=utcnow())
+    )
+    return result.rowcount > 0

@@ -10,7 +10,7 @@ from sqlalchemy import delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tenantry.outbox.models import WorkflowSlot
+from tenantry.outbox.models import OutboxMessage, WorkflowSlot
 
 # One reserver per tenant at a time; only the relay takes it, once per transaction.
 LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended('tenantry:slots:' || :tid, 0))")
@@ -54,3 +54,19 @@ async def holders(session: AsyncSession, *, tenant_id: uuid.UUID) -> list[str]:
             select(WorkflowSlot.workflow_id).where(WorkflowSlot.tenant_id == tenant_id)
         )
     )
+
+
+async def use(session: AsyncSession, *, tenant_id: uuid.UUID) -> tuple[int, int]:
+    """(workflows holding one of the tenant's slots, starts still waiting in the outbox)."""
+    in_flight = await session.scalar(
+        select(func.count()).where(WorkflowSlot.tenant_id == tenant_id)
+    )
+    queued = await session.scalar(
+        select(func.count()).where(
+            OutboxMessage.tenant_id == tenant_id,
+            OutboxMessage.kind == "start",
+            OutboxMessage.counts_in_flight.is_(True),
+            OutboxMessage.delivered_at.is_(None),
+        )
+    )
+    return int(in_flight or 0), int(queued or 0)

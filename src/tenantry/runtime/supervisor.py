@@ -163,7 +163,9 @@ class Supervisor:
             self.devserver.launch()
             self.registry.record("temporal", self.devserver.process.pid, "the Temporal dev server")
             address = asyncio.run(self.devserver.start_launched())
-            self.settings = settings = settings.model_copy(update={"temporal_address": address})
+            self.settings = settings = with_local_temporal(
+                settings, address=address, ui_url=self.devserver.ui_url
+            )
         plan = plan_processes(settings, redis_binary())
         if plan.note:
             typer.echo(plan.note)
@@ -206,6 +208,8 @@ class Supervisor:
             env["TENANTRY_TEMPORAL_ADDRESS"] = settings.temporal_address
         if settings.redis_url:
             env["TENANTRY_REDIS_URL"] = settings.redis_url
+        if settings.temporal_ui_url:
+            env["TENANTRY_TEMPORAL_UI_URL"] = settings.temporal_ui_url
         # Every child counts into files here; whichever API process answers /metrics adds them
         # up (see observability.exposition). Emptied at each start: counters begin at zero.
         metrics = settings.home / "metrics"
@@ -453,3 +457,12 @@ def serve(settings: Settings, *, services: bool = True) -> int:
     except RuntimeError as error:
         typer.echo(f"tenantry run: {error}", err=True)
         return 1
+
+
+def with_local_temporal(settings: Settings, *, address: str, ui_url: str | None) -> Settings:
+    """The settings the children get once the local Temporal is up: its address, and its UI
+    for the console's links unless one is named already (`TENANTRY_TEMPORAL_UI_URL`)."""
+    started = {"temporal_address": address}
+    if ui_url and not settings.temporal_ui_url:
+        started["temporal_ui_url"] = ui_url
+    return settings.model_copy(update=started)
