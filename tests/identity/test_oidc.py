@@ -275,6 +275,10 @@ async def test_connection_settings_that_cannot_be_used_are_a_422_naming_the_fiel
     for field, value in (
         ("client_id", "ten\x00antry"),
         ("client_secret", "sec\x00ret"),
+        ("issuer", "https://idp.exam\x00ple.com/"),
+        ("role_claim", "gro\x00ups"),
+        ("role_map", {"e\x00ng": "member"}),
+        ("enabled", "yes"),
         ("issuer", "http://idp.example.com"),  # plain http to a host the operator did not list
         ("issuer", "https://idp.example.com/?x=1"),
         ("allowed_domains", ["not a domain"]),
@@ -284,3 +288,9 @@ async def test_connection_settings_that_cannot_be_used_are_a_422_naming_the_fiel
         assert any(e["field"].startswith(f"body.{field}") for e in refused.json()["errors"])
     assert (await client.get("/v1/sso/oidc", headers=headers)).status_code == 404
     assert (await client.put("/v1/sso/oidc", json=good, headers=headers)).status_code == 200
+    refused = await client.post(
+        f"/v1/users/{owner.id}/identities",
+        json={"source": "oidc", "subject": "sub\x00ject"},
+        headers=headers,
+    )
+    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "body.subject"
