@@ -3,8 +3,6 @@ two ways to verify a chain."""
 
 from __future__ import annotations
 
-import json
-
 import psycopg
 import pytest
 from typer.testing import CliRunner
@@ -14,6 +12,7 @@ from tenantry.cli.main import app as cli
 from tenantry.db.urls import libpq_dsn
 from tenantry.tenants import service as tenants
 from tenantry.tenants.schemas import TenantUpdate
+from tests.conftest import cli_json
 
 
 @pytest.fixture
@@ -40,4 +39,4 @@ async def verify(db, tenant):
 
 def cli_verify(slug: str) -> tuple[int, dict]:
     result = CliRunner().invoke(cli, ["audit", "verify", slug])
-    return result.exit_code, json.loads(result.stdout)
+    return result.exit_code, cli_json(result.stdout)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 from datetime import UTC
 
 from psycopg import errors
@@ -18,6 +17,7 @@ from tenantry.cli.main import app as cli
 from tenantry.tenants import service as tenants
 from tenantry.tenants.schemas import TenantUpdate
 from tests.audit.conftest import cli_verify, verify
+from tests.conftest import cli_json
 
 
 def newest_anchor(admin_sql, tenant) -> tuple:
@@ -44,7 +44,7 @@ async def test_verify_holds_across_a_rotation_and_a_forged_anchor_still_fails(
 
     rotated = await asyncio.to_thread(CliRunner().invoke, cli, ["audit", "rotate-key"])
     assert rotated.exit_code == 0, rotated.output
-    version = json.loads(rotated.stdout)
+    version = cli_json(rotated.stdout)
     assert version["previous_key_id"] >= old[5] and version["key_id"] > version["previous_key_id"]
 
     # The anchor signed before the rotation is the newest one still: it verifies under its key.
