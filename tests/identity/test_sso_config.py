@@ -8,25 +8,12 @@ import json
 import pytest
 
 from tests.conftest import bearer, login
+from tests.test_cross_tenant_matrix import LDAP_CONFIG, OIDC_CONFIG
 
-LDAP = {
-    "server_url": "ldap://127.0.0.1:1",
-    "base_dn": "dc=example,dc=org",
-    "bind_template": "uid={username},dc=example,dc=org",
-    "group_role_map": {"staff": "member"},
-}
-OIDC = {
-    "issuer": "https://idp.example.com",
-    "client_id": "tenantry-sso-config",
-    "client_secret": "sso-config-client-secret",
-    "allowed_domains": ["example.com"],
-    "role_claim": "groups",
-    "role_map": {"staff": "member"},
-}
 CHANGED = {"ldap": ("base_dn", "dc=example,dc=com"), "oidc": ("client_id", "renamed-client")}
 
 
-@pytest.mark.parametrize("source, connection", [("ldap", LDAP), ("oidc", OIDC)])
+@pytest.mark.parametrize("source, connection", [("ldap", LDAP_CONFIG), ("oidc", OIDC_CONFIG)])
 async def test_a_connection_is_created_updated_and_removed_with_an_audit_of_each(
     client, make_tenant, make_user, admin_sql, source, connection
 ):
@@ -60,4 +47,4 @@ async def test_a_connection_is_created_updated_and_removed_with_an_audit_of_each
     assert before is None and after[field] == connection[field]
     assert before2 == after and after2[field] == value
     assert before3 == after2 and after3 is None
-    assert "sso-config-client-secret" not in json.dumps([r[3:] for r in rows])
+    assert OIDC_CONFIG["client_secret"] not in json.dumps([r[3:] for r in rows])
