@@ -8,8 +8,11 @@ Debian's PostgreSQL.
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 import os
 import random
+import re
 import shutil
 import tempfile
 import uuid
@@ -263,6 +266,15 @@ async def all_items(client: AsyncClient, url: str, headers: dict, **params) -> l
             return items
 
 
+def cli_json(output: str):
+    """What a CLI command printed (`emit`: indented JSON from a line of its own `{` to a line of
+    its own `}`), apart from log lines that other threads of the test process wrote to stdout
+    while the runner held it."""
+    found = re.search(r"^[{\[]\n.*?^[}\]]$", output, re.MULTILINE | re.DOTALL)
+    assert found, output
+    return json.loads(found.group())
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -310,3 +322,23 @@ def operator_config(db: Database, settings: Settings):
             )
 
     return change
+
+
+@pytest.fixture
+async def dedicated_tenant(client, make_tenant, make_user, operator_config):
+    """A tenant whose work goes to its own task queue, which only a test's `dedicated_worker`
+    serves; and its admin's headers."""
+    tenant = await make_tenant()
+    headers = bearer(
+        (await login(client, tenant, await make_user(tenant, "admin")))["access_token"]
+    )
+    await operator_config(tenant, {"features": {"dedicated_workers": True}})
+    return tenant, headers
+
+
+@pytest.fixture
+def dedicated_worker(temporal_client, stack, embedder, settings):
+    """`dedicated_worker(tenant, SomeIncidentActivities)`: see `tests.workflows`."""
+    from tests.workflows import dedicated_worker as run
+
+    return functools.partial(run, temporal_client, stack, embedder=embedder, settings=settings)

@@ -171,7 +171,7 @@ CASES: dict[tuple[str, str], Case] = {
         params=lambda w: {"tenant": w.a.slug},
         query={"code": "stolen-code", "state": "guessed-state"},
     ),
-    ("GET", "/v1/users/{user_id}/identities"): Case(200, params=user_param),
+    ("GET", "/v1/users/{user_id}/identities"): Case(200, params=user_param, query=PAGE),
     ("POST", "/v1/users/{user_id}/identities"): Case(
         201,
         params=user_param,

@@ -183,8 +183,10 @@ async def test_every_list_answers_one_page_shape(client, admin, operator_headers
         "/v1/webhooks", json={"url": "http://127.0.0.1:9/paged"}, headers=headers
     )
     assert endpoint.status_code == 201, endpoint.text
+    me = (await client.get("/v1/me", headers=headers)).json()["id"]
     for url, caller in [
         ("/v1/users", headers),
+        (f"/v1/users/{me}/identities", headers),
         ("/v1/api-keys", headers),
         ("/v1/webhooks", headers),
         (f"/v1/webhooks/{endpoint.json()['id']}/deliveries", headers),

@@ -60,11 +60,13 @@ def text(max_length: int, *, min_length: int = 0, strip: bool = False) -> Any:
     ]
 
 
-def pattern_text(pattern: str, *, max_length: int) -> Any:
+def pattern_text(pattern: str, *, max_length: int, strip: bool = False) -> Any:
     """A string matching `pattern` (which must itself exclude NUL), bounded in length."""
     if "\x00" in pattern or re.fullmatch(pattern, "\x00") is not None:
         raise ValueError("the pattern must not admit NUL")
-    return Annotated[str, StringConstraints(pattern=pattern, max_length=max_length)]
+    return Annotated[
+        str, StringConstraints(strip_whitespace=strip, pattern=pattern, max_length=max_length)
+    ]
 
 
 # Names, titles and labels people type; long free text; secrets; one-line references.

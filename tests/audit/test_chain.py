@@ -3,26 +3,11 @@
 from __future__ import annotations
 
 import psycopg
-import pytest
 
-from tenantry.audit import service as audit
 from tenantry.db.urls import libpq_dsn
 from tenantry.tenants import service as tenants
 from tenantry.tenants.schemas import TenantUpdate
-
-
-@pytest.fixture
-async def audited(db, make_tenant):
-    tenant = await make_tenant()
-    for name in ("One", "Two", "Three"):
-        async with db.control() as session:
-            await tenants.update(session, slug=tenant.slug, data=TenantUpdate(name=name), actor="t")
-    return tenant
-
-
-async def verify(db, tenant):
-    async with db.tenant(tenant.id) as session:
-        return await audit.verify(session, tenant_id=tenant.id)
+from tests.audit.conftest import verify
 
 
 def as_owner(stack, tenant, statement: str) -> None:

@@ -18,32 +18,13 @@ import psycopg
 import pytest
 from psycopg import errors
 from structlog.testing import capture_logs
-from typer.testing import CliRunner
 
 from tenantry.audit import anchors
-from tenantry.audit import service as audit
 from tenantry.audit.chain import event_digest
-from tenantry.cli.main import app as cli
 from tenantry.db.urls import libpq_dsn
 from tenantry.tenants import service as tenants
 from tenantry.tenants.schemas import TenantUpdate
-
-
-@pytest.fixture
-async def audited(db, make_tenant):
-    tenant = await make_tenant()
-    for name in ("One", "Two", "Three"):
-        async with db.control() as session:
-            await tenants.update(session, slug=tenant.slug, data=TenantUpdate(name=name), actor="t")
-    return tenant  # four events: created, then three renames
-
-
-@pytest.fixture
-def as_app(stack):
-    """The application role's own credentials, as someone who stole them would connect."""
-    with psycopg.connect(libpq_dsn(stack.app_url), autocommit=True) as conn:
-        assert conn.execute("SELECT current_user").fetchone()[0] == "tenantry_app"
-        yield conn
+from tests.audit.conftest import cli_verify, verify
 
 
 def as_app_in_tenant(conn, tenant, statement: str, params=()) -> type[Exception] | None:
@@ -71,16 +52,6 @@ def owner_tampers(stack, tenant, *statements: tuple[str, list]) -> None:
         for statement, params in statements:
             conn.execute(statement, params)
         conn.execute("ALTER TABLE audit_events ENABLE TRIGGER USER")
-
-
-def cli_verify(slug: str) -> tuple[int, dict]:
-    result = CliRunner().invoke(cli, ["audit", "verify", slug])
-    return result.exit_code, json.loads(result.stdout)
-
-
-async def verify(db, tenant):
-    async with db.tenant(tenant.id) as session:
-        return await audit.verify(session, tenant_id=tenant.id)
 
 
 def events(admin_sql, tenant) -> list[tuple[int, str]]:

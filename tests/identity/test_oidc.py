@@ -10,7 +10,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 import pytest
 
 from tenantry.identity.oidc_provider import TokenRejected
-from tests.conftest import bearer, login
+from tests.conftest import all_items, bearer, login
 from tests.identity.oidc_servers import authorize, provider, query, set_person
 
 CLIENT_SECRET = "client-secret-" + uuid.uuid4().hex
@@ -196,6 +196,41 @@ async def test_an_sso_sign_in_never_lands_on_a_local_account_unless_linked(
     assert (me["id"], me["role"]) == (str(admin.id), "member")
 
 
+async def test_a_users_identities_are_listed_a_page_at_a_time(
+    client, make_tenant, make_user, issuers
+):
+    tenant, _, owner_headers = await connect(client, make_tenant, make_user, issuers[0])
+    member = await make_user(tenant, "member")
+    url = f"/v1/users/{member.id}/identities"
+    linked = []
+    for n in range(3):
+        response = await client.post(
+            url, json={"source": "oidc", "subject": f"sub-{n}"}, headers=owner_headers
+        )
+        assert response.status_code == 201, response.text
+        linked.append(response.json()["id"])
+    first = await client.get(url, params={"limit": 2}, headers=owner_headers)
+    assert first.status_code == 200, first.text
+    page = first.json()
+    assert page["limit"] == 2 and [i["id"] for i in page["items"]] == linked[:2]
+    rest = await client.get(
+        url, params={"limit": 2, "cursor": page["next_cursor"]}, headers=owner_headers
+    )
+    assert [i["id"] for i in rest.json()["items"]] == linked[2:]
+    assert rest.json()["next_cursor"] is None
+    assert [i["subject"] for i in await all_items(client, url, owner_headers, limit=1)] == [
+        "sub-0",
+        "sub-1",
+        "sub-2",
+    ]
+    # Another list's cursor is refused, naming the field.
+    users_cursor = (
+        await client.get("/v1/users", params={"limit": 1}, headers=owner_headers)
+    ).json()["next_cursor"]
+    refused = await client.get(url, params={"cursor": users_cursor}, headers=owner_headers)
+    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "query.cursor"
+
+
 async def test_roles_from_claims_are_capped_and_the_secret_is_never_shown(
     client, make_tenant, make_user, issuers, admin_sql
 ):
@@ -240,6 +275,10 @@ async def test_connection_settings_that_cannot_be_used_are_a_422_naming_the_fiel
     for field, value in (
         ("client_id", "ten\x00antry"),
         ("client_secret", "sec\x00ret"),
+        ("issuer", "https://idp.exam\x00ple.com/"),
+        ("role_claim", "gro\x00ups"),
+        ("role_map", {"e\x00ng": "member"}),
+        ("enabled", "yes"),
         ("issuer", "http://idp.example.com"),  # plain http to a host the operator did not list
         ("issuer", "https://idp.example.com/?x=1"),
         ("allowed_domains", ["not a domain"]),
@@ -249,3 +288,9 @@ async def test_connection_settings_that_cannot_be_used_are_a_422_naming_the_fiel
         assert any(e["field"].startswith(f"body.{field}") for e in refused.json()["errors"])
     assert (await client.get("/v1/sso/oidc", headers=headers)).status_code == 404
     assert (await client.put("/v1/sso/oidc", json=good, headers=headers)).status_code == 200
+    refused = await client.post(
+        f"/v1/users/{owner.id}/identities",
+        json={"source": "oidc", "subject": "sub\x00ject"},
+        headers=headers,
+    )
+    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "body.subject"

@@ -7,15 +7,9 @@ import asyncio
 import dataclasses
 
 from temporalio import activity
-from temporalio.worker import Worker
 
-from tenantry.events.activities import EventActivities
-from tenantry.events.workflows import DeliverWebhook
 from tenantry.incidents.activities import IncidentActivities
 from tenantry.incidents.types import IncidentInput, Triage
-from tenantry.incidents.workflows import IncidentWorkflow
-from tenantry.outbox.activities import OutboxActivities
-from tests.conftest import bearer, login
 from tests.incidents.conftest import report, run_of
 
 
@@ -32,22 +26,9 @@ class FastClock(IncidentActivities):
 
 
 async def test_nobody_acts_so_severity_rises_and_escalations_are_emitted(
-    client,
-    make_tenant,
-    make_user,
-    temporal_client,
-    stack,
-    settings,
-    embedder,
-    admin_sql,
-    worker,
-    operator_config,
+    client, dedicated_tenant, dedicated_worker, temporal_client, admin_sql, worker
 ):
-    tenant = await make_tenant()
-    headers = bearer(
-        (await login(client, tenant, await make_user(tenant, "admin")))["access_token"]
-    )
-    await operator_config(tenant, {"features": {"dedicated_workers": True}})
+    tenant, headers = dedicated_tenant
     await client.patch(
         "/v1/config", json={"incidents": {"escalation_after_minutes": 240}}, headers=headers
     )
@@ -56,37 +37,22 @@ async def test_nobody_acts_so_severity_rises_and_escalations_are_emitted(
         json={"url": "http://127.0.0.1:9/erp", "events": ["incident.escalated"]},
         headers=headers,
     )
-    db = stack.database(pool_size=2)
-    activities = FastClock(db, embedder, settings)
-    fast = Worker(
-        temporal_client,
-        task_queue=f"tenant-{tenant.slug}-jobs",
-        workflows=[IncidentWorkflow, DeliverWebhook],
-        activities=[
-            *activities.all(),
-            *EventActivities(db, settings).all(),
-            *OutboxActivities(db).all(),
-        ],
-    )
-    try:
-        async with fast:
-            incident = await report(client, headers, severity="medium")
-            run = await run_of(temporal_client, tenant, incident["number"])
-            for _ in range(400):  # until two escalations happened (bounded)
-                state = await asyncio.wait_for(run.query("state"), 10)
-                if state["escalations"] >= 2:
-                    break
-                await asyncio.sleep(0.05)
-            # No knowledge, so nothing to approve: a person writes the resolution.
-            resolved = await client.post(
-                f"/v1/incidents/{incident['number']}/resolve",
-                json={"resolution": "Cambiado el termopar."},
-                headers=headers,
-            )
-            assert resolved.status_code == 202
-            assert await run.result() == "resolved"
-    finally:
-        await db.dispose()
+    async with dedicated_worker(tenant, FastClock) as activities:
+        incident = await report(client, headers, severity="medium")
+        run = await run_of(temporal_client, tenant, incident["number"])
+        for _ in range(400):  # until two escalations happened (bounded)
+            state = await asyncio.wait_for(run.query("state"), 10)
+            if state["escalations"] >= 2:
+                break
+            await asyncio.sleep(0.05)
+        # No knowledge, so nothing to approve: a person writes the resolution.
+        resolved = await client.post(
+            f"/v1/incidents/{incident['number']}/resolve",
+            json={"resolution": "Cambiado el termopar."},
+            headers=headers,
+        )
+        assert resolved.status_code == 202
+        assert await run.result() == "resolved"
     assert activities.seen_minutes == [240]  # the tenant's own setting reached the workflow
     assert state["escalations"] >= 2 and state["waiting_for_person"]
     done = (await client.get(f"/v1/incidents/{incident['number']}", headers=headers)).json()

@@ -9,10 +9,8 @@ import dataclasses
 
 from temporalio import activity
 from temporalio.testing import ActivityEnvironment
-from temporalio.worker import Worker
 
 from tenantry.events.activities import EventActivities
-from tenantry.events.workflows import DeliverWebhook
 from tenantry.incidents import service as incidents
 from tenantry.incidents.activities import IncidentActivities
 from tenantry.incidents.schemas import IncidentCreate
@@ -24,11 +22,6 @@ from tenantry.incidents.types import (
     ResolveInput,
     Triage,
 )
-from tenantry.incidents.workflows import IncidentWorkflow
-from tenantry.knowledge.activities import KnowledgeActivities
-from tenantry.knowledge.workflows import IngestDocument
-from tenantry.outbox.activities import OutboxActivities
-from tests.conftest import bearer, login
 from tests.incidents.conftest import BOILER, Receiver, asyncio_wait, register, report, run_of
 from tests.knowledge.conftest import add_document, ingested
 from tests.workflows import started
@@ -166,38 +159,12 @@ class FailsAfterCommit(IncidentActivities):
 
 
 async def test_steps_retried_by_temporal_after_their_commit_happen_once(
-    client,
-    make_tenant,
-    make_user,
-    temporal_client,
-    stack,
-    settings,
-    embedder,
-    admin_sql,
-    worker,
-    operator_config,
+    client, dedicated_tenant, dedicated_worker, temporal_client, admin_sql, worker
 ):
-    tenant = await make_tenant()
-    headers = bearer(
-        (await login(client, tenant, await make_user(tenant, "admin")))["access_token"]
-    )
-    await operator_config(tenant, {"features": {"dedicated_workers": True}})
+    tenant, headers = dedicated_tenant
     target = Receiver()
-    db = stack.database(pool_size=4)
-    steps = FailsAfterCommit(db, embedder, settings)
-    dedicated = Worker(
-        temporal_client,
-        task_queue=f"tenant-{tenant.slug}-jobs",
-        workflows=[IncidentWorkflow, DeliverWebhook, IngestDocument],
-        activities=[
-            *steps.all(),
-            *KnowledgeActivities(db, embedder, settings).all(),
-            *EventActivities(db, settings).all(),
-            *OutboxActivities(db).all(),
-        ],
-    )
     try:
-        async with dedicated:
+        async with dedicated_worker(tenant, FailsAfterCommit):
             await register(
                 client, headers, target, events=["incident.escalated", "incident.resolved"]
             )
@@ -222,7 +189,6 @@ async def test_steps_retried_by_temporal_after_their_commit_happen_once(
             received = await asyncio_wait(target, len(escalated) + 1)
     finally:
         target.close()
-        await db.dispose()
     # One severity step, one event and one webhook per escalation; one resolution, learned.
     assert len(escalated) == state["escalations"] >= 1
     assert [e["data"]["ordinal"] for e in escalated] == list(range(1, len(escalated) + 1))

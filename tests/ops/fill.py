@@ -58,8 +58,9 @@ async def add_chunks(db, tenant_id, *, documents: int, chunks_per_document: int,
 
 
 async def fill_through_api(client, headers) -> dict:
-    """What an admin does: a key, a config change, a webhook (for an event nothing here raises,
-    so no workflow of the session's worker writes to the tenant while a test compares it)."""
+    """What an admin does: a key, a config change, a webhook (for `document.ready`, which nothing
+    here raises: documents are written straight to the tables, never ingested, so no workflow of
+    the session's worker writes to the tenant while a test compares it)."""
     made = {}
     key = await client.post(
         "/v1/api-keys", json={"name": "erp", "scopes": ["read"]}, headers=headers

@@ -7,28 +7,20 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import uuid
 
 import pytest
 from temporalio import activity
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
-from temporalio.worker import Worker
 from typer.testing import CliRunner
 
 from tenantry.cli.main import app as cli
-from tenantry.events.activities import EventActivities
-from tenantry.events.workflows import DeliverWebhook
 from tenantry.incidents.activities import IncidentActivities
 from tenantry.incidents.types import EscalateInput, Followups, IncidentInput, Triage
-from tenantry.incidents.workflows import IncidentWorkflow
 from tenantry.keys.codec import ENCODING, TenantPayloadCodec
 from tenantry.keys.service import KeyDestroyed, TenantKeys, platform_key
-from tenantry.knowledge.activities import KnowledgeActivities
 from tenantry.knowledge.promotion import index_name, promote
-from tenantry.knowledge.workflows import IngestDocument
-from tenantry.outbox.activities import OutboxActivities
-from tests.conftest import bearer, login
+from tests.conftest import bearer, cli_json, login
 from tests.incidents.conftest import (
     BOILER,
     Receiver,
@@ -82,39 +74,18 @@ def _escalations(admin_sql, tenant) -> tuple[str, int, int]:
 
 async def test_suspend_pauses_a_due_escalation_and_resume_continues_it(
     client,
-    make_tenant,
-    make_user,
+    dedicated_tenant,
+    dedicated_worker,
     temporal_client,
-    stack,
-    settings,
-    embedder,
     admin_sql,
     operator_headers,
     worker,
-    operator_config,
 ):
-    tenant = await make_tenant()
-    headers = bearer(
-        (await login(client, tenant, await make_user(tenant, "admin")))["access_token"]
-    )
-    await operator_config(tenant, {"features": {"dedicated_workers": True}})
+    tenant, headers = dedicated_tenant
     target = Receiver()
-    db = stack.database(pool_size=4)
-    steps = Gated(db, embedder, settings)
-    dedicated = Worker(
-        temporal_client,
-        task_queue=f"tenant-{tenant.slug}-jobs",
-        workflows=[IncidentWorkflow, DeliverWebhook, IngestDocument],
-        activities=[
-            *steps.all(),
-            *KnowledgeActivities(db, embedder, settings).all(),
-            *EventActivities(db, settings).all(),
-            *OutboxActivities(db).all(),
-        ],
-    )
     admin = f"/v1/admin/tenants/{tenant.slug}"
     try:
-        async with dedicated:
+        async with dedicated_worker(tenant, Gated) as steps:
             await register(client, headers, target, events=["incident.escalated"])
             await add_document(
                 client, temporal_client, tenant, headers, title="Caldera", text=BOILER
@@ -148,7 +119,6 @@ async def test_suspend_pauses_a_due_escalation_and_resume_continues_it(
             assert await run.result() == "approved"
     finally:
         target.close()
-        await db.dispose()
     severity, events, deliveries = _escalations(admin_sql, tenant)
     assert events >= 1 and deliveries == events and severity in ("high", "critical")
     assert (
@@ -245,5 +215,5 @@ async def test_delete_terminates_workflows_and_leaves_nothing_readable(
 
     result = await asyncio.to_thread(CliRunner().invoke, cli, ["audit", "verify", tenant.slug])
     assert result.exit_code == 0, result.output
-    printed = json.loads(result.output)
+    printed = cli_json(result.output)
     assert printed["ok"] and printed["deletion"]["audit_head_hash"] == receipt["audit_head_hash"]

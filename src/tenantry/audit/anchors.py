@@ -11,12 +11,19 @@ periodically for every tenant whose head moved (`AnchorMovedHeads`, run by the r
 then catches a truncation or a rewritten tail up to the newest anchor, even one made by someone
 holding the application's credentials or more; what was appended since that anchor is guarded
 by the head alone.
+
+The key has versions (`audit_signing_keys.id`, named by every anchor as `key_id`): rotating adds
+one, which signs every anchor from then on, and each older anchor still verifies under the
+version it names, so no version is ever removed.
 """
 
 from __future__ import annotations
 
+import secrets
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -89,13 +96,42 @@ def _logged(anchor: Anchor) -> Anchor:
     return anchor
 
 
-def purge_deleted(admin_url: str, *, tenant_id: uuid.UUID) -> int:
-    """As the owner role: remove a deleted tenant's audit log (its deletion anchored the final
-    head, which the receipt and the anchors keep). How many events were removed."""
+@dataclass(frozen=True)
+class KeyVersion:
+    key_id: int
+    created_at: datetime
+    previous_key_id: int | None
+
+
+@contextmanager
+def _as_owner(admin_url: str) -> Iterator[psycopg.Connection]:
+    """A transaction as the owner role, the only one that may touch keys and purge events."""
     with psycopg.connect(libpq_dsn(admin_url), autocommit=True) as conn:
         conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(OWNER_ROLE)))
         with conn.transaction():
-            return int(conn.execute("SELECT audit_purge(%s)", [tenant_id]).fetchone()[0])
+            yield conn
+
+
+def purge_deleted(admin_url: str, *, tenant_id: uuid.UUID) -> int:
+    """As the owner role: remove a deleted tenant's audit log (its deletion anchored the final
+    head, which the receipt and the anchors keep). How many events were removed."""
+    with _as_owner(admin_url) as conn:
+        return int(conn.execute("SELECT audit_purge(%s)", [tenant_id]).fetchone()[0])
+
+
+def rotate_key(admin_url: str) -> KeyVersion:
+    """As the owner role: a new version of the signing key, used by every anchor made once this
+    commits. The key itself goes from here to the table and nowhere else (not to the log)."""
+    with _as_owner(admin_url) as conn:
+        # One rotation at a time, so each reports the version it replaced.
+        conn.execute("LOCK TABLE audit_signing_keys IN SHARE ROW EXCLUSIVE MODE")
+        previous = conn.execute("SELECT max(id) FROM audit_signing_keys").fetchone()[0]
+        key_id, created_at = conn.execute(
+            "INSERT INTO audit_signing_keys (key) VALUES (%s) RETURNING id, created_at",
+            [secrets.token_bytes(32)],
+        ).fetchone()
+    log.info("audit signing key rotated", key_id=key_id, previous_key_id=previous)
+    return KeyVersion(key_id, created_at, previous)
 
 
 class AnchorMovedHeads:

@@ -1,11 +1,15 @@
-"""`tenantry audit list TENANT` and `tenantry audit verify TENANT`: read and check a tenant's chain."""
+"""`tenantry audit list TENANT` and `tenantry audit verify TENANT`: read and check a tenant's chain;
+`tenantry audit rotate-key`: a new version of the key that signs the chains' anchors."""
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import asdict
 from typing import Annotated
 
 import typer
 
+from tenantry.audit import anchors
 from tenantry.audit import service as audit
 from tenantry.audit.schemas import AuditEventOut, ChainOut
 from tenantry.cli.common import emit, run_with_db
@@ -57,3 +61,15 @@ def list_(
         return Page[AuditEventOut](items=items, next_cursor=next_cursor, limit=limit)
 
     emit(run_with_db(work))
+
+
+@app.command("rotate-key")
+def rotate_key() -> None:
+    """Start a new version of the key that signs audit anchors.
+
+    Anchors made from now on use it; older anchors still verify under the version they name."""
+
+    async def work(db, stack):
+        return await asyncio.to_thread(anchors.rotate_key, stack.admin_url)
+
+    emit(asdict(run_with_db(work)))

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.audit import service as audit
+from tenantry.db.paging import Keyset, page
 from tenantry.errors import Conflict, Forbidden, NotFound
 from tenantry.identity import users
 from tenantry.identity.ldap import ldap_issuer
@@ -22,18 +23,22 @@ from tenantry.identity.models import LdapConfig, OidcConfig, User, UserIdentity
 from tenantry.identity.permissions import ROLE_RANK
 from tenantry.identity.schemas import IdentityLink
 
+IDENTITIES = Keyset("identities", (UserIdentity.created_at, UserIdentity.id))
+
 
 async def list_for(
-    session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid.UUID
-) -> list[UserIdentity]:
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    user_id: uuid.UUID,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[UserIdentity], str | None]:
     await users.get(session, tenant_id=tenant_id, user_id=user_id)
-    return list(
-        await session.scalars(
-            select(UserIdentity)
-            .where(UserIdentity.tenant_id == tenant_id, UserIdentity.user_id == user_id)
-            .order_by(UserIdentity.created_at, UserIdentity.id)
-        )
+    query = select(UserIdentity).where(
+        UserIdentity.tenant_id == tenant_id, UserIdentity.user_id == user_id
     )
+    return await page(session, query, keyset=IDENTITIES, cursor=cursor, limit=limit)
 
 
 async def link(

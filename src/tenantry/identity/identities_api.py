@@ -14,17 +14,27 @@ from tenantry.identity.dependencies import Caller, guard
 from tenantry.identity.permissions import Permission
 from tenantry.identity.schemas import IdentityLink, IdentityOut
 from tenantry.identity.sso_config import actor_role
+from tenantry.pages import Page, PageParams
 
 router = APIRouter(prefix="/v1/users/{user_id}/identities", tags=["users"])
 Db = Annotated[Database, Depends(database)]
 MANAGE = guard(Permission.USERS_MANAGE)
 
 
-@router.get("", response_model=list[IdentityOut], **MANAGE)
-async def list_identities(user_id: uuid.UUID, subject: Caller, db: Db) -> list[IdentityOut]:
-    async with db.tenant(subject.tenant.id) as session:
-        rows = await identities.list_for(session, tenant_id=subject.tenant.id, user_id=user_id)
-        return [IdentityOut.model_validate(row) for row in rows]
+@router.get("", response_model=Page[IdentityOut], **MANAGE)
+async def list_identities(
+    user_id: uuid.UUID, subject: Caller, db: Db, paging: PageParams
+) -> Page[IdentityOut]:
+    async with db.tenant(subject.tenant.id, readonly=True) as session:
+        rows, next_cursor = await identities.list_for(
+            session,
+            tenant_id=subject.tenant.id,
+            user_id=user_id,
+            cursor=paging.cursor,
+            limit=paging.limit,
+        )
+        items = [IdentityOut.model_validate(row) for row in rows]
+    return Page[IdentityOut](items=items, next_cursor=next_cursor, limit=paging.limit)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=IdentityOut, **MANAGE)

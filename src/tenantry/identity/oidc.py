@@ -22,7 +22,6 @@ from cryptography.exceptions import InvalidTag
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tenantry.audit import service as audit
 from tenantry.db.base import utcnow
 from tenantry.db.session import set_tenant
 from tenantry.egress.policy import EgressPolicy
@@ -32,7 +31,7 @@ from tenantry.identity.oidc_secrets import seal, unseal
 from tenantry.identity.permissions import ROLE_RANK
 from tenantry.identity.schemas import OidcConfigIn
 from tenantry.identity.sso_accounts import Configurer, SignIn
-from tenantry.identity.sso_config import check_mapping
+from tenantry.identity.sso_config import check_mapping, remove_connection, save_connection
 from tenantry.tenancy.subjects import Subject
 from tenantry.tenants.models import Tenant
 
@@ -119,46 +118,27 @@ async def put_config(
             "A client secret is required for a new connection.",
             errors=[{"field": "body.client_secret", "message": "required"}],
         )
-    before = public(config) if config else None
     fields = data.model_dump(exclude={"client_secret"})
-    fields |= {
-        "allowed_domains": sorted(set(data.allowed_domains)),
-        "configured_by_kind": by.kind,
-        "configured_by_id": by.id,
-        "configured_by_role": by.role,
-    }
+    fields["allowed_domains"] = sorted(set(data.allowed_domains))
     if data.client_secret is not None:
         fields["client_secret_sealed"] = seal(secrets_key, tenant_id, data.client_secret)
-    if config is None:
-        config = OidcConfig(tenant_id=tenant_id, **fields)
-        session.add(config)
-    else:
-        for name, value in fields.items():
-            setattr(config, name, value)
-    await session.flush()
-    await audit.record(
+    return await save_connection(
         session,
+        model=OidcConfig,
+        source="oidc",
         tenant_id=tenant_id,
-        actor=actor.audit_name,
-        action="sso.oidc_configured",
-        target="sso:oidc",
-        before=before,
-        after=public(config),
+        fields=fields,
+        by=by,
+        actor=actor,
+        public=public,
     )
-    return config
 
 
 async def delete_config(session: AsyncSession, *, tenant_id: uuid.UUID, actor: str) -> None:
     config = await get_config(session, tenant_id=tenant_id)
-    await audit.record(
-        session,
-        tenant_id=tenant_id,
-        actor=actor,
-        action="sso.oidc_removed",
-        target="sso:oidc",
-        before=public(config),
+    await remove_connection(
+        session, config=config, source="oidc", tenant_id=tenant_id, actor=actor, public=public
     )
-    await session.delete(config)
     await session.execute(delete(OidcLogin).where(OidcLogin.tenant_id == tenant_id))
 
 

@@ -24,16 +24,6 @@ Scope = Literal["read", "write", "admin", "external"]
 Username = text(200, min_length=1)
 
 
-def _no_nul(value: str | None) -> str | None:
-    # PostgreSQL cannot store NUL in text: a 422 naming the field, not a 500 at the insert.
-    if value is not None and "\x00" in value:
-        raise ValueError("must not contain the NUL character (\\u0000)")
-    return value
-
-
-NoNul = AfterValidator(_no_nul)
-
-
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -217,9 +207,7 @@ class LdapConfigOut(LdapConfigIn):
 class IdentityLink(Strict):
     source: Literal["ldap", "oidc"]
     subject: Annotated[
-        str,
-        StringConstraints(strip_whitespace=True, min_length=1, max_length=500),
-        NoNul,
+        text(500, min_length=1, strip=True),
         Field(description="The LDAP entry's DN, or the OIDC `sub`, at the tenant's connection."),
     ]
 
@@ -251,27 +239,24 @@ Domain = Annotated[
         pattern=r"^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+$",
     ),
 ]
-ClaimValue = Annotated[str, StringConstraints(min_length=1, max_length=200), NoNul]
+ClaimValue = text(200, min_length=1)
 
 
 class OidcConfigIn(Strict):
     issuer: Annotated[
-        str,
-        StringConstraints(strip_whitespace=True, max_length=500, pattern=r"^https?://[^\s?#]+$"),
+        pattern_text(r"^https?://[^\s?#\x00]+$", max_length=500, strip=True),
         Field(description="The provider's issuer URL, exactly as its ID tokens name it."),
     ]
-    client_id: Annotated[str, StringConstraints(min_length=1, max_length=500), NoNul]
+    client_id: text(500, min_length=1)
     client_secret: Annotated[
-        str | None,
-        StringConstraints(min_length=1, max_length=2000),
-        NoNul,
+        text(2000, min_length=1) | None,
         Field(description="Stored encrypted, never returned; omit to keep the stored one."),
     ] = None
     allowed_domains: Annotated[list[Domain], Field(min_length=1, max_length=100)]
-    role_claim: Annotated[str | None, StringConstraints(min_length=1, max_length=100), NoNul] = None
+    role_claim: text(100, min_length=1) | None = None
     role_map: Annotated[dict[ClaimValue, Role], Field(max_length=200)] = Field(default_factory=dict)
     default_role: Role | None = None
-    enabled: bool = True
+    enabled: Flag = True
 
 
 class OidcConfigOut(BaseModel):

@@ -21,7 +21,7 @@ from tenantry.identity.models import LdapConfig
 from tenantry.identity.schemas import LdapConfigIn
 from tenantry.identity.sessions import Outcome
 from tenantry.identity.sso_accounts import Configurer, NoMappedRole, SignIn, sign_in
-from tenantry.identity.sso_config import check_mapping
+from tenantry.identity.sso_config import check_mapping, remove_connection, save_connection
 from tenantry.settings import Settings
 from tenantry.tenancy.subjects import Subject
 from tenantry.tenants.models import Tenant
@@ -44,31 +44,16 @@ async def put_config(
     actor: Subject,
 ) -> LdapConfig:
     by = check_mapping(actor, [*data.group_role_map.values(), data.default_role])
-    config = await session.get(LdapConfig, tenant_id)
-    before = _public(config) if config else None
-    fields = {
-        **data.model_dump(),
-        "configured_by_kind": by.kind,
-        "configured_by_id": by.id,
-        "configured_by_role": by.role,
-    }
-    if config is None:
-        config = LdapConfig(tenant_id=tenant_id, **fields)
-        session.add(config)
-    else:
-        for field, value in fields.items():
-            setattr(config, field, value)
-    await session.flush()
-    await audit.record(
+    return await save_connection(
         session,
+        model=LdapConfig,
+        source="ldap",
         tenant_id=tenant_id,
-        actor=actor.audit_name,
-        action="sso.ldap_configured",
-        target="sso:ldap",
-        before=before,
-        after=_public(config),
+        fields=data.model_dump(),
+        by=by,
+        actor=actor,
+        public=_public,
     )
-    return config
 
 
 async def check_reachable(policy: EgressPolicy, url: str) -> None:
@@ -85,15 +70,9 @@ async def check_reachable(policy: EgressPolicy, url: str) -> None:
 
 async def delete_config(session: AsyncSession, *, tenant_id: uuid.UUID, actor: str) -> None:
     config = await get_config(session, tenant_id=tenant_id)
-    await audit.record(
-        session,
-        tenant_id=tenant_id,
-        actor=actor,
-        action="sso.ldap_removed",
-        target="sso:ldap",
-        before=_public(config),
+    await remove_connection(
+        session, config=config, source="ldap", tenant_id=tenant_id, actor=actor, public=_public
     )
-    await session.delete(config)
 
 
 async def login(

@@ -17,6 +17,8 @@ from temporalio.exceptions import ApplicationError
 from tenantry.config import service as config_service
 from tenantry.db.base import utcnow
 from tenantry.db.session import Database
+from tenantry.events import service as events
+from tenantry.knowledge import service as documents
 from tenantry.knowledge.embeddings import Embedder
 from tenantry.knowledge.extract import UnreadableDocument
 from tenantry.knowledge.ingest_types import FailInput, IngestInput
@@ -155,9 +157,11 @@ class KnowledgeActivities:
 
     @activity.defn(name="knowledge.finish")
     async def finish(self, job: IngestInput) -> None:
+        """Mark the document ready; the first run alone counts it and emits `document.ready`
+        (its deliveries go through the outbox in this transaction), so a retry sends nothing."""
         tenant_id, document_id = uuid.UUID(job.tenant_id), uuid.UUID(job.document_id)
         async with self.db.tenant(tenant_id) as session:
-            result = await session.execute(
+            done = await session.scalar(
                 update(Document)
                 .where(
                     Document.tenant_id == tenant_id,
@@ -165,10 +169,15 @@ class KnowledgeActivities:
                     Document.status != "ready",
                 )
                 .values(status="ready", error=None)
-                .returning(Document.created_at, Document.chunk_count)
+                .returning(Document)
             )
-            done = result.first()
             if done is not None:
+                await events.record_event(
+                    session,
+                    tenant_id=tenant_id,
+                    event_type="document.ready",
+                    data=documents.payload(done),
+                )
                 metrics.ingested(
                     await metrics.tenant_named(session, tenant_id),
                     outcome="ready",

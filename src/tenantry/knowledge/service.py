@@ -109,6 +109,19 @@ async def _ingest_later(session: AsyncSession, document: Document) -> None:
     )
 
 
+def payload(document: Document) -> dict[str, Any]:
+    """What a `document.ready` webhook says of the document."""
+    return {
+        "id": str(document.id),
+        "title": document.title,
+        "source_type": document.source_type,
+        "filename": document.filename,
+        "tags": list(document.tags),
+        "status": document.status,
+        "chunk_count": document.chunk_count,
+    }
+
+
 async def list_documents(
     session: AsyncSession,
     *,
