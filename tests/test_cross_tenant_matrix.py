@@ -50,6 +50,8 @@ class World:
     a_identifiers: set[str]
     a_backup_id: str = ""  # a finished backup of A
     a_restore_id: str = ""  # a finished restore of A, from that backup
+    a_move_id: str = ""  # a finished move of A
+    cell: str = ""  # a cell A is not in
 
 
 @dataclass
@@ -207,6 +209,17 @@ CASES: dict[tuple[str, str], Case] = {
         body=lambda w: {"backup_id": w.a_backup_id, "slug": unique_slug("clone")},
     ),
     ("GET", "/v1/admin/tenants/{slug}/restores/{restore_id}"): Case(200, params=restore_param),
+    ("POST", "/v1/admin/tenants/{slug}/moves"): Case(
+        202, params=slug_param, body=lambda w: {"cell": w.cell}
+    ),
+    ("GET", "/v1/admin/tenants/{slug}/moves"): Case(200, params=slug_param, query=PAGE),
+    ("GET", "/v1/admin/tenants/{slug}/moves/{move_id}"): Case(
+        200, params=lambda w: {"slug": w.a.slug, "move_id": w.a_move_id}
+    ),
+    ("GET", "/v1/admin/cells"): Case(200),
+    ("POST", "/v1/admin/cells"): Case(
+        201, body=lambda w: {"name": f"mx-{(h := uuid.uuid4().hex[:8])}", "database": f"mx_{h}"}
+    ),
     ("POST", "/v1/admin/tenants/{slug}/users"): Case(
         201,
         params=slug_param,
@@ -435,7 +448,47 @@ async def build_world(
         identifiers,
         str(backup.id),
         str(restore.id),
+        str(await _finished_move(db, a)),
+        await _matrix_cell(db),
     )
+
+
+async def _finished_move(db, tenant) -> uuid.UUID:
+    """A move record of A, as one that already went there and back leaves it."""
+    from tenantry.ops.models import TenantMove
+
+    async with db.control() as session:
+        move = TenantMove(
+            id=uuid.uuid4(),
+            tenant=tenant.id,
+            slug=tenant.slug,
+            source="main",
+            target="main",
+            status="done",
+            stage="done",
+            progress={},
+            requested_by="matrix",
+        )
+        session.add(move)
+    return move.id
+
+
+MATRIX_CELL: list[str] = []
+
+
+async def _matrix_cell(db) -> str:
+    """One cell for the whole matrix, created the first time a world needs it."""
+    from tenantry.tenants import cells
+
+    if not MATRIX_CELL:
+        settings = get_settings()
+        name = f"mx-{uuid.uuid4().hex[:8]}"
+        location = cells.check(settings, name=name, database=name.replace("-", "_"), url_env=None)
+        await asyncio.to_thread(cells.provision, settings, settings.database_url, location)
+        async with db.control() as session:
+            await cells.register(session, name=name, location=location)
+        MATRIX_CELL.append(name)
+    return MATRIX_CELL[0]
 
 
 async def _incident(client, headers, temporal_client, tenant, *, resolve: bool) -> str:

@@ -18,6 +18,7 @@ from tenantry.config.api import router as config_router
 from tenantry.config.cache import PrefixCache
 from tenantry.config.listener import ConfigListener
 from tenantry.console.install import install as install_console
+from tenantry.db.cells import cells_of
 from tenantry.db.session import Database, create_app_engine
 from tenantry.db.urls import app_url, libpq_dsn, replica_app_url, sqlalchemy_url
 from tenantry.egress.gate import EgressGate
@@ -70,6 +71,7 @@ from tenantry.observability.state import StateCollector
 from tenantry.observability.tenant_labels import TENANTS
 from tenantry.ops.api import restore_router
 from tenantry.ops.api import router as backups_router
+from tenantry.ops.moves_api import router as moves_router
 from tenantry.problems import problem_response, unexpected_error
 from tenantry.read_your_writes import ReadYourWrites, position_key
 from tenantry.retry_middleware import RetryTransactions
@@ -77,6 +79,7 @@ from tenantry.settings import Settings, get_settings
 from tenantry.tenancy.client_address import TrustedProxies
 from tenantry.tenancy.middleware import TenantContextMiddleware
 from tenantry.tenants.api import router as tenants_router
+from tenantry.tenants.cells_api import router as cells_router
 from tenantry.worker.client import connect as connect_temporal
 
 log = structlog.get_logger("tenantry.app")
@@ -102,7 +105,9 @@ def create_app(
             else None
         )
         shares = ConnectionShares(settings.db_pool_size + settings.db_max_overflow)
-        app.state.db = db = Database(engine, tenant_slots=shares, replica=replica)
+        app.state.db = db = Database(
+            engine, tenant_slots=shares, replica=replica, cells=cells_of(engine, settings)
+        )
         state = app.state
         watch_pool(engine, "api")
         DB_POOL_SIZE.labels("api").set(settings.db_pool_size + settings.db_max_overflow)
@@ -209,6 +214,8 @@ def create_app(
     app.include_router(tenants_router)
     app.include_router(backups_router)
     app.include_router(restore_router)
+    app.include_router(moves_router)
+    app.include_router(cells_router)
     app.include_router(identity_admin_router)
     app.include_router(config_router)
     app.include_router(tiers_router)

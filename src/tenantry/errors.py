@@ -112,3 +112,14 @@ class TransactionConflict(ServiceUnavailable):
 
 class TenantContextMissing(RuntimeError):
     """Raised when code that needs a tenant runs without one: a programming error, never a 4xx."""
+
+
+class TenantMoving(AppError):
+    """A move holds the tenant's writes for a moment: retry after the header's seconds."""
+
+    status, code, title = 503, "tenant-moving", "Tenant moving"
+
+    def __init__(
+        self, detail: str = "The tenant is moving to another cell; retry shortly."
+    ) -> None:
+        super().__init__(detail, headers={"Retry-After": "1"})

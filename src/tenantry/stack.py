@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.engine import URL
 
 from tenantry.db import bootstrap, migrate, wal_archive
+from tenantry.db.cells import cells_of
 from tenantry.db.embedded import EmbeddedPostgres
 from tenantry.db.session import Database, create_app_engine
 from tenantry.db.urls import app_url
@@ -33,7 +34,8 @@ class Stack:
     embedded: EmbeddedPostgres | None = field(default=None, repr=False)
 
     def database(self, *, pool_size: int = 2) -> Database:
-        return Database(create_app_engine(self.app_url, pool_size=pool_size, max_overflow=0))
+        engine = create_app_engine(self.app_url, pool_size=pool_size, max_overflow=0)
+        return Database(engine, cells=cells_of(engine, self.settings))
 
     def stop(self) -> None:
         if self.embedded is not None:
@@ -52,6 +54,7 @@ def start_database(settings: Settings) -> Stack:
     try:
         admin_url = bootstrap.bootstrap(settings, server_url)
         migrate.upgrade(admin_url)
+        migrate.upgrade_cells(admin_url)
     except BaseException:
         if embedded is not None:
             embedded.stop()

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from tenantry.cli import audit, backup, config, identity, knowledge, pitr, tenants
+from tenantry.cli import audit, backup, cells, config, identity, knowledge, pitr, tenants
 from tenantry.cli.common import opened_stack
 from tenantry.observability.logging import configure_logging
 from tenantry.settings import get_settings
@@ -16,6 +16,7 @@ app.add_typer(tenants.app, name="tenants")
 app.add_typer(audit.app, name="audit")
 app.add_typer(backup.app, name="backup")
 app.add_typer(pitr.app, name="pitr")
+app.add_typer(cells.app, name="cells")
 app.add_typer(identity.users, name="users")
 app.add_typer(identity.operators_app, name="operators")
 app.add_typer(config.config_app, name="config")

@@ -131,3 +131,31 @@ def delete(
         return {"tenant": TenantOut.of(tenant).model_dump(mode="json"), "purged_rows": purged}
 
     emit(run_with_db(work))
+
+
+@app.command()
+def move(
+    slug: str,
+    cell: Annotated[str, typer.Option("--cell", help="The cell to move the tenant to.")],
+) -> None:
+    """Move a tenant to another cell while it serves, and wait for the move: copy, a short hold
+    of its writes, switch, purge of the source. Prints the move record as JSON."""
+    from tenantry.cli.backup import Bar
+    from tenantry.ops import moves
+    from tenantry.ops.move import moved_tables
+    from tenantry.ops.schemas import MoveOut
+
+    async def work(db, stack):
+        async with db.control() as session:
+            tenant = await service.get_live(session, slug=slug)
+            recorded = await moves.new_move(
+                session, tenant=tenant, cell=cell, actor=cli_actor(), settings=stack.settings
+            )
+        async with db.control() as session:
+            tables = len(await moved_tables(session))
+        with Bar(f"move {slug} to {cell}", tables) as bar:
+            return await moves.run_move(
+                db, move_id=recorded.id, admin_url=stack.admin_url, progress=bar
+            )
+
+    emit(MoveOut.model_validate(run_with_db(work)))

@@ -43,6 +43,31 @@ def bootstrap(settings: Settings, server_admin_url: str) -> str:
     return db_url
 
 
+def prepare_cell(settings: Settings, server_admin_url: str, *, database: str | None) -> str:
+    """Make a cell ready for migrations: the database (when on our server), roles, extensions,
+    grants, as for the control plane's own; return the cell's admin URL."""
+    with psycopg.connect(libpq_dsn(server_admin_url), autocommit=True) as conn:
+        _ensure_roles(conn, settings)
+        if database is not None:
+            _ensure_database(conn, database)
+    url = make_url(server_admin_url)
+    if database is not None:
+        url = url.set(database=database)
+    cell_url = url.render_as_string(hide_password=False)
+    with psycopg.connect(libpq_dsn(cell_url), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        conn.execute("CREATE EXTENSION IF NOT EXISTS btree_gin")
+        conn.execute(
+            sql.SQL("GRANT USAGE, CREATE ON SCHEMA public TO {}").format(sql.Identifier(OWNER_ROLE))
+        )
+        conn.execute(
+            sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+                sql.Identifier(conn.info.dbname), sql.Identifier(APP_ROLE)
+            )
+        )
+    return cell_url
+
+
 def _role_exists(conn: psycopg.Connection, role: str) -> bool:
     return conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role]).fetchone() is not None
 

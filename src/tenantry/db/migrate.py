@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import psycopg
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -11,7 +12,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-from tenantry.db.urls import sqlalchemy_url
+from tenantry.db.urls import libpq_dsn, sqlalchemy_url
 from tenantry.settings import OWNER_ROLE
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -43,3 +44,15 @@ def upgrade(db_admin_url: str, revision: str = "head") -> None:
 
 def current_revision_sync(conn) -> str | None:
     return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade_cells(db_admin_url: str) -> list[str]:
+    """Migrate every registered cell like the control plane: the same schema, roles and RLS."""
+    from tenantry.db.cells import Cell, Location, admin_url_of
+
+    with psycopg.connect(libpq_dsn(db_admin_url), autocommit=True) as conn:
+        rows = conn.execute("SELECT name, database, url_env FROM cells ORDER BY name").fetchall()
+    for name, database, url_env in rows:
+        cell = Cell(name, None, Location(database, url_env))  # type: ignore[arg-type]
+        upgrade(admin_url_of(cell, db_admin_url))
+    return [row[0] for row in rows]

@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from tenantry.db.cells import MISPLACED, Cell, Cells, Misplaced
 from tenantry.db.replica import (
     REPLAYED_PAST,
     WAL_POSITION,
@@ -46,12 +47,17 @@ from tenantry.db.replica import (
     parse_lsn,
 )
 from tenantry.db.retry import RetryPolicy, is_retryable
+from tenantry.errors import Conflict, TenantMoving
 from tenantry.tenancy.context import current_tenant
 
 T = TypeVar("T")
 TenantSlots = Callable[[uuid.UUID], asyncio.Semaphore | None]
 TENANT_SETTING = "tenantry.tenant_id"
 SET_TENANT = "SELECT set_config('tenantry.tenant_id', %s, true)"
+# Every tenant transaction enters its cell: refused in a cell the tenant is not placed in, and
+# read-only while a move holds the tenant's writes (see the 0016 migration).
+ENTER = "SELECT tenantry_enter(%s, %s, %s)"
+READ_ONLY = "25006"  # read_only_sql_transaction: a write while a move holds the tenant's writes
 POOL_RECYCLE_SECONDS = 1800
 # After the replica could not be reached, reads stay on the primary this long before trying again.
 REPLICA_RETRY_SECONDS = 5.0
@@ -64,6 +70,10 @@ SELECT r.rolsuper OR r.rolbypassrls
                   WHERE n.nspname = 'public' AND pg_has_role(current_user, c.relowner, 'MEMBER'))
 FROM pg_roles r WHERE r.rolname = current_user
 """
+
+
+class TenantElsewhere(Conflict):
+    code, title = "tenant-in-another-cell", "Tenant in another cell"
 
 
 class UnsafeDatabaseRole(RuntimeError):
@@ -118,14 +128,23 @@ class Database:
         tenant_slots: TenantSlots | None = None,
         retry: RetryPolicy | None = None,
         replica: AsyncEngine | None = None,
+        cells: Cells | None = None,
     ) -> None:
         self.engine = engine
+        # Where each tenant's transactions go; without it, every tenant is in this one database.
+        self.cells = cells
         # A streaming standby for read-only transactions (same roles, so the same RLS).
         self.replica = replica
         self._replica_down_until = 0.0
         # Optional cap on how many connections one tenant holds at once (its tier's share).
         self.tenant_slots = tenant_slots
         self.retry = retry or RetryPolicy()
+
+    def pinned(self, cell: Cell | None = None) -> Database:
+        """This database's transactions in one cell only (the main one by default), whatever
+        the tenant's placement: for work that belongs to a cell, such as its outbox relay."""
+        cell = cell or (self.cells.main if self.cells is not None else None)
+        return Database(cell.engine if cell else self.engine, retry=self.retry)
 
     def retrying(self):
         """A fresh tenacity `AsyncRetrying` with this database's policy."""
@@ -168,10 +187,17 @@ class Database:
         ):
             yield session
 
+    async def cell_of(self, tenant_id: uuid.UUID) -> Cell | None:
+        """The cell the tenant is placed in (None: this database serves every tenant)."""
+        return await self.cells.of_tenant(tenant_id) if self.cells is not None else None
+
     @asynccontextmanager
     async def control(self) -> AsyncIterator[AsyncSession]:
-        """A transaction with no tenant: the control plane's tables only; tenant tables read empty."""
+        """A transaction with no tenant: the control plane's tables only; tenant tables read empty.
+        A tenant set in it later (`set_tenant`) must be placed in the main cell."""
         async with self._transaction(None, {}) as session:
+            if self.cells is not None:
+                session.info["cell"] = self.cells.main.name
             yield session
 
     async def run_once(
@@ -186,22 +212,49 @@ class Database:
         a write that is the same when repeated): a connection found dead is replaced and it is
         retried.
         """
-        for attempt in (1, 2):
-            async with self._connection() as (conn, driver):
+        refused: set[str] = set()
+        for attempt in range(1, 4):
+            cell = await self._placed(tenant_id, refused) if tenant_id is not None else None
+            async with self._connection(cell.engine if cell else None) as (conn, driver):
+                entered = None
                 try:
                     if tenant_id is None:
                         cursor = await driver.execute(statement, params)
                     else:
                         async with driver.pipeline():
                             await driver.execute(*_set_local({TENANT_SETTING: str(tenant_id)}))
+                            if cell is not None:
+                                entered = await driver.execute(ENTER, [tenant_id, cell.name, True])
                             cursor = await driver.execute(statement, params)
                 except psycopg.OperationalError:
                     if attempt == 1 and _dead(driver):
                         await conn.invalidate()
                         continue
                     raise
+                except psycopg.Error as error:
+                    if cell is not None and error.sqlstate == MISPLACED:
+                        self._misplaced(tenant_id, cell, error)
+                        refused.add(cell.name)
+                        continue
+                    if entered is not None and error.sqlstate == READ_ONLY:
+                        raise TenantMoving from error
+                    raise
                 return await cursor.fetchall() if cursor.description is not None else []
-        raise AssertionError("unreachable")
+        raise TenantMoving
+
+    async def _placed(self, tenant_id: uuid.UUID, refused: set[str]) -> Cell | None:
+        """The tenant's cell; one that refused it already means its placement is being switched
+        right now (the cells and the control plane are updated one after the other)."""
+        cell = await self.cell_of(tenant_id)
+        if cell is not None and cell.name in refused:
+            raise TenantMoving
+        return cell
+
+    def _misplaced(self, tenant_id: uuid.UUID, cell: Cell, error: psycopg.Error) -> None:
+        """A stale placement: forget it, so that the next attempt looks it up again."""
+        self.cells.forget(tenant_id)
+        placed = error.diag.message_detail or ""
+        log.info("tenant placed in another cell", tenant=str(tenant_id), cell=placed)
 
     @asynccontextmanager
     async def _connection(self, engine: AsyncEngine | None = None):
@@ -217,20 +270,25 @@ class Database:
         readonly: bool = False,
         engine: AsyncEngine | None = None,
         replayed_past: int = 0,
+        cell: str | None = None,
     ):
-        """A pooled connection with the transaction begun, in one round trip. With
-        `replayed_past`, on a standby that has not replayed that far: `_ReplicaBehind`."""
+        """A pooled connection with the transaction begun, in one round trip: (connection,
+        driver, held). With `replayed_past`, on a standby that has not replayed that far:
+        `_ReplicaBehind`. With `cell`, the tenant enters it: `Misplaced` when it is placed
+        elsewhere; `held` when a move holds its writes (the transaction is then read-only)."""
         values = dict(local_settings)
         if tenant_id is not None:
             values[TENANT_SETTING] = str(tenant_id)
         for attempt in (1, 2):
             async with self._connection(engine) as (conn, driver):
-                check = None
+                check = entered = None
                 try:
                     async with driver.pipeline():
                         await driver.execute("BEGIN READ ONLY" if readonly else "BEGIN")
                         if values:
                             await driver.execute(*_set_local(values))
+                        if cell is not None and tenant_id is not None:
+                            entered = await driver.execute(ENTER, [tenant_id, cell, not readonly])
                         if replayed_past:
                             check = await driver.execute(REPLAYED_PAST, [format_lsn(replayed_past)])
                 except psycopg.OperationalError:
@@ -239,17 +297,55 @@ class Database:
                         await conn.invalidate()
                         continue
                     raise
+                except psycopg.Error as error:
+                    if error.sqlstate != MISPLACED:
+                        raise
+                    await driver.rollback()
+                    raise Misplaced(tenant_id, cell, error.diag.message_detail or "") from error
                 if check is not None and not (await check.fetchone())[0]:
                     await driver.rollback()
                     raise _ReplicaBehind
-                yield conn, driver
+                held = entered is not None and (await entered.fetchone())[0] == "held"
+                yield conn, driver, held
                 return
 
     @asynccontextmanager
     async def _begun_for(
         self, tenant_id: uuid.UUID | None, local_settings: Mapping[str, str], readonly: bool
     ):
-        """The replica for a read-only transaction when it may serve it, else the primary."""
+        """The transaction begun in the tenant's cell, placement looked up again when the cell
+        it was cached in refuses it."""
+        async with contextlib.AsyncExitStack() as stack:
+            refused: set[str] = set()
+            while True:
+                cell = await self._placed(tenant_id, refused) if tenant_id is not None else None
+                try:
+                    begun = await stack.enter_async_context(
+                        self._begun_in(cell, tenant_id, local_settings, readonly)
+                    )
+                    break
+                except Misplaced as error:
+                    self.cells.forget(error.tenant_id)
+                    refused.add(cell.name)
+            yield begun
+
+    @asynccontextmanager
+    async def _begun_in(
+        self,
+        cell: Cell | None,
+        tenant_id: uuid.UUID | None,
+        local_settings: Mapping[str, str],
+        readonly: bool,
+    ):
+        """In the main cell, the replica for a read-only transaction when it may serve it, else
+        the primary; in another cell, its one database."""
+        name = cell.name if cell is not None else None
+        if cell is not None and cell is not self.cells.main:
+            async with self._begun(
+                tenant_id, local_settings, readonly=readonly, engine=cell.engine, cell=name
+            ) as begun:
+                yield begun
+            return
         async with contextlib.AsyncExitStack() as stack:
             begun = None
             if (
@@ -266,6 +362,7 @@ class Database:
                             readonly=True,
                             engine=self.replica,
                             replayed_past=position.lsn if position else 0,
+                            cell=name,
                         )
                     )
                 except _ReplicaBehind:
@@ -282,7 +379,7 @@ class Database:
                     )
             if begun is None:
                 begun = await stack.enter_async_context(
-                    self._begun(tenant_id, local_settings, readonly=readonly)
+                    self._begun(tenant_id, local_settings, readonly=readonly, cell=name)
                 )
             yield begun
 
@@ -294,14 +391,16 @@ class Database:
         *,
         readonly: bool = False,
     ) -> AsyncIterator[AsyncSession]:
-        async with self._begun_for(tenant_id, local_settings, readonly) as (conn, driver):
+        async with self._begun_for(tenant_id, local_settings, readonly) as (conn, driver, held):
             session = AsyncSession(bind=conn, expire_on_commit=False, autoflush=True)
             session.info["local_settings"] = dict(local_settings)
             try:
                 yield session
                 await session.flush()
-            except BaseException:
+            except BaseException as error:
                 await driver.rollback()
+                if held and _read_only_refusal(error):
+                    raise TenantMoving from error
                 raise
             else:
                 await self._commit(driver, readonly)
@@ -323,6 +422,8 @@ class Database:
             position.advance(parse_lsn((await where.fetchone())[0]))
 
     async def dispose(self) -> None:
+        if self.cells is not None:
+            await self.cells.dispose()
         await self.engine.dispose()
 
 
@@ -332,12 +433,38 @@ def _set_local(values: Mapping[str, str]) -> tuple[str, list[str]]:
     return f"SELECT {calls}", [part for item in values.items() for part in item]
 
 
+def _read_only_refusal(error: BaseException) -> bool:
+    """A write refused because the transaction is read-only (a move holds the tenant's writes)."""
+    cause = getattr(error, "orig", error)
+    return isinstance(cause, psycopg.Error) and cause.sqlstate == READ_ONLY
+
+
 def _dead(driver: psycopg.AsyncConnection) -> bool:
     return driver.closed or driver.broken
 
 
 async def set_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> None:
-    """Set (or switch) the tenant of the session's current transaction."""
-    await session.execute(
-        text("SELECT set_config('tenantry.tenant_id', :tid, true)"), {"tid": str(tenant_id)}
-    )
+    """Set (or switch) the tenant of the session's current transaction. In a control-plane
+    transaction, a tenant placed in another cell is refused (`TenantElsewhere`): its rows are
+    not in this database, and a write here would be lost to it."""
+    cell = session.info.get("cell")
+    if cell is None:
+        await session.execute(
+            text("SELECT set_config('tenantry.tenant_id', :tid, true)"), {"tid": str(tenant_id)}
+        )
+        return
+    try:
+        await session.execute(
+            text(
+                "SELECT set_config('tenantry.tenant_id', :tid, true), "
+                "tenantry_enter(CAST(:tid AS uuid), :cell, false)"
+            ),
+            {"tid": str(tenant_id), "cell": cell},
+        )
+    except exc.DBAPIError as error:
+        if getattr(error.orig, "sqlstate", None) != MISPLACED:
+            raise
+        raise TenantElsewhere(
+            "This operation is not available yet for a tenant placed in another cell "
+            f"({error.orig.diag.message_detail}); move it back to the main cell first."
+        ) from error

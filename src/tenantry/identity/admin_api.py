@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request, status
 
 from tenantry.api_support import database, policy_of, settings_of
 from tenantry.api_types import SlugRef
-from tenantry.db.session import Database, set_tenant
+from tenantry.db.session import Database
 from tenantry.errors import Unauthorized
 from tenantry.identity import bootstrap, operators, users
 from tenantry.identity.dependencies import BOOTSTRAP, OPERATOR, PUBLIC, Caller, guard
@@ -103,9 +103,8 @@ async def create_tenant_user(
     async with db.control() as session:
         tenant = await tenants.get_live(session, slug=slug)
     policy = await policy_of(request, tenant.id)
-    async with db.control() as session:
+    async with db.tenant(tenant.id) as session:  # in the tenant's cell, with its row there
         tenant = await tenants.get_live(session, slug=slug)
-        await set_tenant(session, tenant.id)
         user = await users.create(
             session,
             tenant_id=tenant.id,

@@ -17,6 +17,7 @@ from tenantry.identity.dependencies import PUBLIC, Caller, guard
 from tenantry.identity.permissions import Permission, granted_to
 from tenantry.identity.schemas import LdapLoginIn, LoginIn, MeOut, RefreshIn, TokenOut
 from tenantry.identity.sessions import Outcome
+from tenantry.identity.tokens import REFRESH_PREFIX, parse_tenant_secret
 from tenantry.settings import Settings
 from tenantry.tenancy.client_address import client_address
 from tenantry.tenants.models import Tenant
@@ -62,6 +63,8 @@ async def _throttled_login(
 async def _password_login(db: Database, body: LoginIn, settings: Settings, key: str) -> Outcome:
     async with db.control() as session:
         tenant = await session.scalar(select(Tenant).where(Tenant.slug == body.tenant))
+    # The user and the session live in the tenant's cell.
+    async with db.tenant(tenant.id) if tenant is not None else db.control() as session:
         return await sessions.login(
             session,
             tenant=tenant,
@@ -122,7 +125,9 @@ async def ldap_login(body: LdapLoginIn, request: Request, db: Db, settings: Conf
     **guard(PUBLIC, 401, 403),
 )
 async def refresh(body: RefreshIn, request: Request, db: Db, settings: Config) -> TokenOut:
-    async with db.control() as session:
+    # The token names its tenant, whose cell holds its session.
+    parsed = parse_tenant_secret(REFRESH_PREFIX, body.refresh_token)
+    async with db.tenant(parsed.tenant_id) if parsed is not None else db.control() as session:
         outcome = await sessions.refresh(
             session, token=body.refresh_token, settings=settings, key=request.app.state.signing_key
         )

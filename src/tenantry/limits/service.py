@@ -96,6 +96,8 @@ async def usage_rows(
     after = decode_cursor(USAGE_ROWS, cursor, [str, date, str]) if cursor else None
     rows: list[UsageRow] = []
     async for tenant in _tenants_from(session, after[0] if after else None):
+        if tenant.cell != session.info.get("cell", tenant.cell):
+            continue  # its counters are in its own cell: not in this report yet
         await set_tenant(session, tenant.id)
         query = select(UsageDaily.day, UsageDaily.metric, UsageDaily.value).where(
             UsageDaily.tenant_id == tenant.id, UsageDaily.day >= start, UsageDaily.day <= end

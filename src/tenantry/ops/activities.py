@@ -1,5 +1,5 @@
-"""The backup and restore workflows' activities: exports, restores and pruning run in the worker,
-never on the API's loop."""
+"""The backup, restore and move workflows' activities: exports, restores, pruning and moves
+run in the worker, never on the API's loop."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import uuid
 from temporalio import activity
 
 from tenantry.db.session import Database
-from tenantry.ops import restores, retention, service
+from tenantry.ops import moves, restores, retention, service
 from tenantry.ops.store import BackupStore
-from tenantry.ops.types import BackupInput, RestoreInput, ScheduledBackup
+from tenantry.ops.types import BackupInput, MoveInput, RestoreInput, ScheduledBackup
 from tenantry.settings import Settings
 from tenantry.tenants.models import Tenant
 
@@ -20,6 +20,8 @@ class OpsActivities:
         self.db = db
         self.settings = settings
         self.store = BackupStore.of(settings)
+        # The owner's rights purge the audit chain a moved tenant leaves behind.
+        self.admin_url = settings.database_url
 
     @activity.defn(name="ops.backup")
     async def backup(self, job: BackupInput) -> str:
@@ -64,6 +66,16 @@ class OpsActivities:
     async def restore_failed(self, job: RestoreInput, error: str) -> None:
         await restores.mark_failed(self.db, restore_id=uuid.UUID(job.restore_id), error=error)
 
+    @activity.defn(name="ops.move")
+    async def move(self, job: MoveInput) -> str:
+        async def beat(table: str, rows: int) -> None:
+            activity.heartbeat(table, rows)
+
+        done = await moves.run_move(
+            self.db, move_id=uuid.UUID(job.move_id), admin_url=self.admin_url, progress=beat
+        )
+        return done.status
+
     def all(self) -> list:
         return [
             self.backup,
@@ -71,4 +83,5 @@ class OpsActivities:
             self.prune,
             self.restore,
             self.restore_failed,
+            self.move,
         ]

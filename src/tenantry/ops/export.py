@@ -40,7 +40,8 @@ class Exported:
 @asynccontextmanager
 async def snapshot(db: Database, tenant_id: uuid.UUID):
     """A read-only repeatable-read transaction that sees `tenant_id` only: (session, driver)."""
-    async with db.engine.connect() as conn:
+    cell = await db.cell_of(tenant_id)
+    async with (cell.engine if cell is not None else db.engine).connect() as conn:
         driver = (await conn.get_raw_connection()).driver_connection
         await driver.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         try:

@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Text, Uuid
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, Text, Uuid
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -67,3 +67,25 @@ class Restore(Base):
     # Asked through the API: the backup it restores, and a clone's name for its new tenant.
     backup: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("backups.id"))
     clone_name: Mapped[str | None] = mapped_column(Text)
+
+
+class TenantMove(Base):
+    """A move of one tenant from a cell to another: its stage, rows copied and write hold."""
+
+    __tablename__ = "tenant_moves"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    tenant: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("tenants.id"))
+    slug: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(Text)
+    target: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text, default="queued")  # queued, running, done, failed
+    stage: Mapped[str] = mapped_column(Text, default="queued")
+    progress: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    rows: Mapped[int] = mapped_column(BigInteger, default=0)
+    copy_ms: Mapped[int | None] = mapped_column(Integer)
+    hold_ms: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    requested_by: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(TS, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(TS)

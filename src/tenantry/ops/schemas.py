@@ -85,3 +85,28 @@ class RestoreOut(BaseModel):
     requested_by: str
     created_at: datetime
     finished_at: datetime | None
+
+
+class MoveIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cell: str = Field(min_length=1, max_length=40, description="The cell to move the tenant to.")
+
+
+class MoveOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    slug: str
+    source: str = Field(description="The cell the tenant was in.")
+    target: str = Field(description="The cell it moves to.")
+    status: Literal["queued", "running", "done", "failed"]
+    stage: Literal["queued", "copying", "holding", "purging", "done"]
+    progress: dict[str, int] = Field(description="Rows copied so far, per table.")
+    rows: int
+    copy_ms: int | None = Field(description="How long the copy took, while the tenant served.")
+    hold_ms: int | None = Field(description="How long the tenant's writes were held.")
+    error: str | None
+    requested_by: str
+    created_at: datetime
+    finished_at: datetime | None

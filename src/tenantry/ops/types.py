@@ -27,3 +27,9 @@ class ScheduledBackup:
 class RestoreInput:
     tenant_id: str
     restore_id: str
+
+
+@dataclass(frozen=True)
+class MoveInput:
+    tenant_id: str
+    move_id: str

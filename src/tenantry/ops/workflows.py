@@ -20,7 +20,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from tenantry.ops.types import BackupInput, RestoreInput, ScheduledBackup
+    from tenantry.ops.types import BackupInput, MoveInput, RestoreInput, ScheduledBackup
 
 RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=5),
@@ -102,3 +102,18 @@ class RestoreTenant:
                 retry_policy=RETRY,
             )
             raise
+
+
+@workflow.defn(name="MoveTenant")
+class MoveTenant:
+    """A move between cells: one activity, repeatable step by step (see `ops.moves`)."""
+
+    @workflow.run
+    async def run(self, job: MoveInput) -> str:
+        return await workflow.execute_activity(
+            "ops.move",
+            job,
+            start_to_close_timeout=timedelta(hours=2),
+            heartbeat_timeout=timedelta(minutes=2),
+            retry_policy=RETRY,
+        )

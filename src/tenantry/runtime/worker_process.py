@@ -25,6 +25,7 @@ import structlog
 from prometheus_client import start_http_server
 from sqlalchemy import text
 
+from tenantry.db.cells import cells_of
 from tenantry.db.session import Database, create_app_engine
 from tenantry.db.urls import app_url, libpq_dsn
 from tenantry.keys.service import TenantKeys, platform_key
@@ -41,7 +42,7 @@ from tenantry.runtime.children import die_with_parent, tell_ready
 from tenantry.runtime.worker_health import WorkerHealth
 from tenantry.settings import Settings, get_settings
 from tenantry.worker.client import connect
-from tenantry.worker.runner import build_relay, build_worker
+from tenantry.worker.runner import build_cell_relays, build_relay, build_worker
 
 log = structlog.get_logger("tenantry.worker")
 INTERRUPT_GRACE_SECONDS = 3.0
@@ -82,7 +83,7 @@ async def serve(
     watch_pool(engine, "worker")
     DB_POOL_SIZE.labels("worker").set(WORKER_POOL)
     TENANTS.configure(top=settings.metrics_top_tenants, cap=settings.metrics_max_tenant_labels)
-    db = Database(engine)
+    db = Database(engine, cells=cells_of(engine, settings))
     if health_port is None:  # the health server answers /metrics itself
         _serve_metrics(settings)
     # Temporal's own metrics (schedule-to-start, slots) join the worker's, drained every second.
@@ -116,8 +117,9 @@ async def serve(
             dsn=libpq_dsn(application_url),
             admin_url=settings.database_url,
         )
+        relays = [relay, *await build_cell_relays(db, keys=keys, settings=settings)]
         running = asyncio.create_task(worker.run())
-        relaying = asyncio.create_task(relay.run())
+        relaying = asyncio.gather(*(r.run() for r in relays))
         upkeeping = asyncio.create_task(
             _upkeep(settings, db, client) if upkeep else stopping.wait()
         )

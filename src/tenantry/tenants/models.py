@@ -54,3 +54,14 @@ class TenantDeletion(Base):
     cleanup_error: Mapped[str | None] = mapped_column(Text)
     cleanup_after: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     cleaned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Cell(Base):
+    """A database tenants can be placed in, besides the control plane's own (see `db/cells.py`)."""
+
+    __tablename__ = "cells"
+
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    database: Mapped[str | None] = mapped_column(Text)  # on the control plane's server
+    url_env: Mapped[str | None] = mapped_column(Text)  # or the variable holding its URL
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

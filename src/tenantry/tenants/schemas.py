@@ -80,3 +80,25 @@ class TenantOut(BaseModel):
             suspended_at=tenant.suspended_at,
             deleted_at=tenant.deleted_at,
         )
+
+
+class CellIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=40, description="Lower-case letters, digits, '-'.")
+    database: str | None = Field(
+        default=None, max_length=63, description="A new database on the control plane's server."
+    )
+    url_env: str | None = Field(
+        default=None,
+        max_length=100,
+        description="Or the environment variable holding the cell server's admin URL.",
+    )
+
+
+class CellOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    name: str
+    database: str | None
+    url_env: str | None

@@ -12,6 +12,7 @@ from temporalio.worker import Worker
 
 from tenantry.audit.anchors import ANCHOR_EVERY_SECONDS, AnchorMovedHeads
 from tenantry.db.session import Database
+from tenantry.db.urls import libpq_dsn
 from tenantry.events.activities import EventActivities
 from tenantry.events.workflows import DeliverWebhook
 from tenantry.incidents.activities import IncidentActivities
@@ -22,16 +23,25 @@ from tenantry.knowledge.embeddings import Embedder
 from tenantry.knowledge.workflows import IngestDocument
 from tenantry.ops.activities import OpsActivities
 from tenantry.ops.schedules import SyncSchedules
-from tenantry.ops.workflows import BackupTenant, RestoreTenant
+from tenantry.ops.workflows import BackupTenant, MoveTenant, RestoreTenant
 from tenantry.outbox.activities import OutboxActivities
 from tenantry.outbox.chores import Prune
 from tenantry.outbox.relay import Relay
 from tenantry.settings import Settings
+from tenantry.tenants.cell_rows import SyncCellTenants
+from tenantry.tenants.cells import list_cells
 from tenantry.tenants.cleanup import DeletionCleanup
 from tenantry.worker.client import connect
 from tenantry.worker.retry import RetryTransactions
 
-WORKFLOWS = [IngestDocument, IncidentWorkflow, DeliverWebhook, BackupTenant, RestoreTenant]
+WORKFLOWS = [
+    IngestDocument,
+    IncidentWorkflow,
+    DeliverWebhook,
+    BackupTenant,
+    RestoreTenant,
+    MoveTenant,
+]
 # The relay's own calls give up fast: it retries on its own schedule, and must notice an outage.
 RELAY_RETRY = RetryConfig(max_retries=2, max_elapsed_time_millis=3000)
 
@@ -66,7 +76,8 @@ def build_worker(
 async def build_relay(
     db: Database, *, keys: TenantKeys, settings: Settings, dsn: str, admin_url: str | None
 ) -> Relay:
-    """A relay with a client of its own (lazy: it starts, and waits, while Temporal is away)."""
+    """A relay with a client of its own (lazy: it starts, and waits, while Temporal is away),
+    for the main cell's outbox (every other cell has its own: `build_cell_relays`)."""
     client = await connect(
         settings.temporal_address,
         settings.temporal_namespace,
@@ -79,8 +90,31 @@ async def build_relay(
         SyncSchedules(db, client, settings),
         Prune(db),
         AnchorMovedHeads(db, every_seconds=ANCHOR_EVERY_SECONDS),
+        SyncCellTenants(db),
     ]
     return Relay(db, client, dsn=dsn, settings=settings, chores=chores)
+
+
+async def build_cell_relays(db: Database, *, keys: TenantKeys, settings: Settings) -> list[Relay]:
+    """One relay per registered cell, each on that cell's outbox alone (the chores are the main
+    relay's: they walk the control plane)."""
+    if db.cells is None:
+        return []
+    async with db.control() as session:
+        names = [cell.name for cell in await list_cells(session)]
+    relays = []
+    for name in names:
+        cell = await db.cells.named(name)
+        client = await connect(
+            settings.temporal_address,
+            settings.temporal_namespace,
+            keys=keys,
+            lazy=True,
+            retry=RELAY_RETRY,
+        )
+        dsn = libpq_dsn(cell.engine.url)
+        relays.append(Relay(db.pinned(cell), client, dsn=dsn, settings=settings))
+    return relays
 
 
 class WorkerProcess:

@@ -1,0 +1,79 @@
+"""The cells tenants can be placed in: registering one (its database created and migrated
+first, so it carries the whole schema, roles and RLS of the control plane) and listing them."""
+
+from __future__ import annotations
+
+import os
+import re
+
+from sqlalchemy import select
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tenantry.db import bootstrap, migrate
+from tenantry.db.cells import Location, cell_url
+from tenantry.errors import Conflict, ValidationFailed
+from tenantry.settings import Settings
+from tenantry.tenants.models import Cell
+
+NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
+DATABASE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+VARIABLE = re.compile(r"^[A-Z][A-Z0-9_]{0,99}$")
+
+
+class CellExists(Conflict):
+    code, title = "cell-exists", "Cell already registered"
+
+
+def _invalid(field: str, message: str) -> ValidationFailed:
+    return ValidationFailed(message, errors=[{"field": field, "message": message}])
+
+
+def check(settings: Settings, *, name: str, database: str | None, url_env: str | None) -> Location:
+    """The cell's location, or a 422 naming the field that cannot be stored."""
+    if not NAME.match(name) or name == settings.cell:
+        raise _invalid("name", "a cell's name is lower-case letters, digits and '-', not the main")
+    if (database is None) == (url_env is None):
+        raise _invalid("database", "give either a database or the variable holding a URL")
+    if database is not None and (
+        not DATABASE.match(database) or database == settings.database_name
+    ):
+        raise _invalid("database", "a database name is lower-case letters, digits and '_'")
+    if url_env is not None and not (VARIABLE.match(url_env) and os.environ.get(url_env)):
+        raise _invalid("url_env", f"the environment variable {url_env} holds no URL")
+    return Location(database, url_env)
+
+
+def provision(settings: Settings, admin_url: str, location: Location) -> str:
+    """Create (when on our server) and migrate the cell's database: its admin URL. Blocking."""
+    server = (
+        admin_url
+        if location.database is not None
+        else cell_url(make_url(admin_url), location, password=None).render_as_string(
+            hide_password=False
+        )
+    )
+    url = bootstrap.prepare_cell(settings, server, database=location.database)
+    migrate.upgrade(url)
+    return url
+
+
+async def register(session: AsyncSession, *, name: str, location: Location) -> Cell:
+    if await session.get(Cell, name) is not None:
+        raise CellExists(f"A cell named '{name}' is registered already.")
+    cell = Cell(name=name, database=location.database, url_env=location.url_env)
+    session.add(cell)
+    await session.flush()
+    return cell
+
+
+async def list_cells(session: AsyncSession) -> list[Cell]:
+    return list(await session.scalars(select(Cell).order_by(Cell.name)))
+
+
+async def locations(session: AsyncSession) -> dict[str, Location]:
+    return {c.name: Location(c.database, c.url_env) for c in await list_cells(session)}
+
+
+async def exists(session: AsyncSession, *, name: str) -> bool:
+    return await session.get(Cell, name) is not None

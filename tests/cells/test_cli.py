@@ -1,0 +1,48 @@
+"""`tenantry cells …` and `tenantry tenants move` end to end, in the CLI's own process."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from typer.testing import CliRunner
+
+from tenantry.cli.main import app
+from tests.cells.conftest import count_rows
+from tests.conftest import unique_slug
+
+runner = CliRunner()
+
+
+def out(*args: str, input: str | None = None):
+    result = runner.invoke(app, list(args), input=input)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_a_cell_is_added_and_a_tenant_moved_there_and_back_through_the_cli(stack, admin_sql):
+    name = f"c-{uuid.uuid4().hex[:8]}"
+    added = out("cells", "add", name, "--database", name.replace("-", "_"))
+    assert added == {"name": name, "database": name.replace("-", "_"), "url_env": None}
+    assert name in [c["name"] for c in out("cells", "list")]
+    again = runner.invoke(app, ["cells", "add", name, "--database", "other_db"])
+    assert again.exit_code == 1 and "already" in again.output
+
+    slug = unique_slug("cli")
+    out("tenants", "create", slug, "--name", "Cli", "--tier", "standard")
+    out(
+        "users", "create", "--tenant", slug, "--email", "ana@example.com", "--role", "admin",
+        "--password-stdin", input="Correct-Horse-42-Battery\n",
+    )  # fmt: skip
+    tenant_id = admin_sql.execute("SELECT id FROM tenants WHERE slug = %s", [slug]).fetchone()[0]
+    there = out("tenants", "move", slug, "--cell", name)
+    assert (there["status"], there["source"], there["target"]) == ("done", "main", name)
+    assert there["progress"]["users"] == 1 and there["hold_ms"] is not None
+    assert out("tenants", "show", slug)["namespace"]["cell"] == name
+    assert count_rows(stack.admin_url, "users", tenant_id) == 0
+
+    back = out("tenants", "move", slug, "--cell", "main")
+    assert (back["status"], back["target"]) == ("done", "main")
+    assert count_rows(stack.admin_url, "users", tenant_id) == 1
+    refused = runner.invoke(app, ["tenants", "move", slug, "--cell", "main"])
+    assert refused.exit_code == 1 and "already in cell" in refused.output
