@@ -78,12 +78,21 @@ async def begin(
 class ProviderAnswer:
     """What the provider sends the browser back with: a code and our state, or an error."""
 
-    code: Annotated[str | None, Query(max_length=2000)] = None
-    state: Annotated[str | None, Query(max_length=500)] = None
-    error: Annotated[str | None, Query(max_length=200)] = None
+    code: str | None = None
+    state: str | None = None
+    error: str | None = None
 
 
-Answer = Annotated[ProviderAnswer, Depends()]
+async def provider_answer(
+    code: Annotated[str | None, Query(max_length=2000)] = None,
+    state: Annotated[str | None, Query(max_length=500)] = None,
+    error: Annotated[str | None, Query(max_length=200)] = None,
+) -> ProviderAnswer:
+    # An async dependency: a class as `Depends()` would run in the thread pool on every callback.
+    return ProviderAnswer(code=code, state=state, error=error)
+
+
+Answer = Annotated[ProviderAnswer, Depends(provider_answer)]
 
 
 async def finish(
