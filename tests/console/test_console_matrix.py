@@ -114,6 +114,12 @@ CALLS: dict[tuple[str, str], Call] = {
     ("POST", "/console/admin/tenants/{slug}/backups/{backup_id}/verify"): Call(
         200, lambda w: {"slug": w.a.slug, "backup_id": w.a_backup_id}
     ),
+    ("GET", "/console/admin/tenants/{slug}/moves"): Call(200, slug),
+    # A cell nobody registered: refused before anything is recorded (a real move is tested in
+    # tests/cells/test_console_move.py).
+    ("POST", "/console/admin/tenants/{slug}/moves"): Call(
+        422, slug, form=lambda w: {"cell": "no-such-cell"}
+    ),
     ("GET", "/console/admin/tenants/{slug}/health"): Call(200, slug),
     ("GET", "/console/admin/tenants/{slug}/deletion"): Call(200, slug),
     ("GET", "/console/admin/tenants/{slug}/audit"): Call(200, slug),

@@ -1,7 +1,8 @@
-"""Operators: a tenant's backups, its health and SLO, and a deletion's progress.
+"""Operators: a tenant's backups, its moves between cells, its health and SLO, and a deletion's
+progress.
 
-Backups are requested and verified by the API's own handlers (`/v1/admin/tenants/{slug}/backups`),
-so they are checked and audited as those calls are; the SLO is the report
+Backups and moves are requested by the API's own handlers (`/v1/admin/tenants/{slug}/backups`,
+`.../moves`), so they are checked and audited as those calls are; the SLO is the report
 `GET /v1/admin/tenants/{slug}/slo` answers. Lists that change while work runs (a backup's rows,
 a deletion's clean-up) are fragments htmx polls, and whole pages without JavaScript.
 """
@@ -10,24 +11,30 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import HTMLResponse
 
 from tenantry.console import render
 from tenantry.console.common import Config, Db, tenant_by_slug
+from tenantry.console.forms import parse
 from tenantry.db.session import Database
 from tenantry.identity.dependencies import OPERATOR, Caller, guard
 from tenantry.limits import service as limits_service
 from tenantry.observability import slo
 from tenantry.ops import api as backups_api
+from tenantry.ops import moves, moves_api
 from tenantry.ops import service as backups
+from tenantry.ops.schemas import MoveIn
 from tenantry.outbox import slots
-from tenantry.tenants import deletion
+from tenantry.settings import Settings
+from tenantry.tenants import cells, deletion
 from tenantry.tenants.models import Tenant
 
 router = APIRouter(prefix="/admin/tenants/{slug}")
 BACKUPS_SHOWN = 10
+MOVES_SHOWN = 10
 RUNNING = ("queued", "running")
 
 
@@ -63,6 +70,16 @@ def any_running(rows: list) -> bool:
     return any(b.status in RUNNING for b in rows)
 
 
+async def placement(db: Database, tenant: Tenant, settings: Settings) -> dict:
+    """The moves section's values: the tenant's latest moves and the cells it could go to."""
+    async with db.control() as session:
+        rows, _ = await moves.list_moves(
+            session, tenant_id=tenant.id, cursor=None, limit=MOVES_SHOWN
+        )
+        names = [settings.cell, *(c.name for c in await cells.list_cells(session))]
+    return {"moves": rows, "moving": any_running(rows), "cells": names}
+
+
 @router.get("/backups", **guard(OPERATOR))
 async def backups_list(request: Request, slug: str, operator: Caller, db: Db) -> HTMLResponse:
     """The backups section alone: what htmx polls while one runs, a page of its own without JS."""
@@ -89,6 +106,31 @@ async def verify_backup(
         "admin/backup_report.html" if render.is_htmx(request) else "admin/backup_verified.html"
     )
     return render.page(request, template, slug=slug, backup_id=backup_id, report=report)
+
+
+@router.get("/moves", **guard(OPERATOR))
+async def moves_list(
+    request: Request, slug: str, operator: Caller, db: Db, settings: Config
+) -> HTMLResponse:
+    """The moves section alone: what htmx polls while one runs, a page of its own without JS."""
+    tenant = await tenant_by_slug(db, slug)
+    template = "admin/tenant_moves.html" if render.is_htmx(request) else "admin/moves.html"
+    return render.page(request, template, tenant=tenant, **await placement(db, tenant, settings))
+
+
+@router.post("/moves", **guard(OPERATOR))
+async def request_move(
+    request: Request,
+    slug: str,
+    operator: Caller,
+    db: Db,
+    settings: Config,
+    cell: Annotated[str, Form(max_length=64)],
+) -> Response:
+    move = await moves_api.request_move(slug, parse(MoveIn, cell=cell), operator, db, settings)
+    return render.done(
+        request, f"/console/admin/tenants/{slug}", f"Move {move.id} to cell {cell} requested."
+    )
 
 
 @router.get("/health", **guard(OPERATOR))

@@ -92,7 +92,9 @@ async def create_tenant(
 
 
 @router.get("/{slug}", **guard(OPERATOR))
-async def tenant_page(request: Request, slug: str, operator: Caller, db: Db) -> HTMLResponse:
+async def tenant_page(
+    request: Request, slug: str, operator: Caller, db: Db, settings: Config
+) -> HTMLResponse:
     tenant = await tenant_by_slug(db, slug)
     end = utcnow().date()
     start = end - timedelta(days=30)
@@ -120,6 +122,7 @@ async def tenant_page(request: Request, slug: str, operator: Caller, db: Db) -> 
         backups=backups,
         running=admin_tenant_ops.any_running(backups),
         health=await admin_tenant_ops.health_of(db, tenant),
+        **await admin_tenant_ops.placement(db, tenant, settings),
     )
 
 
