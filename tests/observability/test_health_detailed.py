@@ -142,3 +142,50 @@ async def test_pollers_are_reported_for_dedicated_queues_too(
     assert dedicated["workflow"]["pollers"] >= 1 and dedicated["activity"]["pollers"] == 0
     assert workers["queues"][app.state.settings.pool_task_queue]["shared"] is True
     assert f'tenantry_temporal_task_queue_pollers{{task_queue="{queue}",type="workflow"}}' in scrape
+
+
+async def test_the_outbox_delay_counts_only_what_the_relay_should_be_delivering(db, make_tenant):
+    """A suspended tenant's messages and those queued behind a limit wait by design: they count
+    as pending, not as the relay's delay (which turns the outbox component degraded)."""
+    from datetime import timedelta
+
+    from sqlalchemy import delete, text
+
+    from tenantry.db.base import utcnow
+    from tenantry.outbox.models import OutboxMessage
+    from tenantry.tenants import service as tenants
+
+    late, queued, suspended = [await make_tenant() for _ in range(3)]
+    async with db.control() as session:
+        await tenants.suspend(session, slug=suspended.slug, actor="test")
+    now = utcnow()
+    # Not yet available to the relay (a retry's backoff), so nothing delivers them meanwhile.
+    ages = {late.id: (2, None), queued.id: (3, "workflows_in_flight"), suspended.id: (4, None)}
+    try:
+        for tenant_id, (hours, waiting_for) in ages.items():
+            async with db.tenant(tenant_id) as session:
+                session.add(
+                    OutboxMessage(
+                        tenant_id=tenant_id,
+                        kind="start",
+                        workflow_id=f"delay-{tenant_id}",
+                        workflow_type="Nothing",
+                        arg={},
+                        created_at=now - timedelta(hours=hours),
+                        available_at=now + timedelta(hours=1),
+                        waiting_for=waiting_for,
+                    )
+                )
+        async with db.control() as session:
+            rows = (await session.execute(text("SELECT * FROM tenant_gauges()"))).all()
+        oldest = {t: v for t, name, _, v in rows if name == "outbox_oldest_seconds"}
+        pending = {t: v for t, name, _, v in rows if name == "outbox"}
+        assert oldest[late.id] >= 2 * 3600
+        assert queued.id not in oldest and suspended.id not in oldest
+        assert pending[queued.id] == 1 and pending[suspended.id] == 1
+    finally:
+        for tenant_id in ages:
+            async with db.tenant(tenant_id) as session:
+                await session.execute(
+                    delete(OutboxMessage).where(OutboxMessage.workflow_id == f"delay-{tenant_id}")
+                )
