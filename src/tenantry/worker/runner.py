@@ -78,13 +78,7 @@ async def build_relay(
 ) -> Relay:
     """A relay with a client of its own (lazy: it starts, and waits, while Temporal is away),
     for the main cell's outbox (every other cell has its own: `build_cell_relays`)."""
-    client = await connect(
-        settings.temporal_address,
-        settings.temporal_namespace,
-        keys=keys,
-        lazy=True,
-        retry=RELAY_RETRY,
-    )
+    client = await _relay_client(settings, keys)
     chores = [
         DeletionCleanup(db, client, admin_url=admin_url, keys=keys),
         SyncSchedules(db, client, settings),
@@ -93,6 +87,17 @@ async def build_relay(
         SyncCellTenants(db),
     ]
     return Relay(db, client, dsn=dsn, settings=settings, chores=chores)
+
+
+async def _relay_client(settings: Settings, keys: TenantKeys):
+    """A relay's own Temporal client: lazy, so the relay starts, and waits, while Temporal is away."""
+    return await connect(
+        settings.temporal_address,
+        settings.temporal_namespace,
+        keys=keys,
+        lazy=True,
+        retry=RELAY_RETRY,
+    )
 
 
 async def build_cell_relays(db: Database, *, keys: TenantKeys, settings: Settings) -> list[Relay]:
@@ -105,13 +110,7 @@ async def build_cell_relays(db: Database, *, keys: TenantKeys, settings: Setting
     relays = []
     for name in names:
         cell = await db.cells.named(name)
-        client = await connect(
-            settings.temporal_address,
-            settings.temporal_namespace,
-            keys=keys,
-            lazy=True,
-            retry=RELAY_RETRY,
-        )
+        client = await _relay_client(settings, keys)
         dsn = libpq_dsn(cell.engine.url)
         relays.append(Relay(db.pinned(cell), client, dsn=dsn, settings=settings))
     return relays
