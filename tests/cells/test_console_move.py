@@ -26,6 +26,17 @@ async def test_an_operator_moves_a_tenant_from_its_page_and_sees_it_placed(
             data={"csrf_token": csrf, "cell": "nowhere"},
         )
         assert refused.status_code == 422 and "cell" in refused.text
+        # A NUL in the tenant's name, the list's filters or a move's cell: no 500 anywhere.
+        for path in ("cho%00gar", "cho%00gar/backups", "cho%00gar/health", "cho%00gar/deletion"):
+            assert (await c.get(f"/console/admin/tenants/{path}")).status_code == 404
+        for query in ("q=%00", "cell=%00"):
+            listed = await c.get(f"/console/admin/tenants?{query}")
+            assert listed.status_code == 200 and tenant.slug not in listed.text
+        nul = await c.post(
+            f"/console/admin/tenants/{tenant.slug}/moves",
+            data={"csrf_token": csrf, "cell": "ma\x00in"},
+        )
+        assert nul.status_code == 422
         assert "Never moved" in (await c.get(f"/console/admin/tenants/{tenant.slug}/moves")).text
 
         requested = await c.post(

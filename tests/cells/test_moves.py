@@ -160,6 +160,9 @@ async def test_a_move_to_an_unknown_cell_or_where_it_is_is_refused(
     unknown = await client.post(url, json={"cell": "nowhere"}, headers=operator_headers)
     assert unknown.status_code == 422, unknown.text
     assert unknown.json()["errors"][0]["field"] == "cell"
+    nul = await client.post(url, json={"cell": "ma\u0000in"}, headers=operator_headers)
+    assert nul.status_code == 422, nul.text
+    assert nul.json()["errors"][0]["field"].endswith("cell")
     here = await client.post(url, json={"cell": "main"}, headers=operator_headers)
     assert here.status_code == 409, here.text
     assert here.json()["type"].endswith("tenant-already-in-cell")
@@ -177,6 +180,12 @@ async def test_cells_are_listed_and_added_through_the_admin_api(client, operator
     )
     assert bad.status_code == 422, bad.text
     assert bad.json()["errors"][0]["field"] == "name"
+    for database in ("postgres", "template1"):  # the server's own: not a database of a cell
+        own = await client.post(
+            "/v1/admin/cells", json={"name": "own", "database": database}, headers=operator_headers
+        )
+        assert own.status_code == 422, own.text
+        assert own.json()["errors"][0]["field"] == "database"
     again = await client.post(
         "/v1/admin/cells",
         json={"name": cell_b, "database": cell_b.replace("-", "_")},

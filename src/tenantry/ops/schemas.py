@@ -8,9 +8,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tenantry.api_types import Name
+from tenantry.api_types import Name, text
 from tenantry.ops.verify import Report
 from tenantry.tenants.schemas import Slug
+
+CellName = text(40, min_length=1)
 
 
 class BackupOut(BaseModel):
@@ -90,7 +92,7 @@ class RestoreOut(BaseModel):
 class MoveIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    cell: str = Field(min_length=1, max_length=40, description="The cell to move the tenant to.")
+    cell: CellName = Field(description="The cell to move the tenant to.")
 
 
 class MoveOut(BaseModel):

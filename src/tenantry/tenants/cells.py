@@ -29,16 +29,20 @@ def _invalid(field: str, message: str) -> ValidationFailed:
     return ValidationFailed(message, errors=[{"field": field, "message": message}])
 
 
+# The server's own databases: a cell there would mix Tenantry's tables into them.
+SERVER_DATABASES = ("postgres", "template0", "template1")
+
+
 def check(settings: Settings, *, name: str, database: str | None, url_env: str | None) -> Location:
     """The cell's location, or a 422 naming the field that cannot be stored."""
     if not NAME.match(name) or name == settings.cell:
         raise _invalid("name", "a cell's name is lower-case letters, digits and '-', not the main")
     if (database is None) == (url_env is None):
         raise _invalid("database", "give either a database or the variable holding a URL")
-    if database is not None and (
-        not DATABASE.match(database) or database == settings.database_name
-    ):
+    if database is not None and not DATABASE.match(database):
         raise _invalid("database", "a database name is lower-case letters, digits and '_'")
+    if database in (settings.database_name, *SERVER_DATABASES):
+        raise _invalid("database", f"{database} is not a database of its own: name a new one")
     if url_env is not None and not (VARIABLE.match(url_env) and os.environ.get(url_env)):
         raise _invalid("url_env", f"the environment variable {url_env} holds no URL")
     return Location(database, url_env)

@@ -28,6 +28,8 @@ async def find_tenants(
     Keyset rather than offset: a tenant created or deleted meanwhile shifts nothing. Deleted
     tenants appear only when asked for by status.
     """
+    if any("\x00" in value for value in (text, status, tier, cell, after) if value):
+        return [], None  # nothing holds a NUL, and PostgreSQL refuses one in a query (a 500)
     query = select(Tenant)
     query = (
         query.where(Tenant.status == status) if status else query.where(Tenant.status != "deleted")

@@ -52,6 +52,8 @@ LIFECYCLE_ACTIONS = {"tenant.deleting": "deleted"}
 
 
 async def get(session: AsyncSession, *, slug: str, for_update: bool = False) -> Tenant:
+    if "\x00" in slug:  # no slug holds one, and PostgreSQL refuses it in a query (a 500)
+        raise NotFound("No tenant by that name.")
     query = select(Tenant).where(Tenant.slug == slug)
     if for_update:
         # Every tenant-owned insert holds a key-share lock on this row through its foreign key:
