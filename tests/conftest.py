@@ -342,3 +342,13 @@ def dedicated_worker(temporal_client, stack, embedder, settings):
     from tests.workflows import dedicated_worker as run
 
     return functools.partial(run, temporal_client, stack, embedder=embedder, settings=settings)
+
+
+@pytest.fixture
+def outbox_late_never(monkeypatch):
+    """For tests of `/health/detailed` that are not about the outbox: the session's outbox holds
+    what earlier tests left undelivered (many run with no relay), which would read as late once the
+    session is older than the threshold. The delay itself is tested in tests/observability."""
+    from tenantry.observability import components
+
+    monkeypatch.setattr(components, "OUTBOX_LATE_SECONDS", float("inf"))

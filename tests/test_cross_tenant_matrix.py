@@ -558,7 +558,15 @@ def snapshot(admin_sql, tenant_id) -> str:
 
 
 async def test_every_route_for_every_caller(
-    app, make_tenant, make_user, operator_headers, admin_sql, temporal_client, worker, db
+    app,
+    make_tenant,
+    make_user,
+    operator_headers,
+    admin_sql,
+    temporal_client,
+    worker,
+    db,
+    outbox_late_never,
 ):
     schema = app.openapi()
     routes = [

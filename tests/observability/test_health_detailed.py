@@ -60,7 +60,9 @@ def _by_name(body: dict) -> dict[str, dict]:
     return {c["name"]: c for c in body["components"]}
 
 
-async def test_detailed_reports_every_component(app, client, kb, temporal_client, llm_at):
+async def test_detailed_reports_every_component(
+    app, client, kb, temporal_client, llm_at, outbox_late_never
+):
     tenant, headers = kb
     # A workflow that ran to its end: a worker has polled the shared queue.
     await add_document(client, temporal_client, tenant, headers, title="Guía", text="Texto.")
@@ -189,3 +191,13 @@ async def test_the_outbox_delay_counts_only_what_the_relay_should_be_delivering(
                 await session.execute(
                     delete(OutboxMessage).where(OutboxMessage.workflow_id == f"delay-{tenant_id}")
                 )
+
+
+async def test_the_outbox_is_degraded_when_its_oldest_due_message_is_late(app, client, monkeypatch):
+    from tenantry.observability import components
+
+    monkeypatch.setattr(components, "OUTBOX_LATE_SECONDS", -1.0)  # any age at all is late
+    app.state.metrics_state.read_at = float("-inf")
+    body = (await client.get("/health/detailed")).json()
+    assert _by_name(body)["outbox"]["status"] == "degraded"
+    assert body["status"] == "degraded"
