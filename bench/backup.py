@@ -19,20 +19,23 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import machine, now_iso, server_version, table, temporary_stack, write_json
+from common import (
+    filled_tenant,
+    machine,
+    now_iso,
+    server_version,
+    table,
+    temporary_stack,
+    write_json,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tenantry.identity import users
-from tenantry.identity.schemas import UserCreate
 from tenantry.ops import restore as rows
 from tenantry.ops import service as ops
 from tenantry.ops.archive import Archive
 from tenantry.ops.store import BackupStore
 from tenantry.ops.verify import verify
-from tenantry.tenants import service as tenants
-from tenantry.tenants.schemas import TenantCreate
-from tests.ops.fill import add_chunks
 
 
 def rate(count: float, seconds: float) -> float:
@@ -43,31 +46,13 @@ async def run(args) -> dict:
     with temporary_stack("backup") as stack, tempfile.TemporaryDirectory() as scratch:
         db = stack.database(pool_size=4)
         store = BackupStore(f"file://{scratch}/store")
-        async with db.control() as session:
-            tenant = await tenants.create(
-                session,
-                data=TenantCreate(slug="bench-backup", name="Bench", tier="enterprise"),
-                actor="bench",
-                settings=stack.settings,
-            )
-        for n in range(args.users):
-            async with db.tenant(tenant.id) as session:
-                await users.create(
-                    session,
-                    tenant_id=tenant.id,
-                    data=UserCreate(
-                        email=f"u{n}@example.com",
-                        password="Correct-Horse-42-Battery",
-                        role="member",
-                    ),
-                    actor="bench",
-                    actor_role=None,
-                )
-        await add_chunks(
+        tenant = await filled_tenant(
             db,
-            tenant.id,
-            documents=args.chunks // args.per_document,
-            chunks_per_document=args.per_document,
+            stack.settings,
+            slug="bench-backup",
+            users=args.users,
+            chunks=args.chunks,
+            per_document=args.per_document,
         )
 
         started = time.perf_counter()

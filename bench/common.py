@@ -287,3 +287,36 @@ async def wait_until_up(base: str, proc: subprocess.Popen, log: Path) -> None:
                 pass
             await asyncio.sleep(0.05)
     raise SystemExit(f"server not up after 60 s:\n{tail(log)}")
+
+
+async def filled_tenant(db, settings, *, slug: str, users: int, chunks: int, per_document: int):
+    """An enterprise tenant with `users` members and `chunks` chunks (384-d vectors) in documents
+    of `per_document`: the tenant the backup and move benchmarks copy."""
+    from tenantry.identity import users as identity_users
+    from tenantry.identity.schemas import UserCreate
+    from tenantry.tenants import service as tenants
+    from tenantry.tenants.schemas import TenantCreate
+    from tests.ops.fill import add_chunks
+
+    async with db.control() as session:
+        tenant = await tenants.create(
+            session,
+            data=TenantCreate(slug=slug, name="Bench", tier="enterprise"),
+            actor="bench",
+            settings=settings,
+        )
+    for n in range(users):
+        async with db.tenant(tenant.id) as session:
+            await identity_users.create(
+                session,
+                tenant_id=tenant.id,
+                data=UserCreate(
+                    email=f"u{n}@example.com", password="Correct-Horse-42-Battery", role="member"
+                ),
+                actor="bench",
+                actor_role=None,
+            )
+    await add_chunks(
+        db, tenant.id, documents=chunks // per_document, chunks_per_document=per_document
+    )
+    return tenant

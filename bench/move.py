@@ -20,21 +20,25 @@ import sys
 import time
 from pathlib import Path
 
-from common import machine, now_iso, server_version, table, temporary_stack, write_json
+from common import (
+    filled_tenant,
+    machine,
+    now_iso,
+    server_version,
+    table,
+    temporary_stack,
+    write_json,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tenantry.errors import TenantMoving
-from tenantry.identity import users
-from tenantry.identity.schemas import UserCreate
 from tenantry.incidents import service as incidents
 from tenantry.incidents.schemas import IncidentCreate
 from tenantry.ops import moves
 from tenantry.ops.move import begun, sync
 from tenantry.tenants import cells
 from tenantry.tenants import service as tenants
-from tenantry.tenants.schemas import TenantCreate
-from tests.ops.fill import add_chunks
 
 
 async def keep_writing(db, tenant, stop: asyncio.Event) -> int:
@@ -105,30 +109,13 @@ async def run(args) -> dict:
         cells.provision(stack.settings, stack.admin_url, location)
         async with db.control() as session:
             await cells.register(session, name="silo", location=location)
-            tenant = await tenants.create(
-                session,
-                data=TenantCreate(slug="bench-move", name="Bench", tier="enterprise"),
-                actor="bench",
-                settings=stack.settings,
-            )
-        for n in range(args.users):
-            async with db.tenant(tenant.id) as session:
-                await users.create(
-                    session,
-                    tenant_id=tenant.id,
-                    data=UserCreate(
-                        email=f"u{n}@example.com",
-                        password="Correct-Horse-42-Battery",
-                        role="member",
-                    ),
-                    actor="bench",
-                    actor_role=None,
-                )
-        await add_chunks(
+        tenant = await filled_tenant(
             db,
-            tenant.id,
-            documents=args.chunks // args.per_document,
-            chunks_per_document=args.per_document,
+            stack.settings,
+            slug="bench-move",
+            users=args.users,
+            chunks=args.chunks,
+            per_document=args.per_document,
         )
         try:
             await full_recopy(db, tenant, "silo")
