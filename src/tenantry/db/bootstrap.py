@@ -28,18 +28,7 @@ def bootstrap(settings: Settings, server_admin_url: str) -> str:
         if settings.embedded:
             _ensure_database(conn, settings.database_name)
     db_url = database_admin_url(settings, server_admin_url)
-    with psycopg.connect(libpq_dsn(db_url), autocommit=True) as conn:
-        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-        # GIN indexes that lead with tenant_id (a uuid) need btree_gin's operator classes.
-        conn.execute("CREATE EXTENSION IF NOT EXISTS btree_gin")
-        conn.execute(
-            sql.SQL("GRANT USAGE, CREATE ON SCHEMA public TO {}").format(sql.Identifier(OWNER_ROLE))
-        )
-        conn.execute(
-            sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
-                sql.Identifier(conn.info.dbname), sql.Identifier(APP_ROLE)
-            )
-        )
+    _prepare_database(db_url)
     return db_url
 
 
@@ -54,8 +43,15 @@ def prepare_cell(settings: Settings, server_admin_url: str, *, database: str | N
     if database is not None:
         url = url.set(database=database)
     cell_url = url.render_as_string(hide_password=False)
-    with psycopg.connect(libpq_dsn(cell_url), autocommit=True) as conn:
+    _prepare_database(cell_url)
+    return cell_url
+
+
+def _prepare_database(admin_url: str) -> None:
+    """Extensions and grants a Tenantry database needs before its migrations run."""
+    with psycopg.connect(libpq_dsn(admin_url), autocommit=True) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        # GIN indexes that lead with tenant_id (a uuid) need btree_gin's operator classes.
         conn.execute("CREATE EXTENSION IF NOT EXISTS btree_gin")
         conn.execute(
             sql.SQL("GRANT USAGE, CREATE ON SCHEMA public TO {}").format(sql.Identifier(OWNER_ROLE))
@@ -65,7 +61,6 @@ def prepare_cell(settings: Settings, server_admin_url: str, *, database: str | N
                 sql.Identifier(conn.info.dbname), sql.Identifier(APP_ROLE)
             )
         )
-    return cell_url
 
 
 def _role_exists(conn: psycopg.Connection, role: str) -> bool:
