@@ -25,6 +25,7 @@ from httpx import ASGITransport, AsyncClient
 
 from tenantry.db.session import Database
 from tenantry.db.urls import libpq_dsn
+from tenantry.runtime.stopping import cancel_within
 from tenantry.settings import Settings, get_settings
 from tenantry.stack import Stack, start_database
 from tenantry.tenants import service as tenants
@@ -143,8 +144,11 @@ async def worker(temporal_client, stack, settings, embedder, keys):
     task = asyncio.create_task(running.run())
     await relay.listening.wait()
     yield running
-    await running.shutdown()
-    await asyncio.gather(task, return_exceptions=True)
+    # Bounded, as in a worker process: an activity stuck at the session's end must not hang it.
+    if await running.shutdown():
+        await asyncio.gather(task, return_exceptions=True)
+    else:
+        await cancel_within([task])
     await db.dispose()
 
 

@@ -75,6 +75,7 @@ from tenantry.ops.moves_api import router as moves_router
 from tenantry.problems import problem_response, unexpected_error
 from tenantry.read_your_writes import ReadYourWrites, position_key
 from tenantry.retry_middleware import RetryTransactions
+from tenantry.runtime.stopping import cancel_within
 from tenantry.settings import Settings, get_settings
 from tenantry.tenancy.client_address import TrustedProxies
 from tenantry.tenancy.middleware import TenantContextMiddleware
@@ -157,9 +158,7 @@ def create_app(
         try:
             yield
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await cancel_within(tasks)
             await state.meter.close(db)
             await SLO_METER.flush(db)
             if hasattr(state.concurrency, "close"):

@@ -48,6 +48,7 @@ from tenantry.outbox import slots
 from tenantry.outbox.delivery import TemporalUnavailable, deliver
 from tenantry.outbox.models import OutboxMessage
 from tenantry.outbox.service import CHANNEL, CHORES
+from tenantry.runtime.stopping import cancel_within
 from tenantry.settings import Settings
 from tenantry.tenancy.context import TenantRef
 from tenantry.tenants.models import Tenant
@@ -59,7 +60,6 @@ BATCH = 32
 SEND_AT_ONCE = 8  # Temporal calls in flight for one batch
 PLACEMENT_SECONDS = 30.0  # at most, between two reads of a tenant's queue and limit
 RECONCILE_SECONDS = 10.0
-STOP_SECONDS = 5.0  # for the listener and the sweep to stop once cancelled
 Chore = Callable[[], Awaitable[Any]]
 
 
@@ -154,12 +154,8 @@ class Relay:
         try:
             await self._deliver_forever()
         finally:
-            for task in helpers:
-                task.cancel()
             # Bounded: a listener stuck closing its connection must not hold up a shutdown.
-            _, stuck = await asyncio.wait(helpers, timeout=STOP_SECONDS)
-            if stuck:
-                log.warning("outbox helpers did not stop", tasks=[t.get_name() for t in stuck])
+            await cancel_within(helpers)
 
     # Waking up: NOTIFY, and the sweep.
 

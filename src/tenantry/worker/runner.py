@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import structlog
 from temporalio.client import Client
 from temporalio.service import RetryConfig
 from temporalio.worker import Worker
@@ -27,6 +28,7 @@ from tenantry.ops.workflows import BackupTenant, MoveTenant, RestoreTenant
 from tenantry.outbox.activities import OutboxActivities
 from tenantry.outbox.chores import Prune
 from tenantry.outbox.relay import Relay
+from tenantry.runtime.stopping import cancel_within
 from tenantry.settings import Settings
 from tenantry.tenants.cell_rows import SyncCellTenants
 from tenantry.tenants.cells import list_cells
@@ -43,6 +45,9 @@ WORKFLOWS = [
     MoveTenant,
 ]
 # The relay's own calls give up fast: it retries on its own schedule, and must notice an outage.
+log = structlog.get_logger("tenantry.worker")
+
+SHUTDOWN_SECONDS = 30.0  # for the worker's running activities to end once asked to stop
 RELAY_RETRY = RetryConfig(max_retries=2, max_elapsed_time_millis=3000)
 
 
@@ -128,8 +133,15 @@ class WorkerProcess:
         try:
             await self.worker.run()
         finally:
-            relaying.cancel()
-            await asyncio.gather(relaying, return_exceptions=True)
+            await cancel_within([relaying])
 
-    async def shutdown(self) -> None:
-        await self.worker.shutdown()
+    async def shutdown(self, seconds: float = SHUTDOWN_SECONDS) -> bool:
+        """Ask the worker to stop and wait for it at most `seconds`: the SDK's shutdown waits for
+        every running activity, and one stuck in a blocking call would wait forever. False (and a
+        warning) when it did not stop in time; a process then ends regardless."""
+        try:
+            await asyncio.wait_for(self.worker.shutdown(), seconds)
+        except TimeoutError:
+            log.warning("worker did not stop in time", seconds=seconds)
+            return False
+        return True

@@ -1,0 +1,27 @@
+"""Stopping background tasks within a bound: a task stuck in a driver's close (a LISTEN
+connection, a worker whose activity will not end) must not hold up a process's shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+
+import structlog
+
+log = structlog.get_logger("tenantry.runtime")
+
+STOP_SECONDS = 5.0  # for a cancelled background task to finish
+
+
+async def cancel_within(tasks: Iterable[asyncio.Task], seconds: float = STOP_SECONDS) -> bool:
+    """Cancel the tasks and wait for them at most `seconds`; False (and a warning naming them)
+    when some did not stop, which are then left behind."""
+    tasks = list(tasks)
+    for task in tasks:
+        task.cancel()
+    if not tasks:
+        return True
+    _, stuck = await asyncio.wait(tasks, timeout=seconds)
+    if stuck:
+        log.warning("background tasks did not stop", tasks=sorted(t.get_name() for t in stuck))
+    return not stuck
