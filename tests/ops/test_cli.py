@@ -95,5 +95,17 @@ def test_a_corrupted_archive_is_refused_with_its_file_named(stack, tmp_path):
     assert refused.exit_code == 1 and "tables/audit_events.jsonl.gz" in refused.stderr
 
 
+def test_an_archive_that_is_no_file_nor_store_key_is_named_without_a_traceback(stack):
+    for archive in ("../../etc/passwd", "backups/x\x01y.tar", "no-such-archive.tar"):
+        for command in (
+            ["backup", "verify", archive],
+            ["backup", "restore", archive, "--tenant", "t"],
+        ):
+            result = cli(*command)
+            assert result.exit_code == 1, (command, result.output)
+            assert f"No archive '{archive}'" in result.stderr, (command, result.output)
+            assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
 def backup_tenant(admin_sql, slug: str):
     return admin_sql.execute("SELECT id FROM tenants WHERE slug = %s", (slug,)).fetchone()[0]

@@ -72,9 +72,11 @@ async def local_archive(archive: str, store: BackupStore):
         return
     with tempfile.TemporaryDirectory(prefix="tenantry-archive-") as scratch:
         try:
-            yield await store.fetch(archive, Path(scratch) / Path(archive).name)
-        except FileNotFoundError:
+            fetched = await store.fetch(archive, Path(scratch) / Path(archive).name)
+        # ValueError: not a key the store accepts ("..", a control character)
+        except (FileNotFoundError, ValueError):
             fail(f"No archive '{archive}': neither a file here nor a key in the backup store.")
+        yield fetched
 
 
 @app.command()
