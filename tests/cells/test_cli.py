@@ -8,6 +8,7 @@ import uuid
 from typer.testing import CliRunner
 
 from tenantry.cli.main import app
+from tenantry.settings import get_settings
 from tests.cells.conftest import count_rows
 from tests.conftest import unique_slug
 
@@ -24,7 +25,10 @@ def test_a_cell_is_added_and_a_tenant_moved_there_and_back_through_the_cli(stack
     name = f"c-{uuid.uuid4().hex[:8]}"
     added = out("cells", "add", name, "--database", name.replace("-", "_"))
     assert added == {"name": name, "database": name.replace("-", "_"), "url_env": None}
-    assert name in [c["name"] for c in out("cells", "list")]
+    listed = out("cells", "list")
+    settings = get_settings()  # the control plane's own database first, as the API lists it
+    assert listed[0] == {"name": settings.cell, "database": settings.database_name, "url_env": None}
+    assert name in [c["name"] for c in listed[1:]]
     again = runner.invoke(app, ["cells", "add", name, "--database", "other_db"])
     assert again.exit_code == 1 and "already" in again.output
 

@@ -41,10 +41,11 @@ def add(
 
 @app.command("list")
 def list_() -> None:
-    """The registered cells (the control plane's own database is the default one)."""
+    """The cells tenants can be placed in: the control plane's own database first, then the
+    registered ones (as `GET /v1/admin/cells` lists them)."""
 
     async def work(db, stack):
         async with db.control() as session:
-            return await cells.list_cells(session)
+            return await cells.placements(session, stack.settings)
 
     emit([CellOut.model_validate(cell).model_dump(mode="json") for cell in run_with_db(work)])

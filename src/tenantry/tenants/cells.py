@@ -75,6 +75,13 @@ async def list_cells(session: AsyncSession) -> list[Cell]:
     return list(await session.scalars(select(Cell).order_by(Cell.name)))
 
 
+async def placements(session: AsyncSession, settings: Settings) -> list[Cell]:
+    """Every cell a tenant can be placed in: the control plane's own database first (it has no
+    row: it is where the registry lives), then the registered ones."""
+    main = Cell(name=settings.cell, database=settings.database_name, url_env=None)
+    return [main, *await list_cells(session)]
+
+
 async def locations(session: AsyncSession) -> dict[str, Location]:
     return {c.name: Location(c.database, c.url_env) for c in await list_cells(session)}
 

@@ -25,9 +25,7 @@ Config = Annotated[Settings, Depends(settings_of)]
 @router.get("", response_model=Page[CellOut], **guard(OPERATOR))
 async def list_cells(operator: Caller, db: Db, settings: Config) -> Page[CellOut]:
     async with db.control() as session:
-        rows = await cells.list_cells(session)
-    items = [CellOut(name=settings.cell, database=settings.database_name, url_env=None)]
-    items += [CellOut.model_validate(c) for c in rows]
+        items = [CellOut.model_validate(c) for c in await cells.placements(session, settings)]
     return Page[CellOut](items=items, next_cursor=None, limit=len(items))
 
 
