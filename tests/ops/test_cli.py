@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -67,6 +68,10 @@ def test_backup_verify_restore_and_clone_through_the_cli(stack, admin_sql, tmp_p
     clone = unique_slug("clone")
     cloned = out(cli("backup", "restore", backup["archive"], "--tenant", slug, "--as", clone))
     assert cloned["mode"] == "clone" and cloned["slug"] == clone
+    for done in (restored, cloned):  # asked and finished in one go: never finished before asked
+        assert datetime.fromisoformat(done["created_at"]) <= datetime.fromisoformat(
+            done["finished_at"]
+        )
     emails = admin_sql.execute(
         "SELECT u.email, u.id FROM users u JOIN tenants t ON t.id = u.tenant_id WHERE t.slug = %s",
         (clone,),

@@ -348,10 +348,12 @@ async def _record(
 ) -> Restore:
     """The restore's record, done: a new one, or the workflow's own (a clone's stays with the
     tenant it was asked of, and its slug names the new tenant)."""
+    now = utcnow()
     record = None if record_id is None else await session.get(Restore, record_id)
-    if record is None:
+    if record is None:  # asked and done at once (the CLI): it was created when it finished
         record = Restore(
             id=uuid.uuid4(),
+            created_at=now,
             tenant=tenant.id,
             slug=tenant.slug,
             mode=mode,
@@ -364,7 +366,7 @@ async def _record(
     record.progress = counts
     record.safety_backup = safety
     record.error = None
-    record.finished_at = utcnow()
+    record.finished_at = now
     await session.flush()
     return record
 
