@@ -1,18 +1,20 @@
 """A webhook receiver for the README walk-through: checks each Standard Webhooks signature with the
-endpoint's secret and prints the event.
+endpoint's secret and prints the event. The secret comes from the environment, not the command
+line, where any user of the machine could read it (`ps`):
 
-    python docs/examples/webhook_listener.py whsec_... 9009
+    WEBHOOK_SECRET=whsec_... python docs/examples/webhook_listener.py 9009
 """
 
 import base64
 import hashlib
 import hmac
 import json
+import os
 import sys
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
-SECRET = base64.b64decode(sys.argv[1].removeprefix("whsec_"))
-PORT = int(sys.argv[2]) if len(sys.argv) > 2 else 9009
+SECRET = base64.b64decode(os.environ["WEBHOOK_SECRET"].removeprefix("whsec_"))
+PORT = int(sys.argv[1]) if len(sys.argv) > 1 else 9009
 
 
 class Listener(BaseHTTPRequestHandler):
