@@ -398,7 +398,7 @@ class Database:
                 yield session
                 await session.flush()
             except BaseException as error:
-                await driver.rollback()
+                await roll_back_after(driver, error)
                 if held and _read_only_refusal(error):
                     raise TenantMoving from error
                 raise
@@ -431,6 +431,19 @@ def _set_local(values: Mapping[str, str]) -> tuple[str, list[str]]:
     """One statement setting every value for the current transaction only (`SET LOCAL`)."""
     calls = ", ".join("set_config(%s, %s, true)" for _ in values)
     return f"SELECT {calls}", [part for item in values.items() for part in item]
+
+
+async def roll_back_after(driver: psycopg.AsyncConnection, error: BaseException) -> None:
+    """Roll back after `error`. A cancellation in the middle of a query closes the connection
+    (psycopg cannot tell where the protocol stood), so the rollback then fails; that failure must
+    not replace the cancellation, or the cancelled task would raise an ordinary database error,
+    and a loop that retries those (the relay, the usage meter) would never stop."""
+    try:
+        await driver.rollback()
+    except Exception:
+        if isinstance(error, Exception):
+            raise
+        log.debug("no rollback after cancellation: the connection is closed", exc_info=True)
 
 
 def _read_only_refusal(error: BaseException) -> bool:

@@ -20,7 +20,7 @@ import psycopg
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from tenantry.db.catalog import tenant_tables
-from tenantry.db.session import SET_TENANT
+from tenantry.db.session import SET_TENANT, roll_back_after
 from tenantry.ops.tables import TableInfo, table_info
 
 BATCH_ROWS = 500
@@ -49,8 +49,8 @@ async def begun(engine: AsyncEngine, tenant_id: uuid.UUID, *, snapshot: bool = F
         try:
             await driver.execute(SET_TENANT, [str(tenant_id)])
             yield session, driver
-        except BaseException:
-            await driver.rollback()
+        except BaseException as error:
+            await roll_back_after(driver, error)
             raise
         else:
             await driver.commit()

@@ -48,7 +48,7 @@ from tenantry.outbox import slots
 from tenantry.outbox.delivery import TemporalUnavailable, deliver
 from tenantry.outbox.models import OutboxMessage
 from tenantry.outbox.service import CHANNEL, CHORES
-from tenantry.runtime.stopping import cancel_within
+from tenantry.runtime.stopping import being_cancelled, cancel_within
 from tenantry.settings import Settings
 from tenantry.tenancy.context import TenantRef
 from tenantry.tenants.models import Tenant
@@ -193,6 +193,8 @@ class Relay:
             try:
                 await self.sweep()
             except Exception:  # the safety net must outlive a bad round; it tries again
+                if being_cancelled():
+                    raise
                 log.exception("outbox sweep failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
@@ -225,6 +227,8 @@ class Relay:
                 try:
                     more = await self.round(tenant_id)
                 except Exception:
+                    if being_cancelled():
+                        raise
                     log.exception("outbox round failed", tenant_id=str(tenant_id))
                     self._nudge_later(tenant_id, self.settings.outbox_max_backoff_seconds)
                     continue

@@ -21,7 +21,18 @@ async def cancel_within(tasks: Iterable[asyncio.Task], seconds: float = STOP_SEC
         task.cancel()
     if not tasks:
         return True
-    _, stuck = await asyncio.wait(tasks, timeout=seconds)
+    done, stuck = await asyncio.wait(tasks, timeout=seconds)
+    for task in done:  # one that had failed before it was cancelled says why, once
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task had failed", task=task.get_name(), exc_info=task.exception())
     if stuck:
         log.warning("background tasks did not stop", tasks=sorted(t.get_name() for t in stuck))
     return not stuck
+
+
+def being_cancelled() -> bool:
+    """Whether the current task has been asked to stop: a loop that survives its errors checks
+    this before going round again, so that an error raised on the way out (a cleanup failing
+    after the cancellation) cannot keep it running."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0

@@ -39,6 +39,7 @@ from tenantry.observability.temporal_sdk import SdkMetrics
 from tenantry.observability.tenant_labels import TENANTS
 from tenantry.ops import schedules
 from tenantry.runtime.children import die_with_parent, tell_ready
+from tenantry.runtime.stopping import cancel_within
 from tenantry.runtime.worker_health import WorkerHealth
 from tenantry.settings import Settings, get_settings
 from tenantry.worker.client import connect
@@ -107,7 +108,9 @@ async def serve(
             db=db,
             embedder=embedder,
             settings=settings,
-            graceful_shutdown_timeout=timedelta(seconds=settings.shutdown_grace_seconds),
+            # Shorter than the process's own wait, so that activities still running when it ends
+            # are cancelled by the SDK (and can record that) before the process gives up.
+            graceful_shutdown_timeout=timedelta(seconds=settings.shutdown_grace_seconds * 0.75),
         )
         # The outbox relay: starts and signals workflows once their transactions commit.
         relay = await build_relay(
@@ -119,7 +122,7 @@ async def serve(
         )
         relays = [relay, *await build_cell_relays(db, keys=keys, settings=settings)]
         running = asyncio.create_task(worker.run())
-        relaying = asyncio.gather(*(r.run() for r in relays))
+        relaying = asyncio.create_task(_run_all(relays), name="outbox-relays")
         upkeeping = asyncio.create_task(
             _upkeep(settings, db, client) if upkeep else stopping.wait()
         )
@@ -137,12 +140,17 @@ async def serve(
         if not running.done():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(worker.shutdown(), grace["seconds"])
-        await asyncio.gather(running, relaying, upkeeping, return_exceptions=True)
+        # Bounded: past it the process ends anyway (the watchdog), saying which task held it.
+        await cancel_within([running, relaying, upkeeping])
     finally:
         draining.cancel()
         if health is not None:
             await health.stop()
         await db.dispose()
+
+
+async def _run_all(relays: list) -> None:
+    await asyncio.gather(*(r.run() for r in relays))
 
 
 def _checks(client, db: Database) -> dict:

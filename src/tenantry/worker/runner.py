@@ -44,10 +44,10 @@ WORKFLOWS = [
     RestoreTenant,
     MoveTenant,
 ]
-# The relay's own calls give up fast: it retries on its own schedule, and must notice an outage.
 log = structlog.get_logger("tenantry.worker")
 
 SHUTDOWN_SECONDS = 30.0  # for the worker's running activities to end once asked to stop
+# The relay's own calls give up fast: it retries on its own schedule, and must notice an outage.
 RELAY_RETRY = RetryConfig(max_retries=2, max_elapsed_time_millis=3000)
 
 
@@ -122,7 +122,8 @@ async def build_cell_relays(db: Database, *, keys: TenantKeys, settings: Setting
 
 
 class WorkerProcess:
-    """What a worker process runs: the Temporal worker, and beside it the relay."""
+    """A Temporal worker and beside it the relay, as one task (the test session's worker; a
+    worker process, `runtime/worker_process.serve`, also runs the cells' relays and upkeep)."""
 
     def __init__(self, worker: Worker, relay: Relay) -> None:
         self.worker = worker
