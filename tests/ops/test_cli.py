@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import datetime
 from pathlib import Path
 
@@ -101,7 +102,8 @@ def test_a_corrupted_archive_is_refused_with_its_file_named(stack, tmp_path):
 
 
 def test_an_archive_that_is_no_file_nor_store_key_is_named_without_a_traceback(stack):
-    for archive in ("../../etc/passwd", "backups/x\x01y.tar", "no-such-archive.tar"):
+    missing = uuid.uuid4().hex  # names no file here, whatever the working directory
+    for archive in (f"{missing}/../../{missing}.tar", f"x\x01{missing}.tar", f"{missing}.tar"):
         for command in (
             ["backup", "verify", archive],
             ["backup", "restore", archive, "--tenant", "t"],

@@ -8,6 +8,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from tenantry.identity.tokens import API_KEY_PREFIX, parse_tenant_secret
 from tests.runtime.helpers import PASSWORD, Run, fresh_home, remove_home
 from tests.servers import free_port
 
@@ -55,12 +56,13 @@ def session_of_secrets(run: Run) -> list[str]:
     key = http.post("/v1/api-keys", json={"name": "ci", "scopes": ["admin"]}, headers=access)
     assert key.status_code == 201, key.text
     secret_key = key.json()["key"]
-    secrets += [secret_key, secret_key.rsplit("_", 1)[1]]
+    # Its secret part as the platform parses it (the random part may itself contain "_").
+    secrets += [secret_key, parse_tenant_secret(API_KEY_PREFIX, secret_key).secret]
     assert http.get("/v1/me", headers={"X-API-Key": secret_key}).status_code == 200
     assert http.get("/v1/me", headers={"Authorization": f"Bearer {secret_key}"}).status_code == 200
     tampered = secret_key[:-4] + ("AAAA" if not secret_key.endswith("AAAA") else "BBBB")
     assert http.get("/v1/me", headers={"X-API-Key": tampered}).status_code == 401
-    secrets.append(tampered.rsplit("_", 1)[1])
+    secrets.append(parse_tenant_secret(API_KEY_PREFIX, tampered).secret)
 
     # Nobody listens there: every delivery fails, and the failures are logged.
     hook_url = f"http://127.0.0.1:{free_port()}/{HOOK_PATH}?{HOOK_QUERY}"
