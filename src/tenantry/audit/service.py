@@ -42,8 +42,12 @@ async def record(
     target: str,
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
+    occurred_at: datetime | None = None,
+    request_id: str | None = None,
 ) -> AuditEvent:
     """Append an event; the session's transaction must have `tenant_id` set (RLS checks it).
+    `occurred_at` and `request_id` default to now and the current request's (a change carried
+    into the tenant's cell later keeps those of the request that made it).
 
     One writer per tenant chain at a time, or two events would claim the same predecessor: the
     chain's advisory lock is held until the transaction ends. It is no row a foreign key points at,
@@ -56,11 +60,11 @@ async def record(
         tenant_id=tenant_id,
         id=uuid.uuid4(),
         seq=seq + 1,
-        occurred_at=utcnow(),
+        occurred_at=occurred_at or utcnow(),
         actor=actor,
         action=action,
         target=target,
-        request_id=current_request_id(),
+        request_id=request_id or current_request_id(),
         before=before,
         after=after,
         prev_hash=prev_hash,

@@ -13,6 +13,7 @@ from tenantry.config.schemas import VersionOut
 from tenantry.db.session import set_tenant
 from tenantry.limits import service as limits_service
 from tenantry.pages import MAX_LIMIT, Page
+from tenantry.tenants import cell_changes
 from tenantry.tenants import service as tenants
 from tenantry.tenants.tiers import LimitsPatch, effective_limits
 
@@ -184,6 +185,7 @@ def limits_set(
             tenant = await limits_service.set_overrides(
                 session, slug=slug, patch=data, actor=cli_actor()
             )
-            return limits_service.limits_view(tenant)
+        await cell_changes.apply_owed(db, tenant)
+        return limits_service.limits_view(tenant)
 
     emit(run_with_db(work))

@@ -10,7 +10,7 @@ import typer
 from tenantry.audit import anchors
 from tenantry.cli.common import cli_actor, emit, parse, run_with_db
 from tenantry.pages import MAX_LIMIT, Page
-from tenantry.tenants import service
+from tenantry.tenants import cell_changes, service
 from tenantry.tenants.schemas import TenantCreate, TenantOut, TenantUpdate
 
 app = typer.Typer(help="Provision and manage tenants.", no_args_is_help=True)
@@ -80,9 +80,9 @@ def update(
 
     async def work(db, stack):
         async with db.control() as session:
-            return TenantOut.of(
-                await service.update(session, slug=slug, data=data, actor=cli_actor())
-            )
+            tenant = await service.update(session, slug=slug, data=data, actor=cli_actor())
+        await cell_changes.apply_owed(db, tenant)
+        return TenantOut.of(tenant)
 
     emit(run_with_db(work))
 
@@ -93,7 +93,9 @@ def suspend(slug: str) -> None:
 
     async def work(db, stack):
         async with db.control() as session:
-            return TenantOut.of(await service.suspend(session, slug=slug, actor=cli_actor()))
+            tenant = await service.suspend(session, slug=slug, actor=cli_actor())
+        await cell_changes.apply_owed(db, tenant)
+        return TenantOut.of(tenant)
 
     emit(run_with_db(work))
 
@@ -104,7 +106,9 @@ def resume(slug: str) -> None:
 
     async def work(db, stack):
         async with db.control() as session:
-            return TenantOut.of(await service.resume(session, slug=slug, actor=cli_actor()))
+            tenant = await service.resume(session, slug=slug, actor=cli_actor())
+        await cell_changes.apply_owed(db, tenant)
+        return TenantOut.of(tenant)
 
     emit(run_with_db(work))
 

@@ -327,7 +327,7 @@ class Database:
                 except Misplaced as error:
                     self.cells.forget(error.tenant_id)
                     refused.add(cell.name)
-            yield begun
+            yield (*begun, cell)
 
     @asynccontextmanager
     async def _begun_in(
@@ -391,9 +391,12 @@ class Database:
         *,
         readonly: bool = False,
     ) -> AsyncIterator[AsyncSession]:
-        async with self._begun_for(tenant_id, local_settings, readonly) as (conn, driver, held):
+        begun = self._begun_for(tenant_id, local_settings, readonly)
+        async with begun as (conn, driver, held, cell):
             session = AsyncSession(bind=conn, expire_on_commit=False, autoflush=True)
             session.info["local_settings"] = dict(local_settings)
+            if cell is not None:  # where a tenant's transaction landed (see `tenants/cell_changes`)
+                session.info["tenant_cell"] = cell
             try:
                 yield session
                 await session.flush()

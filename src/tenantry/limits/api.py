@@ -22,6 +22,7 @@ from tenantry.knowledge import service as knowledge
 from tenantry.limits import service
 from tenantry.limits.schemas import TenantLimitsOut, UsageOut, UsageRow
 from tenantry.pages import Page, PageParams
+from tenantry.tenants import cell_changes
 from tenantry.tenants import service as tenants
 from tenantry.tenants.tiers import LimitsPatch
 
@@ -133,5 +134,6 @@ async def set_limits(
         tenant = await service.set_overrides(
             session, slug=slug, patch=body, actor=operator.audit_name
         )
+    await cell_changes.apply_owed(db, tenant)
     forget_cached(request, tenant.cache_prefix)
     return service.limits_view(tenant)

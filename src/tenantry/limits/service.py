@@ -9,13 +9,13 @@ from datetime import date
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tenantry.audit import service as audit
 from tenantry.db.base import utcnow
 from tenantry.db.paging import decode_cursor, encode_cursor
 from tenantry.db.session import set_tenant
 from tenantry.identity.models import ApiKey, User
 from tenantry.limits.models import UsageDaily
 from tenantry.limits.schemas import TenantLimitsOut, UsageDay, UsageRow
+from tenantry.tenants import cell_changes
 from tenantry.tenants import service as tenants
 from tenantry.tenants.models import Tenant
 from tenantry.tenants.tiers import TIERS, LimitsPatch, effective_limits
@@ -48,10 +48,9 @@ async def set_overrides(
     if overrides != before:
         tenant.limit_overrides = overrides
         tenant.updated_at = utcnow()
-        await set_tenant(session, tenant.id)
-        await audit.record(
+        await cell_changes.audit_event(
             session,
-            tenant_id=tenant.id,
+            tenant,
             actor=actor,
             action="tenant.limits_changed",
             target=f"tenant:{tenant.slug}",

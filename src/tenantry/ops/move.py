@@ -68,7 +68,11 @@ async def place_tenant_row(
 ) -> None:
     """Copy the control plane's `tenants` row of the tenant into a cell (its rows' foreign keys
     and the request path's joins need it there), saying it is placed in `cell`; with
-    `keep_placement`, a copy already there keeps saying where it is placed (a move switches it)."""
+    `keep_placement`, a copy already there keeps saying where it is placed (a move switches it).
+
+    The copy is locked before the control plane's row is read: two copiers at once then write
+    in the order they read, so an older state read first never overwrites a newer one."""
+    await target.execute("SELECT 1 FROM tenants WHERE id = %s FOR NO KEY UPDATE", [tenant_id])
     row = await (await source.execute(TENANT_ROW, [tenant_id])).fetchone()
     columns = [
         name

@@ -65,6 +65,7 @@ RUNTIME = frozenset(
         "usage_daily",
         "slo_hourly",  # per-hour request counts, the SLO windows: measurements, not data
         "oidc_logins",
+        "cell_changes_applied",
     }
 )
 

@@ -14,7 +14,7 @@ from tenantry.db.session import Database
 from tenantry.identity.dependencies import OPERATOR, Caller, guard
 from tenantry.pages import Page, PageParams
 from tenantry.settings import Settings
-from tenantry.tenants import deletion, service
+from tenantry.tenants import cell_changes, deletion, service
 from tenantry.tenants.schemas import Status, TenantCreate, TenantOut, TenantUpdate, Tier
 
 router = APIRouter(prefix="/v1/admin/tenants", tags=["admin: tenants"])
@@ -66,6 +66,7 @@ async def show_tenant(slug: SlugRef, operator: Operator, db: Db) -> TenantOut:
 async def update_tenant(slug: SlugRef, body: TenantUpdate, operator: Operator, db: Db) -> TenantOut:
     async with db.control() as session:
         tenant = await service.update(session, slug=slug, data=body, actor=operator.audit_name)
+    await cell_changes.apply_owed(db, tenant)
     return TenantOut.of(tenant)
 
 
@@ -73,6 +74,7 @@ async def update_tenant(slug: SlugRef, body: TenantUpdate, operator: Operator, d
 async def suspend_tenant(slug: SlugRef, operator: Operator, db: Db) -> TenantOut:
     async with db.control() as session:
         tenant = await service.suspend(session, slug=slug, actor=operator.audit_name)
+    await cell_changes.apply_owed(db, tenant)
     return TenantOut.of(tenant)
 
 
@@ -80,6 +82,7 @@ async def suspend_tenant(slug: SlugRef, operator: Operator, db: Db) -> TenantOut
 async def resume_tenant(slug: SlugRef, operator: Operator, db: Db) -> TenantOut:
     async with db.control() as session:
         tenant = await service.resume(session, slug=slug, actor=operator.audit_name)
+    await cell_changes.apply_owed(db, tenant)
     return TenantOut.of(tenant)
 
 

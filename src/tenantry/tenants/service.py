@@ -23,12 +23,12 @@ from tenantry.audit import service as audit
 from tenantry.db.base import utcnow
 from tenantry.db.catalog import tenant_tables
 from tenantry.db.paging import Keyset, page
-from tenantry.db.session import Database, set_tenant
+from tenantry.db.session import Database, TenantElsewhere, set_tenant
 from tenantry.errors import Conflict, NotFound
 from tenantry.outbox import service as outbox
 from tenantry.settings import Settings
 from tenantry.tenancy.context import TenantRef
-from tenantry.tenants import deletion, lifecycle_events
+from tenantry.tenants import cell_changes, deletion, lifecycle_events
 from tenantry.tenants.models import Tenant
 from tenantry.tenants.namespaces import namespace_for
 from tenantry.tenants.schemas import TenantCreate, TenantUpdate
@@ -136,6 +136,12 @@ async def delete(db: Database, *, slug: str, actor: str) -> tuple[Tenant, dict[s
         tenant = await get(session, slug=slug, for_update=True)
         if tenant.status == "deleted":
             return tenant, {}
+        if cell_changes.elsewhere(session, tenant):
+            raise TenantElsewhere(
+                f"Tenant '{slug}' is placed in cell '{tenant.cell}': deleting a tenant there is "
+                "not available yet; move it back to the main cell first (tenantry tenants move "
+                f"{slug} --cell main), then delete it."
+            )
         if tenant.status != "deleting":
             before = snapshot(tenant)
             tenant.status = "deleting"
@@ -194,17 +200,16 @@ async def _set_status(session: AsyncSession, slug: str, status: str, actor: str)
     await _audit(session, tenant, actor, action, before)
     await outbox.sync_schedules(session, tenant_id=tenant.id)  # paused while suspended
     if status == "active":
-        await outbox.resume_paused(session, tenant_id=tenant.id)
+        await cell_changes.resume_paused(session, tenant)
     return tenant
 
 
 async def _audit(
     session: AsyncSession, tenant: Tenant, actor: str, action: str, before: dict | None
 ) -> None:
-    await set_tenant(session, tenant.id)
-    await audit.record(
+    await cell_changes.audit_event(
         session,
-        tenant_id=tenant.id,
+        tenant,
         actor=actor,
         action=action,
         target=f"tenant:{tenant.slug}",

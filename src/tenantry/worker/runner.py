@@ -30,6 +30,7 @@ from tenantry.outbox.chores import Prune
 from tenantry.outbox.relay import Relay
 from tenantry.runtime.stopping import cancel_within
 from tenantry.settings import Settings
+from tenantry.tenants.cell_changes import ApplyCellChanges
 from tenantry.tenants.cell_rows import SyncCellTenants
 from tenantry.tenants.cells import list_cells
 from tenantry.tenants.cleanup import DeletionCleanup
@@ -90,6 +91,7 @@ async def build_relay(
         Prune(db),
         AnchorMovedHeads(db, every_seconds=ANCHOR_EVERY_SECONDS),
         SyncCellTenants(db),
+        ApplyCellChanges(db),
     ]
     return Relay(db, client, dsn=dsn, settings=settings, chores=chores)
 
