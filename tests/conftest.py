@@ -157,6 +157,14 @@ def settings(stack: Stack) -> Settings:
     return get_settings()
 
 
+@pytest.fixture
+def store(settings: Settings):
+    """The platform's backup store, as configured (a folder under the test home)."""
+    from tenantry.ops.store import BackupStore
+
+    return BackupStore.of(settings)
+
+
 @pytest.fixture(scope="session")
 async def db(stack: Stack) -> AsyncIterator[Database]:
     database = stack.database(pool_size=4)

@@ -3,6 +3,7 @@ as `tenantry cells add` does."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import psycopg
@@ -10,7 +11,9 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from tenantry.db.urls import libpq_dsn
+from tenantry.runtime.stopping import cancel_within
 from tenantry.tenants import cells
+from tenantry.worker.runner import build_cell_relays
 
 
 @pytest.fixture(scope="session")
@@ -21,6 +24,18 @@ async def cell_b(stack, settings, db) -> str:
     async with db.control() as session:
         await cells.register(session, name=name, location=location)
     return name
+
+
+@pytest.fixture
+async def cell_relays(db, keys, settings, cell_b):
+    """The registered cells' own relays, delivering their outboxes, as a worker process runs
+    one per cell (the session's worker relays the main cell's)."""
+    relays = await build_cell_relays(db, keys=keys, settings=settings)
+    relaying = [asyncio.create_task(relay.run()) for relay in relays]
+    for relay in relays:
+        await relay.listening.wait()
+    yield relays
+    await cancel_within(relaying)
 
 
 def cell_admin_url(stack, cell: str) -> str:

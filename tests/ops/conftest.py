@@ -17,11 +17,6 @@ from tests.ops.fill import add_chunks, add_incidents, fill_through_api
 
 
 @pytest.fixture
-def store(settings) -> BackupStore:
-    return BackupStore.of(settings)
-
-
-@pytest.fixture
 async def filled(client, make_tenant, make_user, db):
     """A tenant with rows in every DATA table, and its admin's headers."""
     tenant = await make_tenant()

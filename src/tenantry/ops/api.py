@@ -25,7 +25,9 @@ from tenantry.ops.store import BackupStore
 from tenantry.ops.verify import verify
 from tenantry.pages import Page, PageParams
 from tenantry.settings import Settings
+from tenantry.tenants import cell_changes
 from tenantry.tenants import service as tenants
+from tenantry.tenants.models import Tenant
 
 router = APIRouter(prefix="/v1/admin/tenants/{slug}/backups", tags=["admin: backups"])
 restore_router = APIRouter(prefix="/v1/admin/tenants/{slug}", tags=["admin: backups"])
@@ -36,6 +38,8 @@ Db = Annotated[Database, Depends(database)]
 async def request_backup(slug: SlugRef, operator: Caller, db: Db) -> BackupOut:
     async with db.control() as session:
         backup = await service.request_backup(session, slug=slug, actor=operator.audit_name)
+        tenant = await session.get(Tenant, backup.tenant)  # loaded already: no query
+    await cell_changes.apply_owed(db, tenant)
     return BackupOut.model_validate(backup)
 
 
@@ -91,6 +95,8 @@ async def request_restore(slug: SlugRef, body: RestoreIn, operator: Caller, db: 
         record = await restores.request_restore(
             session, slug=slug, backup_id=body.backup_id, actor=operator.audit_name
         )
+        tenant = await session.get(Tenant, record.tenant)  # loaded already: no query
+    await cell_changes.apply_owed(db, tenant)
     return RestoreOut.model_validate(record)
 
 
@@ -108,6 +114,8 @@ async def request_clone(slug: SlugRef, body: CloneIn, operator: Caller, db: Db) 
             name=body.name,
             actor=operator.audit_name,
         )
+        tenant = await session.get(Tenant, record.tenant)  # loaded already: no query
+    await cell_changes.apply_owed(db, tenant)
     return RestoreOut.model_validate(record)
 
 

@@ -20,14 +20,14 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.db.base import utcnow
-from tenantry.db.session import Database, set_tenant
+from tenantry.db.session import Database
 from tenantry.errors import Conflict, NotFound
 from tenantry.ops import service
 from tenantry.ops.models import Backup, Restore
 from tenantry.ops.restore import check_revision_of
 from tenantry.ops.store import BackupStore
-from tenantry.outbox import service as outbox
 from tenantry.settings import Settings
+from tenantry.tenants import cell_changes
 from tenantry.tenants import service as tenants
 from tenantry.tenants.models import Tenant
 
@@ -115,15 +115,13 @@ async def _request(
     )
     session.add(record)
     await session.flush()
-    await set_tenant(session, tenant.id)  # the outbox is the tenant's, under RLS
-    await outbox.start(
+    await cell_changes.start_workflow(  # through the tenant's outbox, in its cell
         session,
-        tenant_id=tenant.id,
+        tenant,
         workflow_type=WORKFLOW,
         workflow_id=workflow_id(tenant, record.id),
         arg={"tenant_id": str(tenant.id), "restore_id": str(record.id)},
     )
-    await outbox.wake(session, tenant_id=tenant.id)
     return record
 
 

@@ -32,8 +32,8 @@ from tenantry.ops.export import Exported, Progress, export_tenant
 from tenantry.ops.models import Backup, Restore
 from tenantry.ops.store import BackupStore
 from tenantry.ops.verify import Report, verify
-from tenantry.outbox import service as outbox
 from tenantry.settings import Settings
+from tenantry.tenants import cell_changes
 from tenantry.tenants import service as tenants
 from tenantry.tenants.models import Tenant
 from tenantry.tenants.schemas import TenantCreate
@@ -106,15 +106,13 @@ async def request_backup(
     """Record a backup and start its workflow once this transaction commits."""
     tenant = await tenants.get_live(session, slug=slug)
     backup = await new_backup(session, tenant=tenant, actor=actor, kind=kind, cadence=cadence)
-    await set_tenant(session, tenant.id)  # the outbox is the tenant's, under RLS
-    await outbox.start(
+    await cell_changes.start_workflow(  # through the tenant's outbox, in its cell
         session,
-        tenant_id=tenant.id,
+        tenant,
         workflow_type=WORKFLOW,
         workflow_id=workflow_id(tenant, backup.id),
         arg={"tenant_id": str(tenant.id), "backup_id": str(backup.id)},
     )
-    await outbox.wake(session, tenant_id=tenant.id)
     return backup
 
 
@@ -293,14 +291,26 @@ async def restore(
     await stage("swapping", safety_backup=safety_id)
     async with db.control() as session:
         tenant = await tenants.get_live(session, slug=slug)
+        if not cell_changes.elsewhere(session, tenant):
+            restored = await rows.replace(
+                session, archive=archive, tenant_id=tenant.id, progress=progress
+            )
+            record = await _record(
+                session, tenant, archive, actor, "replace", restored, safety_id, record_id
+            )
+            await _audit(session, tenant, actor, "tenant.restored", archive, restored, safety_id)
+            return record
+    # Placed in another cell: the swap and its audit event commit there, in one transaction,
+    # then the record here (a retry in between swaps the same archive in again, and says so).
+    async with db.tenant(tenant.id) as session:
         restored = await rows.replace(
             session, archive=archive, tenant_id=tenant.id, progress=progress
         )
-        record = await _record(
+        await _audit(session, tenant, actor, "tenant.restored", archive, restored, safety_id)
+    async with db.control() as session:
+        return await _record(
             session, tenant, archive, actor, "replace", restored, safety_id, record_id
         )
-        await _audit(session, tenant, actor, "tenant.restored", archive, restored, safety_id)
-    return record
 
 
 async def clone(

@@ -2,7 +2,7 @@
 
 A lifecycle change (suspend, resume, rename, tier, limit overrides) is made in a control-plane
 transaction. What it also owes the tenant's own rows (the event in its audit chain, the `resume`
-of its paused workflows, an outbox message) cannot be written in that transaction when those
+of its paused workflows, the start of a workflow through its outbox) cannot be written in that transaction when those
 rows live in another database, so it is recorded there instead, as `cell_changes` rows of the
 same transaction. `apply()` carries them into the tenant's cell in order, in one cell transaction
 that also refreshes the cell's copy of the `tenants` row (what its request path checks) and
@@ -94,6 +94,19 @@ async def resume_paused(session: AsyncSession, tenant: Tenant) -> None:
     await outbox.resume_paused(session, tenant_id=tenant.id)
 
 
+async def start_workflow(
+    session: AsyncSession, tenant: Tenant, *, workflow_type: str, workflow_id: str, arg: Any
+) -> None:
+    """Start a workflow of the tenant through its outbox, once the change commits (`outbox.start`)."""
+    start = {"workflow_type": workflow_type, "workflow_id": workflow_id, "arg": arg}
+    if elsewhere(session, tenant):
+        await _owe(session, tenant, "outbox_start", start)
+        return
+    await set_tenant(session, tenant.id)
+    await outbox.start(session, tenant_id=tenant.id, **start)
+    await outbox.wake(session, tenant_id=tenant.id)
+
+
 async def _owe(session: AsyncSession, tenant: Tenant, effect: str, payload: dict) -> None:
     await session.execute(
         OWE,
@@ -121,9 +134,15 @@ async def _resume_paused(session: AsyncSession, tenant_id: uuid.UUID, change) ->
     await outbox.resume_paused(session, tenant_id=tenant_id)
 
 
+async def _start_workflow(session: AsyncSession, tenant_id: uuid.UUID, change) -> None:
+    await outbox.start(session, tenant_id=tenant_id, **change.payload)
+    await outbox.wake(session, tenant_id=tenant_id)  # the cell's relay delivers it
+
+
 EFFECTS: dict[str, Callable[[AsyncSession, uuid.UUID, Any], Awaitable[None]]] = {
     "audit": _record_audit,
     "resume_paused": _resume_paused,
+    "outbox_start": _start_workflow,
 }
 
 
