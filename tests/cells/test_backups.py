@@ -10,7 +10,7 @@ from tenantry.ops import service as ops
 from tenantry.tenants import service as tenants
 from tests.cells.conftest import cell_admin_url, count_rows
 from tests.cells.test_routing import moved
-from tests.conftest import unique_slug
+from tests.conftest import bearer, login, unique_slug
 from tests.ops.fill import add_chunks
 from tests.workflows import started
 
@@ -130,3 +130,32 @@ async def test_a_clone_of_a_tenant_in_another_cell_is_a_new_tenant_with_its_rows
         clone = await tenants.get(session, slug=new_slug)
     assert count_rows(stack.admin_url, "chunks", clone.id) == 4
     assert count_rows(cell_admin_url(stack, cell_b), "chunks", tenant.id) == 4
+
+
+async def test_writes_of_a_tenant_in_another_cell_are_held_while_its_restore_swaps(
+    client, db, settings, store, cell_b, make_tenant, make_user, tmp_path
+):
+    tenant = await make_tenant()
+    headers = bearer(
+        (await login(client, tenant, await make_user(tenant, "admin")))["access_token"]
+    )
+    await add_chunks(db, tenant.id, documents=1, chunks_per_document=2)
+    await moved(db, settings, tenant, cell_b)
+    backup = await ops.take_backup(db, store, slug=tenant.slug, actor="test")
+    path = await store.fetch(backup.archive, tmp_path / "archive.tar")
+    webhook = {"url": "http://127.0.0.1:9/hold", "events": ["document.ready"]}
+    during: list[tuple[int, str, int]] = []
+
+    async def in_the_swap(table: str, count: int) -> None:
+        if not during:  # called inside the swap's transaction, once per table
+            write = await client.post("/v1/webhooks", json=webhook, headers=headers)
+            read = await client.get("/v1/webhooks", headers=headers)
+            during.append((write.status_code, write.json().get("type", ""), read.status_code))
+
+    await ops.restore(db, store, path=path, slug=tenant.slug, actor="test", progress=in_the_swap)
+
+    write_status, problem, read_status = during[0]
+    assert (write_status, read_status) == (503, 200)
+    assert problem.endswith("/tenant-moving")
+    after = await client.post("/v1/webhooks", json=webhook, headers=headers)
+    assert after.status_code == 201, after.text

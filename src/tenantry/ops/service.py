@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.audit import service as audit
@@ -247,6 +247,9 @@ def check(path: Path, *, manifest_sha256: str | None = None) -> Report:
 
 
 Stage = Callable[..., Awaitable[None]]
+# The exclusive side of the lock every write transaction of the tenant takes shared when it
+# enters its cell (`tenantry_enter`): it waits for those in flight and turns new ones read-only.
+HOLD_WRITES = "SELECT pg_advisory_xact_lock(tenantry_hold_key(:t))"
 
 
 async def _no_stage(name: str, **fields: Any) -> None:
@@ -302,7 +305,10 @@ async def restore(
             return record
     # Placed in another cell: the swap and its audit event commit there, in one transaction,
     # then the record here (a retry in between swaps the same archive in again, and says so).
+    # The cell's request path cannot see this record's stage, so the swap holds the tenant's
+    # writes as a move does: they answer 503 `tenant-moving` until it commits, reads go on.
     async with db.tenant(tenant.id) as session:
+        await session.execute(text(HOLD_WRITES), {"t": tenant.id})
         restored = await rows.replace(
             session, archive=archive, tenant_id=tenant.id, progress=progress
         )
