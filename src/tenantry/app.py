@@ -75,7 +75,7 @@ from tenantry.ops.moves_api import router as moves_router
 from tenantry.problems import problem_response, unexpected_error
 from tenantry.read_your_writes import ReadYourWrites, position_key
 from tenantry.retry_middleware import RetryTransactions
-from tenantry.runtime.stopping import cancel_within
+from tenantry.runtime.stopping import cancel_within, finish_within
 from tenantry.settings import Settings, get_settings
 from tenantry.tenancy.client_address import TrustedProxies
 from tenantry.tenancy.middleware import TenantContextMiddleware
@@ -158,14 +158,16 @@ def create_app(
         try:
             yield
         finally:
+            # Each step bounded: a database or Redis that stopped answering must not hold the
+            # process past its grace (the usage meter spills what it could not write).
             await cancel_within(tasks)
             await state.meter.close(db)
-            await SLO_METER.flush(db)
+            await finish_within(SLO_METER.flush(db), "slo flush")
             if hasattr(state.concurrency, "close"):
-                await state.concurrency.close()
-            await db.dispose()
+                await finish_within(state.concurrency.close(), "redis close")
+            await finish_within(db.dispose(), "database pool")
             if replica is not None:
-                await replica.dispose()
+                await finish_within(replica.dispose(), "replica pool")
 
     app = FastAPI(
         title="Tenantry",

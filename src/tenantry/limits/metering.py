@@ -1,7 +1,7 @@
 """Usage metering: counters per tenant and day, kept in memory and added to PostgreSQL in batches.
 
-Counters are never dropped: a flush that fails keeps them for the next one, and when the last
-flush (at shutdown) fails too, they are written to a file under `home/usage-spill/`. Every API
+Counters are never dropped: a flush that fails, or is cancelled half-way, keeps what it did not
+write for the next one, and when the last flush (at shutdown, bounded) fails or runs out of time, they are written to a file under `home/usage-spill/`. Every API
 process adds such files to the database when it starts and after each flush, claiming a file by
 renaming it first, so that two processes never count the same file twice.
 """
@@ -24,6 +24,7 @@ from sqlalchemy import text
 from tenantry.db.availability import database_unavailable
 from tenantry.db.base import utcnow
 from tenantry.db.session import Database
+from tenantry.runtime.stopping import STOP_SECONDS
 
 log = structlog.get_logger("tenantry.usage")
 
@@ -50,7 +51,11 @@ class UsageMeter:
             pending = Counter({k: v for k, v in self._pending.items() if k[0] == tenant_id})
             for key in pending:
                 del self._pending[key]
-        self._pending.update(await _write(db, pending))
+        unwritten = Counter(pending)
+        try:
+            await _write(db, unwritten)
+        finally:  # cancelled half-way too (a shutdown): what was not written is kept, to spill
+            self._pending.update(unwritten)
         return sum(pending.values())
 
     async def run(self, db: Database, interval: float) -> None:
@@ -61,10 +66,14 @@ class UsageMeter:
             if not self._pending:
                 await self.recover(db)
 
-    async def close(self, db: Database) -> None:
-        """The last flush, at shutdown; what it cannot write is spilled."""
-        await self.flush(db)
-        self.spill()
+    async def close(self, db: Database, seconds: float = STOP_SECONDS) -> None:
+        """The last flush, at shutdown, within `seconds`; what it cannot write is spilled."""
+        try:
+            await asyncio.wait_for(self.flush(db), seconds)
+        except TimeoutError:
+            log.warning("usage flush at shutdown did not finish in time", seconds=seconds)
+        finally:
+            self.spill()
 
     def spill(self) -> Path | None:
         """Counts still unwritten go to a file, to be added by the next process that starts."""
@@ -86,27 +95,28 @@ class UsageMeter:
             claimed = _claim(path)
             if claimed is None:
                 continue
-            counts = _load(claimed)
-            left = await _write(db, counts)
+            left = _load(claimed)
+            counts = sum(left.values())
+            await _write(db, left)
             if left:  # the database went away meanwhile: give the rest back for later
                 _save(claimed, left)
                 os.replace(claimed, self.spill_dir / f"{uuid.uuid4().hex}.json")
                 return added
             claimed.unlink(missing_ok=True)
-            added += sum(counts.values())
+            added += counts
         if added:
             log.info("spilled usage counters added", counts=added)
         return added
 
 
-async def _write(db: Database, pending: Counter[Key]) -> Counter[Key]:
-    """One transaction per tenant; what could not be written is returned."""
+async def _write(db: Database, pending: Counter[Key]) -> None:
+    """One transaction per tenant; each tenant's counts leave `pending` once written, so what
+    is left there, after a failure or a cancellation, is exactly what was not."""
     by_tenant: dict[uuid.UUID, list[dict]] = {}
     for (tenant_id, day, metric), value in pending.items():
         by_tenant.setdefault(tenant_id, []).append(
             {"tenant_id": tenant_id, "day": day, "metric": metric, "value": value}
         )
-    left: Counter[Key] = Counter()
     for tenant_id, rows in by_tenant.items():
         # Rows in one order everywhere: two flushes (two processes) never lock them crosswise.
         rows.sort(key=lambda row: (row["day"], row["metric"]))
@@ -118,9 +128,9 @@ async def _write(db: Database, pending: Counter[Key]) -> Counter[Key]:
                 log.warning("usage flush failed: database unavailable", tenant_id=str(tenant_id))
             else:
                 log.exception("usage flush failed", tenant_id=str(tenant_id))
-            for row in rows:
-                left[(row["tenant_id"], row["day"], row["metric"])] += row["value"]
-    return left
+            continue
+        for row in rows:
+            del pending[(row["tenant_id"], row["day"], row["metric"])]
 
 
 def _claim(path: Path) -> Path | None:

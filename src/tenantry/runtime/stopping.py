@@ -4,7 +4,7 @@ connection, a worker whose activity will not end) must not hold up a process's s
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 
 import structlog
 
@@ -28,6 +28,20 @@ async def cancel_within(tasks: Iterable[asyncio.Task], seconds: float = STOP_SEC
     if stuck:
         log.warning("background tasks did not stop", tasks=sorted(t.get_name() for t in stuck))
     return not stuck
+
+
+async def finish_within(step: Awaitable, what: str, seconds: float = STOP_SECONDS) -> bool:
+    """Await one step of a shutdown at most `seconds` (cancelled then); False, with a warning,
+    when it failed or ran out of time, so that the steps after it still run."""
+    try:
+        await asyncio.wait_for(step, seconds)
+    except TimeoutError:
+        log.warning("shutdown step did not finish in time", step=what, seconds=seconds)
+        return False
+    except Exception:
+        log.exception("shutdown step failed", step=what)
+        return False
+    return True
 
 
 def being_cancelled() -> bool:
