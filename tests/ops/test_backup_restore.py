@@ -50,9 +50,18 @@ async def test_backup_holds_every_table_and_verifies(filled, db, store, tmp_path
     assert not {"outbox", "tenant_keys", "idempotency_keys"} & set(rows)
     assert archive.manifest["tenant"]["slug"] == tenant.slug
     async with db.tenant(tenant.id) as session:
-        seq, head = await audit.head(session, tenant_id=tenant.id)
-    assert archive.manifest["audit_head"] == {"seq": seq, "hash": head}
-    assert report.audit_events == seq
+        seq, _ = await audit.head(session, tenant_id=tenant.id)
+        last = (
+            await session.execute(
+                text("SELECT action, target, after, prev_hash FROM audit_events WHERE seq = :s"),
+                {"s": seq},
+            )
+        ).one()
+    # The chain records the backup once it is taken: the archive holds the chain up to it.
+    assert (last.action, last.target) == ("tenant.backed_up", f"backup:{backup.id}")
+    assert last.after["manifest_sha256"] == backup.manifest_sha256
+    assert archive.manifest["audit_head"] == {"seq": seq - 1, "hash": last.prev_hash}
+    assert report.audit_events == seq - 1
     # The vectors are exported as PostgreSQL wrote them, not recomputed.
     chunk = next(archive.rows("chunks"))
     assert chunk["embedding"].startswith("[") and len(chunk["embedding"].split(",")) > 100
@@ -85,7 +94,7 @@ async def test_round_trip_export_clone_export_is_the_same_data(
             )
         ).all()
         chain = await audit.verify(session, tenant_id=record.tenant)
-    assert actions == ["tenant.created", "tenant.cloned"] and chain.ok
+    assert actions == ["tenant.created", "tenant.cloned", "tenant.backed_up"] and chain.ok
 
 
 async def test_restore_puts_back_the_archive_and_keeps_a_safety_copy(
@@ -157,7 +166,13 @@ async def test_restore_failing_half_way_changes_nothing(filled, db, store, admin
     after = tmp_path / "after.tar"
     await export_tenant(db, tenant=ops.source_of(tenant), into=after)
     assert data_rows(Archive.open(after)) == data_rows(Archive.open(before))
-    assert Archive.open(after).manifest["audit_head"] == Archive.open(before).manifest["audit_head"]
+    # The chain gained the safety backup's event alone (taken before the swap), no restore.
+    head = Archive.open(before).manifest["audit_head"]
+    gained = admin_sql.execute(
+        "SELECT action, after ->> 'kind' FROM audit_events WHERE tenant_id = %s AND seq > %s",
+        (tenant.id, head["seq"]),
+    ).fetchall()
+    assert gained == [("tenant.backed_up", "safety")]
 
 
 async def test_a_changed_byte_is_named_and_the_archive_refused(filled, db, store, tmp_path):

@@ -209,6 +209,23 @@ async def run_backup(
         backup.manifest_sha256 = exported.manifest_sha256
         backup.revision = exported.manifest["revision"]
         backup.error = None
+        # The tenant's data left the database: its chain says when, for whom and where to.
+        await cell_changes.audit_event(
+            session,
+            tenant,
+            actor=backup.requested_by,
+            action="tenant.backed_up",
+            target=f"backup:{backup.id}",
+            before=None,
+            after={
+                "kind": backup.kind,
+                "archive": backup.archive,
+                "manifest_sha256": backup.manifest_sha256,
+                "rows": backup.rows,
+                "bytes": backup.bytes,
+            },
+        )
+    await cell_changes.apply_owed(db, tenant)
     return backup
 
 
