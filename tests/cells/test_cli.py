@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import uuid
 
+import psycopg
 from typer.testing import CliRunner
 
 from tenantry.cli.main import app
+from tenantry.db.urls import libpq_dsn
 from tenantry.settings import get_settings
-from tests.cells.conftest import count_rows
+from tests.cells.conftest import cell_admin_url, count_rows
 from tests.conftest import unique_slug
 
 runner = CliRunner()
@@ -50,3 +52,41 @@ def test_a_cell_is_added_and_a_tenant_moved_there_and_back_through_the_cli(stack
     assert count_rows(stack.admin_url, "users", tenant_id) == 1
     refused = runner.invoke(app, ["tenants", "move", slug, "--cell", "main"])
     assert refused.exit_code == 1 and "already in cell" in refused.output
+
+
+def test_a_tenant_in_another_cell_is_suspended_resumed_and_deleted_through_the_cli(
+    stack, admin_sql
+):
+    name = f"c-{uuid.uuid4().hex[:8]}"
+    out("cells", "add", name, "--database", name.replace("-", "_"))
+    cell = cell_admin_url(stack, name)
+    slug = unique_slug("cli")
+    out("tenants", "create", slug, "--name", "Cli", "--tier", "standard")
+    out(
+        "users", "create", "--tenant", slug, "--email", "ana@example.com", "--role", "admin",
+        "--password-stdin", input="Correct-Horse-42-Battery\n",
+    )  # fmt: skip
+    tenant_id = admin_sql.execute("SELECT id FROM tenants WHERE slug = %s", [slug]).fetchone()[0]
+    assert out("tenants", "move", slug, "--cell", name)["status"] == "done"
+
+    assert out("tenants", "suspend", slug)["status"] == "suspended"
+    with psycopg.connect(libpq_dsn(cell), autocommit=True) as conn:
+        copy = conn.execute("SELECT status FROM tenants WHERE id = %s", [tenant_id]).fetchone()
+        actions = [
+            action
+            for (action,) in conn.execute(
+                "SELECT action FROM audit_events WHERE tenant_id = %s ORDER BY seq", [tenant_id]
+            )
+        ]
+    assert copy[0] == "suspended" and actions[-1] == "tenant.suspended"
+    assert out("tenants", "resume", slug)["status"] == "active"
+
+    deleted = out("tenants", "delete", slug, "--yes")
+
+    assert deleted["tenant"]["status"] == "deleted"
+    assert deleted["purged_rows"]["users"] == 1
+    # Its audit log too, by the owner role in its cell, once the deletion signed its head.
+    assert deleted["purged_rows"]["audit_events"] >= len(actions) + 2
+    assert count_rows(cell, "users", tenant_id) == 0
+    assert count_rows(cell, "audit_events", tenant_id) == 0
+    assert out("audit", "verify", slug)["deletion"]["purged"]["users"] == 1

@@ -11,6 +11,7 @@ from tenantry.audit import anchors
 from tenantry.cli.common import cli_actor, emit, parse, run_with_db
 from tenantry.pages import MAX_LIMIT, Page
 from tenantry.tenants import cell_changes, service
+from tenantry.tenants.cleanup import owner_url_of
 from tenantry.tenants.schemas import TenantCreate, TenantOut, TenantUpdate
 
 app = typer.Typer(help="Provision and manage tenants.", no_args_is_help=True)
@@ -127,9 +128,8 @@ def delete(
         tenant, purged = await service.delete(db, slug=slug, actor=cli_actor())
         events = 0
         if tenant.status == "deleted":
-            events = await asyncio.to_thread(
-                anchors.purge_deleted, stack.admin_url, tenant_id=tenant.id
-            )
+            admin_url = await owner_url_of(db, tenant.id, stack.admin_url)
+            events = await asyncio.to_thread(anchors.purge_deleted, admin_url, tenant_id=tenant.id)
         if events:
             purged = {**purged, "audit_events": events}
         return {"tenant": TenantOut.of(tenant).model_dump(mode="json"), "purged_rows": purged}

@@ -190,18 +190,26 @@ async def apply(db: Database, *, tenant_id: uuid.UUID | None = None) -> int:
     return applied
 
 
+async def refresh_copy(db: Database, session: AsyncSession, tenant_id: uuid.UUID) -> None:
+    """Rewrite, in `session` (a transaction of the tenant in its cell), the cell's copy of the
+    tenant's row from the control plane's as it is now; nothing in the main cell, where the row
+    is the control plane's own."""
+    cell = session.info.get("tenant_cell")
+    if cell is None or cell is db.cells.main:
+        return
+    async with db.cells.main.engine.connect() as control:
+        source = (await control.get_raw_connection()).driver_connection
+        target = (await (await session.connection()).get_raw_connection()).driver_connection
+        await place_tenant_row(
+            source, target, tenant_id=tenant_id, cell=cell.name, keep_placement=True
+        )
+
+
 async def _apply_tenant(db: Database, tenant_id: uuid.UUID, changes: list) -> int:
     applied = 0
     async with db.tenant(tenant_id) as session:
-        cell = session.info.get("tenant_cell")
-        if cell is not None and cell is not db.cells.main:
-            # First, before the chain's lock: the copy the cell's request path reads.
-            async with db.cells.main.engine.connect() as control:
-                source = (await control.get_raw_connection()).driver_connection
-                target = (await (await session.connection()).get_raw_connection()).driver_connection
-                await place_tenant_row(
-                    source, target, tenant_id=tenant_id, cell=cell.name, keep_placement=True
-                )
+        # First, before the chain's lock: the copy the cell's request path reads.
+        await refresh_copy(db, session, tenant_id)
         for change in changes:
             first = await session.scalar(MARK, {"tenant": tenant_id, "change": change.id})
             if first is None:

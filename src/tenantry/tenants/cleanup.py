@@ -1,7 +1,7 @@
 """What a deletion still owes outside the database, done by the relay (a chore): terminate the
 tenant's workflows (found by the `TenantId` search attribute), purge what their last activities
 wrote meanwhile, purge its audit log (as the owner role: the application may not) and drop
-the tenant's own HNSW index. Its data key went with the purge, so what
+the tenant's own HNSW index, each in the tenant's cell. Its data key went with the purge, so what
 Temporal keeps of its histories cannot be read.
 
 A receipt is closed only by a pass that found nothing left to do, some seconds after the
@@ -11,6 +11,7 @@ deletion, since Temporal's visibility may list a just-started workflow a moment 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import timedelta
 
 import structlog
@@ -19,6 +20,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from tenantry.audit import anchors
+from tenantry.db.cells import admin_url_of
 from tenantry.db.session import Database
 from tenantry.keys.service import TenantKeys
 from tenantry.knowledge.promotion import drop_index
@@ -30,6 +32,12 @@ log = structlog.get_logger("tenantry.tenants")
 
 SETTLE = timedelta(seconds=3)  # how late visibility may list a workflow after its start
 LEASE = timedelta(minutes=5)
+
+
+async def owner_url_of(db: Database, tenant_id: uuid.UUID, main_admin_url: str) -> str:
+    """The administrative URL of the database the tenant's rows are in (its cell's)."""
+    cell = await db.cell_of(tenant_id)
+    return admin_url_of(cell, main_admin_url) if cell is not None else main_admin_url
 
 
 class DeletionCleanup:
@@ -77,16 +85,17 @@ class DeletionCleanup:
         if self.keys is not None:  # this process's workflows stop reading the tenant's payloads now
             self.keys.forget(receipt.tenant)
         terminated = await self._terminate(receipt.slug)
-        async with self.db.control() as session:
+        async with self.db.tenant(receipt.tenant) as session:  # in its cell, wherever that is
             late = {
                 t: n for t, n in (await purge_rows(session, tenant_id=receipt.tenant)).items() if n
             }
         dropped = False
         if self.admin_url is not None:
-            dropped = await asyncio.to_thread(drop_index, self.admin_url, tenant_id=receipt.tenant)
+            admin_url = await owner_url_of(self.db, receipt.tenant, self.admin_url)
+            dropped = await asyncio.to_thread(drop_index, admin_url, tenant_id=receipt.tenant)
             # The audit log is the owner role's to purge; the deletion signed its final head.
             events = await asyncio.to_thread(
-                anchors.purge_deleted, self.admin_url, tenant_id=receipt.tenant
+                anchors.purge_deleted, admin_url, tenant_id=receipt.tenant
             )
             if events:
                 late["audit_events"] = events

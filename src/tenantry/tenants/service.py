@@ -23,7 +23,7 @@ from tenantry.audit import service as audit
 from tenantry.db.base import utcnow
 from tenantry.db.catalog import tenant_tables
 from tenantry.db.paging import Keyset, page
-from tenantry.db.session import Database, TenantElsewhere, set_tenant
+from tenantry.db.session import Database, set_tenant
 from tenantry.errors import Conflict, NotFound
 from tenantry.outbox import service as outbox
 from tenantry.settings import Settings
@@ -136,18 +136,15 @@ async def delete(db: Database, *, slug: str, actor: str) -> tuple[Tenant, dict[s
         tenant = await get(session, slug=slug, for_update=True)
         if tenant.status == "deleted":
             return tenant, {}
-        if cell_changes.elsewhere(session, tenant):
-            raise TenantElsewhere(
-                f"Tenant '{slug}' is placed in cell '{tenant.cell}': deleting a tenant there is "
-                "not available yet; move it back to the main cell first (tenantry tenants move "
-                f"{slug} --cell main), then delete it."
-            )
         if tenant.status != "deleting":
             before = snapshot(tenant)
             tenant.status = "deleting"
             tenant.updated_at = utcnow()
             await _audit(session, tenant, actor, "tenant.deleting", before)
             await outbox.sync_schedules(session, tenant_id=tenant.id)  # no more backups
+        elsewhere = cell_changes.elsewhere(session, tenant)
+    if elsewhere:
+        return await _delete_in_cell(db, tenant, actor)
     async with db.control() as session:
         tenant = await get(session, slug=slug, for_update=True)
         if tenant.status != "deleting":
@@ -161,6 +158,30 @@ async def delete(db: Database, *, slug: str, actor: str) -> tuple[Tenant, dict[s
         await deletion.leave_receipt(
             session, tenant=tenant, actor=actor, head=(head_seq, head_hash), purged=purged
         )
+    return tenant, purged
+
+
+async def _delete_in_cell(db: Database, tenant: Tenant, actor: str) -> tuple[Tenant, dict]:
+    """The second step for a tenant placed in another cell: its rows are purged there and its
+    receipt left here. The receipt commits first, inside the cell's transaction: should the
+    purge then fail to commit, the receipt stands and the clean-up's late purge removes what
+    is left (it purges in the tenant's cell too)."""
+    await cell_changes.apply(db, tenant_id=tenant.id)  # `tenant.deleting` is in its chain first
+    async with db.tenant(tenant.id) as cell:
+        head = await audit.head(cell, tenant_id=tenant.id)
+        await anchors.sign(cell)  # the final head, signed: its events go with the owner's purge
+        purged = await purge_rows(cell, tenant_id=tenant.id)
+        async with db.control() as session:
+            tenant = await get(session, slug=tenant.slug, for_update=True)
+            if tenant.status != "deleting":  # another deletion finished first
+                return tenant, {}
+            tenant.status = "deleted"
+            tenant.deleted_at = tenant.updated_at = utcnow()
+            await deletion.leave_receipt(
+                session, tenant=tenant, actor=actor, head=head, purged=purged
+            )
+        # The cell's copy says `deleted` too: the owner's purge of its audit log checks it there.
+        await cell_changes.refresh_copy(db, cell, tenant.id)
     return tenant, purged
 
 
