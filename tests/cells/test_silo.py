@@ -154,6 +154,10 @@ async def test_a_move_into_a_silo_cell_gives_the_tenant_its_own_queue_and_worker
         in_silo = await add_document(client, headers, "Caldera")
         assert await ingested(temporal_client, tenant, in_silo) == "ready"
         assert await queue_of(temporal_client, f"{tenant.slug}/ingest/{in_silo}") == queue
+        # /health/detailed finds the silo tenant's configuration in its cell, and the poller.
+        health = (await client.get("/health/detailed")).json()
+        found = {c["name"]: c for c in health["components"]}["workers"]["queues"]
+        assert found[queue]["shared"] is False and found[queue]["workflow"]["pollers"] >= 1
 
         back = await moved(db, settings, tenant, settings.cell)
         assert back.dedicated_workers is False
