@@ -29,12 +29,17 @@ from tests.knowledge.conftest import ingested
 
 
 @contextlib.asynccontextmanager
-async def embedded_dedicated_workers(temporal_client, stack, settings, embedder):
-    """What a worker process runs beside its pool worker: the dedicated workers, swept by hand."""
+async def embedded_dedicated_workers(temporal_client, stack, settings, embedder, tenant):
+    """What a worker process runs beside its pool worker: the dedicated workers, swept by hand.
+    Of the tenants with dedicated workers, the test's own (other tests' queues are theirs)."""
     db = stack.database(pool_size=4)
+
+    async def wanted() -> list[str]:
+        return [slug for slug in await dedicated_slugs(db) if slug == tenant.slug]
+
     workers = DedicatedWorkers(
         temporal_client,
-        wanted=lambda: dedicated_slugs(db),
+        wanted=wanted,
         make_worker=lambda queue: build_worker(
             temporal_client, task_queue=queue, db=db, embedder=embedder, settings=settings
         ),
@@ -146,7 +151,7 @@ async def test_a_move_into_a_silo_cell_gives_the_tenant_its_own_queue_and_worker
     assert events[1][1]["config_version"] == rows[0].version
 
     async with (
-        embedded_dedicated_workers(temporal_client, stack, settings, embedder) as workers,
+        embedded_dedicated_workers(temporal_client, stack, settings, embedder, tenant) as workers,
         cell_relay(db, temporal_client, settings, cell_silo),
     ):
         await workers.sweep()
@@ -219,7 +224,9 @@ async def test_the_worker_process_starts_and_stops_a_dedicated_worker_as_the_con
         (await login(client, tenant, await make_user(tenant, "admin")))["access_token"]
     )
     queue = dedicated_task_queue(tenant.slug)
-    async with embedded_dedicated_workers(temporal_client, stack, settings, embedder) as workers:
+    async with embedded_dedicated_workers(
+        temporal_client, stack, settings, embedder, tenant
+    ) as workers:
         await workers.sweep()
         assert queue not in workers.queues()
 

@@ -150,7 +150,11 @@ async def serve(
         )
         if health is not None:
             health.polling = True
-        log.info("worker running", task_queue=task_queue)
+        log.info(
+            "worker running",
+            task_queue=task_queue,
+            dedicated_queues="served here" if embeds else "not served here",
+        )
         tell_ready(ready_fd)
         if on_ready is not None:
             on_ready()
