@@ -20,7 +20,7 @@ from tenantry.outbox.relay import Relay
 from tenantry.runtime.dedicated_workers import DedicatedWorkers
 from tenantry.runtime.stopping import cancel_within
 from tenantry.tenants import service as tenants
-from tenantry.tenants.dedicated import dedicated_slugs
+from tenantry.tenants.dedicated import dedicated_slugs, live_slugs
 from tenantry.tenants.namespaces import dedicated_task_queue
 from tenantry.worker.runner import build_worker
 from tests.conftest import bearer, login
@@ -29,17 +29,24 @@ from tests.knowledge.conftest import ingested
 
 
 @contextlib.asynccontextmanager
-async def embedded_dedicated_workers(temporal_client, stack, settings, embedder, tenant):
+async def embedded_dedicated_workers(
+    temporal_client, stack, settings, embedder, tenant, *, starting: bool = False
+):
     """What a worker process runs beside its pool worker: the dedicated workers, swept by hand.
-    Of the tenants with dedicated workers, the test's own (other tests' queues are theirs)."""
+    Of the tenants with dedicated workers, the test's own (other tests' queues are theirs).
+    `starting`: as a process that has just started (its first sweep looks for leftovers)."""
     db = stack.database(pool_size=4)
 
     async def wanted() -> list[str]:
         return [slug for slug in await dedicated_slugs(db) if slug == tenant.slug]
 
+    async def live() -> list[str]:
+        return [slug for slug in await live_slugs(db) if slug == tenant.slug]
+
     workers = DedicatedWorkers(
         temporal_client,
         wanted=wanted,
+        live=live if starting else None,
         make_worker=lambda queue: build_worker(
             temporal_client, task_queue=queue, db=db, embedder=embedder, settings=settings
         ),
@@ -249,6 +256,47 @@ async def test_the_worker_process_starts_and_stops_a_dedicated_worker_as_the_con
         assert resolving.status_code == 202, resolving.text
         assert await run.result() == "resolved"
         await swept_until(workers, queue, serving=False)
+
+
+async def test_a_started_worker_process_serves_a_queue_that_workflows_were_left_on(
+    client,
+    settings,
+    stack,
+    make_tenant,
+    make_user,
+    operator_config,
+    worker,
+    temporal_client,
+    embedder,
+):
+    """A tenant that lost its dedicated workers while no process served its queue (the process
+    ended): a process that starts finds its workflow still running there and finishes it."""
+    tenant = await make_tenant(tier="standard")
+    headers = bearer(
+        (await login(client, tenant, await make_user(tenant, "admin")))["access_token"]
+    )
+    queue = dedicated_task_queue(tenant.slug)
+    await operator_config(tenant, {"features": {"dedicated_workers": True}})
+    async with embedded_dedicated_workers(
+        temporal_client, stack, settings, embedder, tenant
+    ) as first:
+        await first.sweep()
+        number = (await report(client, headers))["number"]
+        await until_waiting(temporal_client, tenant, number)
+    await operator_config(tenant, {"features": {"dedicated_workers": False}})
+
+    async with embedded_dedicated_workers(
+        temporal_client, stack, settings, embedder, tenant, starting=True
+    ) as second:
+        await second.sweep()
+        assert queue in second.queues()
+        resolving = await client.post(
+            f"/v1/incidents/{number}/resolve", json={"resolution": "Reiniciada."}, headers=headers
+        )
+        assert resolving.status_code == 202, resolving.text
+        run = await run_of(temporal_client, tenant, number)
+        assert await run.result() == "resolved"
+        await swept_until(second, queue, serving=False)
 
 
 async def test_dedicated_tenants_are_found_in_every_cell(

@@ -5,7 +5,10 @@ beside the pool's, with the same workflows and activities.
 Every sweep reads which tenants have them (in every cell), starts a worker for each new queue and
 stops the worker of a queue no longer wanted once no workflow runs on it: a workflow keeps the
 task queue it started on, so a tenant moved back to the pool still has its running workflows
-finished by its own worker. A queue's worker that died is started again on the next sweep.
+finished by its own worker. The first sweep also serves the dedicated queue of any live tenant
+that still has running workflows there (left by a tenant that lost its dedicated workers while no
+process served them), until they end. A queue's worker that died is started again on the next
+sweep.
 Stopping is bounded, like the rest of the process (`stopping.cancel_within`).
 """
 
@@ -26,6 +29,7 @@ log = structlog.get_logger("tenantry.worker")
 
 Wanted = Callable[[], Awaitable[list[str]]]  # the slugs whose queues should be served
 MakeWorker = Callable[[str], Worker]  # a worker for a task queue
+ASKED_AT_ONCE = 50  # queues per visibility query, when looking for workflows left on them
 
 
 class DedicatedWorkers:
@@ -37,9 +41,12 @@ class DedicatedWorkers:
         make_worker: MakeWorker,
         every_seconds: float,
         stop_seconds: float,
+        live: Wanted | None = None,
     ) -> None:
         self.client = client
         self.wanted = wanted
+        self.live = live  # every live tenant's slug, for the first sweep's look for leftovers
+        self._looked_for_leftovers = live is None
         self.make_worker = make_worker
         self.every_seconds = every_seconds
         self.stop_seconds = stop_seconds
@@ -55,6 +62,11 @@ class DedicatedWorkers:
     async def sweep(self) -> None:
         """Start the workers of the queues now wanted; stop those no longer wanted and idle."""
         wanted = {dedicated_task_queue(slug) for slug in await self.wanted()}
+        serve = wanted
+        if not self._looked_for_leftovers:
+            others = {dedicated_task_queue(slug) for slug in await self.live()} - wanted
+            serve = wanted | await self._with_open_workflows(sorted(others))
+            self._looked_for_leftovers = True
         for queue, (_, task) in list(self.running.items()):
             if task.done():  # died (its error is logged below): started again if still wanted
                 self.running.pop(queue)
@@ -62,7 +74,7 @@ class DedicatedWorkers:
                     log.error(
                         "dedicated worker failed", task_queue=queue, exc_info=task.exception()
                     )
-        for queue in sorted(wanted - self.running.keys()):
+        for queue in sorted(serve - self.running.keys()):
             worker = self.make_worker(queue)
             task = asyncio.create_task(worker.run(), name=f"dedicated-worker:{queue}")
             self.running[queue] = (worker, task)
@@ -87,6 +99,16 @@ class DedicatedWorkers:
     async def shutdown(self) -> None:
         """Stop every dedicated worker, each within `stop_seconds`."""
         await asyncio.gather(*(self._stop(queue) for queue in list(self.running)))
+
+    async def _with_open_workflows(self, queues: list[str]) -> set[str]:
+        """Those of `queues` that running workflows are on (slugs are safe in a query)."""
+        found: set[str] = set()
+        for start in range(0, len(queues), ASKED_AT_ONCE):
+            names = ", ".join(f"'{q}'" for q in queues[start : start + ASKED_AT_ONCE])
+            query = f"ExecutionStatus = 'Running' AND TaskQueue IN ({names})"
+            async for execution in self.client.list_workflows(query):
+                found.add(execution.task_queue)
+        return found
 
     async def _open_workflows(self, queue: str) -> int:
         count = await self.client.count_workflows(

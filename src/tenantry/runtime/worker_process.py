@@ -48,7 +48,7 @@ from tenantry.runtime.dedicated_workers import DedicatedWorkers
 from tenantry.runtime.stopping import cancel_within
 from tenantry.runtime.worker_health import WorkerHealth
 from tenantry.settings import Settings, get_settings
-from tenantry.tenants.dedicated import dedicated_slugs
+from tenantry.tenants.dedicated import dedicated_slugs, live_slugs
 from tenantry.worker.client import connect
 from tenantry.worker.runner import build_cell_relays, build_relay, build_worker
 
@@ -126,6 +126,7 @@ async def serve(
         dedicated = DedicatedWorkers(
             client,
             wanted=lambda: dedicated_slugs(db),
+            live=lambda: live_slugs(db),
             make_worker=make_worker,
             every_seconds=settings.dedicated_sweep_seconds,
             stop_seconds=settings.shutdown_grace_seconds,

@@ -10,6 +10,7 @@ from tenantry.db.session import Database
 from tenantry.tenants.cells import list_cells
 
 IN_CELL = "SELECT d_slug FROM dedicated_worker_tenants_in(:cell)"
+LIVE = "SELECT slug FROM tenants WHERE status IN ('active', 'suspended') ORDER BY slug"
 
 
 async def dedicated_slugs(db: Database) -> list[str]:
@@ -26,3 +27,9 @@ async def dedicated_slugs(db: Database) -> list[str]:
         async with db.pinned(cell).control() as session:
             slugs.update((await session.scalars(text(IN_CELL), {"cell": name})).all())
     return sorted(slugs)
+
+
+async def live_slugs(db: Database) -> list[str]:
+    """Every live tenant's slug (the control plane knows them all, wherever they are placed)."""
+    async with db.control() as session:
+        return list((await session.scalars(text(LIVE))).all())
