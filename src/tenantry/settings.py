@@ -204,6 +204,19 @@ class Settings(BaseSettings):
     cell: str = "main"
     cache_prefix: str = "tenantry"
     pool_task_queue: str = "tenantry-pool"
+    dedicated_workers: Literal["embedded", "external"] = Field(
+        default="embedded",
+        description="Who serves the task queue of a tenant given dedicated workers (a silo "
+        "placement): `embedded`, the pool worker process, one Temporal worker per such queue; "
+        "`external`, processes of their own (`tenantry worker --tenant SLUG`, the Kubernetes "
+        "deployment of deploy/tools/dedicated_worker.py).",
+    )
+    dedicated_sweep_seconds: float = Field(
+        default=5,
+        gt=0,
+        description="How often an embedding worker process reads which tenants have dedicated "
+        "workers (a configuration change reaches it within this).",
+    )
     backup_url: str | None = Field(
         default=None,
         description="Where tenant backups go: `s3://bucket/prefix` (any S3-compatible store) or "

@@ -38,6 +38,17 @@ async def cell_relays(db, keys, settings, cell_b):
     await cancel_within(relaying)
 
 
+@pytest.fixture(scope="session")
+async def cell_silo(stack, settings, db) -> str:
+    """A silo cell: a tenant moved there gets its own task queue and worker."""
+    name = f"s-{uuid.uuid4().hex[:8]}"
+    location = cells.check(settings, name=name, database=name.replace("-", "_"), url_env=None)
+    cells.provision(settings, stack.admin_url, location)
+    async with db.control() as session:
+        await cells.register(session, name=name, location=location, kind=cells.SILO)
+    return name
+
+
 def cell_admin_url(stack, cell: str) -> str:
     return (
         make_url(stack.admin_url)

@@ -26,10 +26,20 @@ def out(*args: str, input: str | None = None):
 def test_a_cell_is_added_and_a_tenant_moved_there_and_back_through_the_cli(stack, admin_sql):
     name = f"c-{uuid.uuid4().hex[:8]}"
     added = out("cells", "add", name, "--database", name.replace("-", "_"))
-    assert added == {"name": name, "database": name.replace("-", "_"), "url_env": None}
+    assert added == {
+        "name": name,
+        "database": name.replace("-", "_"),
+        "url_env": None,
+        "kind": "pool",
+    }
     listed = out("cells", "list")
     settings = get_settings()  # the control plane's own database first, as the API lists it
-    assert listed[0] == {"name": settings.cell, "database": settings.database_name, "url_env": None}
+    assert listed[0] == {
+        "name": settings.cell,
+        "database": settings.database_name,
+        "url_env": None,
+        "kind": "pool",
+    }
     assert name in [c["name"] for c in listed[1:]]
     again = runner.invoke(app, ["cells", "add", name, "--database", "other_db"])
     assert again.exit_code == 1 and "already" in again.output
@@ -90,3 +100,32 @@ def test_a_tenant_in_another_cell_is_suspended_resumed_and_deleted_through_the_c
     assert count_rows(cell, "users", tenant_id) == 0
     assert count_rows(cell, "audit_events", tenant_id) == 0
     assert out("audit", "verify", slug)["deletion"]["purged"]["users"] == 1
+
+
+def test_a_silo_cell_is_added_and_a_tenant_moved_there_gets_dedicated_workers_in_its_config(
+    stack,
+):
+    name = f"s-{uuid.uuid4().hex[:8]}"
+    added = out("cells", "add", name, "--database", name.replace("-", "_"), "--silo")
+    assert added["kind"] == "silo"
+    assert {c["name"]: c["kind"] for c in out("cells", "list")}[name] == "silo"
+
+    slug = unique_slug("silo")
+    out("tenants", "create", slug, "--name", "Silo", "--tier", "enterprise")
+    there = out("tenants", "move", slug, "--cell", name)
+    assert there["status"] == "done" and there["dedicated_workers"] is True
+    # The move's version, in the tenant's cell, shown and listed as an operator's would be.
+    shown = out("config", "show", slug)
+    assert shown["config"]["features"]["dedicated_workers"] is True
+    assert shown["sources"]["features.dedicated_workers"] == "tenant"
+    latest = out("config", "history", slug)["items"][0]
+    assert latest["author"] == f"move:{there['id']}"
+    assert latest["version"] == shown["version"]
+
+    # An operator may still choose otherwise afterwards; the next move decides again.
+    out("config", "set", slug, "features.dedicated_workers=false")
+    assert out("config", "show", slug)["config"]["features"]["dedicated_workers"] is False
+    back = out("tenants", "move", slug, "--cell", "main")
+    assert back["dedicated_workers"] is False
+    history = out("config", "history", slug)["items"]
+    assert history[0]["author"] != f"move:{back['id']}"  # already off: no version written

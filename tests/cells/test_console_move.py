@@ -10,7 +10,15 @@ from tests.workflows import started
 
 
 async def test_an_operator_moves_a_tenant_from_its_page_and_sees_it_placed(
-    app, stack, make_tenant, make_user, operator_headers, temporal_client, worker, cell_b
+    app,
+    stack,
+    make_tenant,
+    make_user,
+    operator_headers,
+    temporal_client,
+    worker,
+    cell_b,
+    cell_silo,
 ):
     tenant = await make_tenant()
     await make_user(tenant, "member")
@@ -20,6 +28,7 @@ async def test_an_operator_moves_a_tenant_from_its_page_and_sees_it_placed(
         page = await c.get(f"/console/admin/tenants/{tenant.slug}")
         assert 'id="moves"' in page.text and "Never moved" in page.text
         assert f"<option>{cell_b}</option>" in page.text  # a cell it can go to
+        assert f'<option value="{cell_silo}">{cell_silo} (silo)</option>' in page.text
         # A cell nobody registered: the API's 422, shown in the page, and nothing recorded.
         refused = await c.post(
             f"/console/admin/tenants/{tenant.slug}/moves",

@@ -170,11 +170,25 @@ async def test_a_move_to_an_unknown_cell_or_where_it_is_is_refused(
     assert listed.json()["items"] == []
 
 
-async def test_cells_are_listed_and_added_through_the_admin_api(client, operator_headers, cell_b):
+async def test_cells_are_listed_and_added_through_the_admin_api(
+    client, operator_headers, cell_b, cell_silo
+):
     listed = await client.get("/v1/admin/cells", headers=operator_headers)
     assert listed.status_code == 200, listed.text
     names = [c["name"] for c in listed.json()["items"]]
     assert names[0] == "main" and cell_b in names
+    kinds = {c["name"]: c["kind"] for c in listed.json()["items"]}
+    assert (kinds["main"], kinds[cell_b], kinds[cell_silo]) == ("pool", "pool", "silo")
+    for kind in ("island", True, None):  # a cell is a pool or a silo, nothing else
+        wrong = await client.post(
+            "/v1/admin/cells",
+            json={"name": "odd", "database": "odd_db", "kind": kind},
+            headers=operator_headers,
+        )
+        assert wrong.status_code == 422, wrong.text
+        assert wrong.json()["errors"][0]["field"] == "body.kind"
+    after = await client.get("/v1/admin/cells", headers=operator_headers)
+    assert "odd" not in [c["name"] for c in after.json()["items"]]
     bad = await client.post(
         "/v1/admin/cells", json={"name": "Bad Name", "database": "x"}, headers=operator_headers
     )

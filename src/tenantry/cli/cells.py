@@ -24,6 +24,14 @@ def add(
     url_env: Annotated[
         str | None, typer.Option(help="The environment variable holding the cell's admin URL.")
     ] = None,
+    silo: Annotated[
+        bool,
+        typer.Option(
+            "--silo",
+            help="A tenant's own placement: a tenant moved there gets its own task queue and "
+            "worker (the default is a pool cell, on the shared workers).",
+        ),
+    ] = False,
 ) -> None:
     """Create and migrate the cell's database, then register it."""
 
@@ -34,7 +42,9 @@ def add(
                 fail(f"A cell named '{name}' is registered already.")
         cells.provision(stack.settings, stack.admin_url, location)
         async with db.control() as session:
-            return await cells.register(session, name=name, location=location)
+            return await cells.register(
+                session, name=name, location=location, kind=cells.SILO if silo else cells.POOL
+            )
 
     emit(CellOut.model_validate(run_with_db(work)))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import asynccontextmanager
 from typing import Annotated
 
 import typer
@@ -10,7 +11,6 @@ import typer
 from tenantry.cli.common import cli_actor, emit, fail, parse, run_with_db
 from tenantry.config import service as config_service
 from tenantry.config.schemas import VersionOut
-from tenantry.db.session import set_tenant
 from tenantry.limits import service as limits_service
 from tenantry.pages import MAX_LIMIT, Page
 from tenantry.tenants import cell_changes
@@ -43,10 +43,14 @@ def assignments_to_patch(assignments: list[str]) -> dict:
     return patch
 
 
-async def _tenant_scope(session, slug: str):
-    tenant = await tenants.get_live(session, slug=slug)
-    await set_tenant(session, tenant.id)
-    return tenant
+@asynccontextmanager
+async def _in_tenant(db, slug: str):
+    """A transaction of the tenant in its own cell (a silo tenant's configuration lives there):
+    (session, tenant)."""
+    async with db.control() as session:
+        tenant = await tenants.get_live(session, slug=slug)
+    async with db.tenant(tenant.id) as session:
+        yield session, tenant
 
 
 @config_app.command("show")
@@ -54,8 +58,7 @@ def show(slug: str) -> None:
     """The effective configuration and where each value comes from."""
 
     async def work(db, stack):
-        async with db.control() as session:
-            tenant = await _tenant_scope(session, slug)
+        async with _in_tenant(db, slug) as (session, tenant):
             eff = await config_service.effective(session, tenant_id=tenant.id, tier=tenant.tier)
         return {"config": eff.config, "sources": eff.sources, "version": eff.tenant_version}
 
@@ -68,8 +71,7 @@ def set_(slug: str, assignments: Annotated[list[str], typer.Argument(help="PATH=
     patch = assignments_to_patch(assignments)
 
     async def work(db, stack):
-        async with db.control() as session:
-            tenant = await _tenant_scope(session, slug)
+        async with _in_tenant(db, slug) as (session, tenant):
             row = await config_service.patch_tenant(
                 session,
                 tenant_id=tenant.id,
@@ -95,8 +97,7 @@ def history(
     """Versions, newest first, with author and diff, a page at a time."""
 
     async def work(db, stack):
-        async with db.control() as session:
-            tenant = await _tenant_scope(session, slug)
+        async with _in_tenant(db, slug) as (session, tenant):
             rows, next_cursor = await config_service.list_versions(
                 session, tenant_id=tenant.id, cursor=cursor, limit=limit
             )
@@ -111,8 +112,7 @@ def diff(slug: str, before: int, after: int) -> None:
     """What changed between two versions (0 is the tier's values alone)."""
 
     async def work(db, stack):
-        async with db.control() as session:
-            tenant = await _tenant_scope(session, slug)
+        async with _in_tenant(db, slug) as (session, tenant):
             return await config_service.diff_versions(
                 session, tenant_id=tenant.id, before=before, after=after
             )
@@ -125,8 +125,7 @@ def rollback(slug: str, version: int) -> None:
     """Make VERSION's overrides current again, as a new version."""
 
     async def work(db, stack):
-        async with db.control() as session:
-            tenant = await _tenant_scope(session, slug)
+        async with _in_tenant(db, slug) as (session, tenant):
             row = await config_service.rollback_tenant(
                 session,
                 tenant_id=tenant.id,

@@ -76,8 +76,10 @@ async def placement(db: Database, tenant: Tenant, settings: Settings) -> dict:
         rows, _ = await moves.list_moves(
             session, tenant_id=tenant.id, cursor=None, limit=MOVES_SHOWN
         )
-        names = [settings.cell, *(c.name for c in await cells.list_cells(session))]
-    return {"moves": rows, "moving": any_running(rows), "cells": names}
+        registered = await cells.list_cells(session)
+    names = [settings.cell, *(c.name for c in registered)]
+    kinds = {settings.cell: cells.POOL, **{c.name: c.kind for c in registered}}
+    return {"moves": rows, "moving": any_running(rows), "cells": names, "kinds": kinds}
 
 
 @router.get("/backups", **guard(OPERATOR))

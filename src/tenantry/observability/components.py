@@ -23,6 +23,7 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 
 from tenantry.db.migrate import head_revision
 from tenantry.knowledge.models import DIMENSION
+from tenantry.tenants.dedicated import dedicated_slugs
 from tenantry.tenants.namespaces import dedicated_task_queue
 
 CHECK_TIMEOUT_SECONDS = 3.0
@@ -97,9 +98,9 @@ def polled_within(view: dict[str, dict[str, Any]], seconds: float) -> bool:
 
 
 async def task_queues(state) -> list[str]:
-    """The shared task queue, then the dedicated queue of every tenant given dedicated workers."""
-    async with state.db.control() as session:
-        slugs = (await session.scalars(text("SELECT d_slug FROM dedicated_worker_tenants()"))).all()
+    """The shared task queue, then the dedicated queue of every tenant given dedicated workers
+    (in whichever cell it is placed)."""
+    slugs = await dedicated_slugs(state.db)
     return [state.settings.pool_task_queue, *(dedicated_task_queue(slug) for slug in slugs)]
 
 

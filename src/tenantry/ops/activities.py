@@ -72,7 +72,11 @@ class OpsActivities:
             activity.heartbeat(table, rows)
 
         done = await moves.run_move(
-            self.db, move_id=uuid.UUID(job.move_id), admin_url=self.admin_url, progress=beat
+            self.db,
+            move_id=uuid.UUID(job.move_id),
+            admin_url=self.admin_url,
+            progress=beat,
+            settings=self.settings,
         )
         return done.status
 

@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, Text, Uuid
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Integer, Text, Uuid
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -85,6 +85,8 @@ class TenantMove(Base):
     rows: Mapped[int] = mapped_column(BigInteger, default=0)
     copy_ms: Mapped[int | None] = mapped_column(Integer)
     hold_ms: Mapped[int | None] = mapped_column(Integer)
+    # What the move set the tenant's `features.dedicated_workers` to (its target's kind).
+    dedicated_workers: Mapped[bool | None] = mapped_column(Boolean)
     error: Mapped[str | None] = mapped_column(Text)
     requested_by: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(TS, default=utcnow)

@@ -5,7 +5,9 @@ A move copies the tenant into the target cell while it keeps serving (`move.sync
 snapshot), then holds its writes (an exclusive advisory lock on the tenant in the source cell:
 reads go on, writes answer 503 `tenant-moving`), carries over what changed since the copy,
 switches the placement (the target's copy of the tenant row, then the source's, then the control
-plane's), releases the hold, purges the source and records `tenant.moved` in the tenant's chain.
+plane's), releases the hold, purges the source and records `tenant.moved` in the tenant's chain,
+in the same transaction as the tenant's dedicated workers turned on for a silo cell and off for
+a pool one (`ops/silo.py`).
 Every step is repeatable, so a retried activity finishes a move a worker dropped half-way.
 """
 
@@ -29,8 +31,10 @@ from tenantry.db.urls import libpq_dsn
 from tenantry.errors import Conflict, NotFound, ValidationFailed
 from tenantry.ops.models import TenantMove
 from tenantry.ops.move import Progress, begun, place_tenant_row, sync
+from tenantry.ops.silo import place_workers
 from tenantry.outbox import service as outbox
-from tenantry.settings import Settings
+from tenantry.settings import Settings, get_settings
+from tenantry.tenants import cells as registry
 from tenantry.tenants import service as tenants
 from tenantry.tenants.models import Cell as RegisteredCell
 from tenantry.tenants.models import Tenant
@@ -148,9 +152,13 @@ async def run_move(
     move_id: uuid.UUID,
     admin_url: str | None = None,
     progress: Progress | None = None,
+    settings: Settings | None = None,
 ) -> TenantMove:
     """Carry out the recorded move. Repeatable until it is done; one run of a move at a time
-    (a second, say a retried activity beside a stuck first attempt, is refused: `MoveBusy`)."""
+    (a second, say a retried activity beside a stuck first attempt, is refused: `MoveBusy`).
+    `settings`: what the tenant's new configuration version is checked against (default: the
+    process's)."""
+    settings = settings or get_settings()
     # A session lock on a connection of its own (not one of the pool's, which the move needs):
     # released with the connection, should this process die.
     dsn = libpq_dsn(db.engine.url)
@@ -159,13 +167,17 @@ async def run_move(
         if not taken[0]:
             raise MoveBusy(f"Move {move_id} is being carried out elsewhere.")
         try:
-            return await _run(db, move_id, admin_url, progress)
+            return await _run(db, move_id, admin_url, progress, settings)
         finally:
             await claim.execute(UNCLAIM, [move_id])
 
 
 async def _run(
-    db: Database, move_id: uuid.UUID, admin_url: str | None, progress: Progress | None
+    db: Database,
+    move_id: uuid.UUID,
+    admin_url: str | None,
+    progress: Progress | None,
+    settings: Settings,
 ) -> TenantMove:
     async with db.control() as session:
         move = await session.get(TenantMove, move_id, with_for_update=True)
@@ -174,9 +186,10 @@ async def _run(
         if move.status == "done":
             return move
         tenant = await session.get(Tenant, move.tenant)
+        kind = await registry.kind_of(session, name=move.target, settings=settings)
         move.status, move.stage = "running", "copying"
     try:
-        return await _carry_out(db, move, tenant, admin_url, progress)
+        return await _carry_out(db, move, tenant, admin_url, progress, (kind, settings))
     except Exception as error:
         await _set(db, move_id, status="failed", error=f"{type(error).__name__}: {error}"[:1000])
         raise
@@ -188,6 +201,7 @@ async def _carry_out(
     tenant: Tenant,
     admin_url: str | None,
     progress: Progress | None,
+    placement: tuple[str, Settings],
 ) -> TenantMove:
     cells = db.cells
     source, target = await cells.named(move.source), await cells.named(move.target)
@@ -217,7 +231,16 @@ async def _carry_out(
         cells.forget(tenant_id)
     await _set(db, move.id, stage="purging", progress=dict(counts), hold_ms=hold_ms)
     purged = await _purge(source, tenant_id, admin_url)
+    kind, settings = placement
     async with db.tenant(tenant_id) as session:
+        workers = await place_workers(
+            session,
+            tenant=tenant,
+            kind=kind,
+            move_id=move.id,
+            actor=move.requested_by,
+            settings=settings,
+        )
         await audit.record(
             session,
             tenant_id=tenant_id,
@@ -232,12 +255,15 @@ async def _carry_out(
                 "copy_ms": copy_ms,
                 "hold_ms": hold_ms,
                 "purged": purged,
+                "dedicated_workers": workers.dedicated,
+                "config_version": workers.config_version,
             },
         )
     async with db.control() as session:
         done = await session.get(TenantMove, move.id, with_for_update=True)
         done.status, done.stage, done.finished_at = "done", "done", utcnow()
         done.rows = sum(counts.values()) or done.rows
+        done.dedicated_workers = workers.dedicated
         done.error = None
     return done
 

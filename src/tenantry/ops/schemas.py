@@ -108,6 +108,11 @@ class MoveOut(BaseModel):
     rows: int
     copy_ms: int | None = Field(description="How long the copy took, while the tenant served.")
     hold_ms: int | None = Field(description="How long the tenant's writes were held.")
+    dedicated_workers: bool | None = Field(
+        default=None,
+        description="What the move set the tenant's features.dedicated_workers to: on for a "
+        "silo cell, off for a pool one (null until the tenant is switched).",
+    )
     error: str | None
     requested_by: str
     created_at: datetime

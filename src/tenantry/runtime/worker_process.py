@@ -2,6 +2,11 @@
 and the owner's upkeep (a backup schedule sync at start, HNSW promotion), away from the API
 processes. `tenantry worker` runs the same loop alone.
 
+A pool worker process also serves the dedicated task queue of every tenant given dedicated
+workers (a silo placement), one Temporal worker each, started and stopped as tenants gain and
+lose them (`runtime/dedicated_workers.py`), unless TENANTRY_DEDICATED_WORKERS=external leaves them
+to processes of their own (`tenantry worker --tenant SLUG`).
+
 It runs at a lower CPU priority (nice 10): on a machine it shares with the API, tenant work
 waits for requests, not the other way round. A signal stops it within its grace period whatever
 Temporal's state: SIGTERM turns readiness to 503, stops polling and gives running activities
@@ -39,9 +44,11 @@ from tenantry.observability.temporal_sdk import SdkMetrics
 from tenantry.observability.tenant_labels import TENANTS
 from tenantry.ops import schedules
 from tenantry.runtime.children import die_with_parent, tell_ready
+from tenantry.runtime.dedicated_workers import DedicatedWorkers
 from tenantry.runtime.stopping import cancel_within
 from tenantry.runtime.worker_health import WorkerHealth
 from tenantry.settings import Settings, get_settings
+from tenantry.tenants.dedicated import dedicated_slugs, live_slugs
 from tenantry.worker.client import connect
 from tenantry.worker.runner import build_cell_relays, build_relay, build_worker
 
@@ -102,16 +109,29 @@ async def serve(
             health = WorkerHealth(_checks(client, db), before_scrape=sdk_metrics.drain)
             await health.start(settings.host, health_port)
         embedder = await checked_embedder(settings)
-        worker = build_worker(
+
+        def make_worker(queue: str):
+            return build_worker(
+                client,
+                task_queue=queue,
+                db=db,
+                embedder=embedder,
+                settings=settings,
+                # Shorter than the process's own wait, so that activities still running when it
+                # ends are cancelled by the SDK (and can record that) before the process gives up.
+                graceful_shutdown_timeout=timedelta(seconds=settings.shutdown_grace_seconds * 0.75),
+            )
+
+        worker = make_worker(task_queue)
+        dedicated = DedicatedWorkers(
             client,
-            task_queue=task_queue,
-            db=db,
-            embedder=embedder,
-            settings=settings,
-            # Shorter than the process's own wait, so that activities still running when it ends
-            # are cancelled by the SDK (and can record that) before the process gives up.
-            graceful_shutdown_timeout=timedelta(seconds=settings.shutdown_grace_seconds * 0.75),
+            wanted=lambda: dedicated_slugs(db),
+            live=lambda: live_slugs(db),
+            make_worker=make_worker,
+            every_seconds=settings.dedicated_sweep_seconds,
+            stop_seconds=settings.shutdown_grace_seconds,
         )
+        embeds = task_queue == settings.pool_task_queue and settings.dedicated_workers == "embedded"
         # The outbox relay: starts and signals workflows once their transactions commit.
         relay = await build_relay(
             db,
@@ -123,12 +143,19 @@ async def serve(
         relays = [relay, *await build_cell_relays(db, keys=keys, settings=settings)]
         running = asyncio.create_task(worker.run())
         relaying = asyncio.create_task(_run_all(relays), name="outbox-relays")
+        dedicating = asyncio.create_task(
+            dedicated.run() if embeds else stopping.wait(), name="dedicated-workers"
+        )
         upkeeping = asyncio.create_task(
             _upkeep(settings, db, client) if upkeep else stopping.wait()
         )
         if health is not None:
             health.polling = True
-        log.info("worker running", task_queue=task_queue)
+        log.info(
+            "worker running",
+            task_queue=task_queue,
+            dedicated_queues="served here" if embeds else "not served here",
+        )
         tell_ready(ready_fd)
         if on_ready is not None:
             on_ready()
@@ -137,11 +164,15 @@ async def serve(
         )
         upkeeping.cancel()
         relaying.cancel()
+        await cancel_within([dedicating])
+        serving = dedicated.tasks()
         if not running.done():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(worker.shutdown(), grace["seconds"])
+                await asyncio.wait_for(
+                    asyncio.gather(worker.shutdown(), dedicated.shutdown()), grace["seconds"]
+                )
         # Bounded: past it the process ends anyway (the watchdog), saying which task held it.
-        await cancel_within([running, relaying, upkeeping])
+        await cancel_within([running, relaying, upkeeping, *serving])
     finally:
         draining.cancel()
         if health is not None:

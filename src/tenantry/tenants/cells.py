@@ -1,5 +1,8 @@
 """The cells tenants can be placed in: registering one (its database created and migrated
-first, so it carries the whole schema, roles and RLS of the control plane) and listing them."""
+first, so it carries the whole schema, roles and RLS of the control plane) and listing them.
+
+A cell is a `pool` (many tenants, the shared task queue and workers; the main cell is one) or a
+`silo` (a tenant's own placement: moving a tenant there gives it dedicated workers)."""
 
 from __future__ import annotations
 
@@ -19,6 +22,8 @@ from tenantry.tenants.models import Cell
 NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
 DATABASE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 VARIABLE = re.compile(r"^[A-Z][A-Z0-9_]{0,99}$")
+POOL, SILO = "pool", "silo"
+KINDS = (POOL, SILO)
 
 
 class CellExists(Conflict):
@@ -62,10 +67,14 @@ def provision(settings: Settings, admin_url: str, location: Location) -> str:
     return url
 
 
-async def register(session: AsyncSession, *, name: str, location: Location) -> Cell:
+async def register(
+    session: AsyncSession, *, name: str, location: Location, kind: str = POOL
+) -> Cell:
+    if kind not in KINDS:
+        raise _invalid("kind", f"a cell is one of {list(KINDS)}")
     if await session.get(Cell, name) is not None:
         raise CellExists(f"A cell named '{name}' is registered already.")
-    cell = Cell(name=name, database=location.database, url_env=location.url_env)
+    cell = Cell(name=name, database=location.database, url_env=location.url_env, kind=kind)
     session.add(cell)
     await session.flush()
     return cell
@@ -78,7 +87,7 @@ async def list_cells(session: AsyncSession) -> list[Cell]:
 async def placements(session: AsyncSession, settings: Settings) -> list[Cell]:
     """Every cell a tenant can be placed in: the control plane's own database first (it has no
     row: it is where the registry lives), then the registered ones."""
-    main = Cell(name=settings.cell, database=settings.database_name, url_env=None)
+    main = Cell(name=settings.cell, database=settings.database_name, url_env=None, kind=POOL)
     return [main, *await list_cells(session)]
 
 
@@ -88,3 +97,13 @@ async def locations(session: AsyncSession) -> dict[str, Location]:
 
 async def exists(session: AsyncSession, *, name: str) -> bool:
     return await session.get(Cell, name) is not None
+
+
+async def kind_of(session: AsyncSession, *, name: str, settings: Settings) -> str:
+    """A cell's kind; the main cell (which has no row) is a pool."""
+    if name == settings.cell:
+        return POOL
+    cell = await session.get(Cell, name)
+    if cell is None:
+        raise LookupError(f"No cell named '{name}' is registered.")
+    return cell.kind

@@ -44,5 +44,5 @@ async def add_cell(body: CellIn, operator: Caller, db: Db, settings: Config) -> 
         )
     await asyncio.to_thread(cells.provision, settings, settings.database_url, location)
     async with db.control() as session:
-        cell = await cells.register(session, name=body.name, location=location)
+        cell = await cells.register(session, name=body.name, location=location, kind=body.kind)
     return CellOut.model_validate(cell)

@@ -64,4 +64,7 @@ class Cell(Base):
     name: Mapped[str] = mapped_column(Text, primary_key=True)
     database: Mapped[str | None] = mapped_column(Text)  # on the control plane's server
     url_env: Mapped[str | None] = mapped_column(Text)  # or the variable holding its URL
+    # `pool`: many tenants on the shared workers; `silo`: a tenant's own placement, whose move
+    # there gives it dedicated workers (see `ops/moves.py`).
+    kind: Mapped[str] = mapped_column(Text, default="pool", server_default="pool")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

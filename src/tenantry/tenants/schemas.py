@@ -94,6 +94,11 @@ class CellIn(BaseModel):
         max_length=100,
         description="Or the environment variable holding the cell server's admin URL.",
     )
+    kind: Literal["pool", "silo"] = Field(
+        default="pool",
+        description="`pool`: many tenants on the shared workers; `silo`: a tenant's own "
+        "placement (a move there gives it its own task queue and worker).",
+    )
 
 
 class CellOut(BaseModel):
@@ -102,3 +107,4 @@ class CellOut(BaseModel):
     name: str
     database: str | None
     url_env: str | None
+    kind: str

@@ -1,0 +1,35 @@
+"""The tenants whose configuration gives them dedicated workers, in every cell: each cell reads
+the configuration of the tenants placed in it (a silo tenant's lives in its silo cell), as the
+outbox relay of that cell does when it picks the tenant's task queue."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+
+from tenantry.db.session import Database
+from tenantry.tenants.cells import list_cells
+
+IN_CELL = "SELECT d_slug FROM dedicated_worker_tenants_in(:cell)"
+LIVE = "SELECT slug FROM tenants WHERE status IN ('active', 'suspended') ORDER BY slug"
+
+
+async def dedicated_slugs(db: Database) -> list[str]:
+    """Slugs of the live tenants with dedicated workers, in every cell. A cell that cannot be
+    reached raises: an answer missing a cell's tenants would take their workers away."""
+    if db.cells is None:  # one database serves every tenant
+        async with db.control() as session:
+            return list((await session.scalars(text(IN_CELL), {"cell": None})).all())
+    async with db.control() as session:
+        slugs = set((await session.scalars(text(IN_CELL), {"cell": db.cells.main.name})).all())
+        names = [cell.name for cell in await list_cells(session)]
+    for name in names:
+        cell = await db.cells.named(name)
+        async with db.pinned(cell).control() as session:
+            slugs.update((await session.scalars(text(IN_CELL), {"cell": name})).all())
+    return sorted(slugs)
+
+
+async def live_slugs(db: Database) -> list[str]:
+    """Every live tenant's slug (the control plane knows them all, wherever they are placed)."""
+    async with db.control() as session:
+        return list((await session.scalars(text(LIVE))).all())
