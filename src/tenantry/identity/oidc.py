@@ -23,7 +23,6 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.db.base import utcnow
-from tenantry.db.session import set_tenant
 from tenantry.egress.policy import EgressPolicy
 from tenantry.errors import AppError, Forbidden, NotFound, Unauthorized, ValidationFailed
 from tenantry.identity.models import OidcConfig, OidcLogin
@@ -158,14 +157,17 @@ def public(config: OidcConfig) -> dict:
 # Sign-in -------------------------------------------------------------------------------------
 
 
-async def connection(
-    session: AsyncSession, *, slug: str, secrets_key: bytes
-) -> tuple[Tenant, Connection]:
-    """The tenant's enabled connection, or 404 (unknown tenant and no connection look alike)."""
+async def live_tenant(session: AsyncSession, *, slug: str) -> Tenant:
+    """The tenant as the control plane has it, or 404 (alike for unknown and unconfigured)."""
     tenant = await session.scalar(select(Tenant).where(Tenant.slug == slug))
     if tenant is None or tenant.status in ("deleting", "deleted"):
         raise OidcNotConfigured("OIDC is not configured for this tenant.")
-    await set_tenant(session, tenant.id)
+    return tenant
+
+
+async def connection(session: AsyncSession, *, tenant: Tenant, secrets_key: bytes) -> Connection:
+    """The tenant's enabled connection, read in a transaction of the tenant (in its cell), or
+    404 as for an unknown tenant."""
     config = await session.get(OidcConfig, tenant.id)
     if config is None or not config.enabled:
         raise OidcNotConfigured("OIDC is not configured for this tenant.")
@@ -176,7 +178,7 @@ async def connection(
             "The connection's client secret cannot be decrypted (the platform's key changed); "
             "an admin must enter it again."
         ) from error
-    return tenant, Connection(
+    return Connection(
         tenant_id=tenant.id,
         issuer=config.issuer,
         client_id=config.client_id,

@@ -23,6 +23,7 @@ from tenantry.identity.schemas import OidcConfigIn, OidcConfigOut, SlugRef, Toke
 from tenantry.identity.sessions import Outcome
 from tenantry.identity.sso_accounts import sign_in
 from tenantry.settings import Settings
+from tenantry.tenants.models import Tenant
 
 router = APIRouter(tags=["sso"])
 Db = Annotated[Database, Depends(database)]
@@ -47,8 +48,9 @@ async def begin(
     """To the tenant's provider, with this browser's cookie for `callback` (the API's or the
     console's: the same flow ends in tokens or in a console session)."""
     state = request.app.state
-    async with db.control() as session:
-        _, conn = await oidc.connection(session, slug=slug, secrets_key=state.oidc_secrets_key)
+    tenant = await _live_tenant(db, slug)
+    async with db.tenant(tenant.id) as session:
+        conn = await oidc.connection(session, tenant=tenant, secrets_key=state.oidc_secrets_key)
     try:
         async with state.egress_gate.slot(conn.tenant_id):
             metadata = await state.oidc_providers.metadata(conn.issuer)
@@ -72,6 +74,12 @@ async def begin(
         samesite="lax",  # sent on the provider's top-level redirect back, not on other sites' posts
     )
     return response
+
+
+async def _live_tenant(db: Database, slug: str) -> Tenant:
+    """The tenant on the control plane; its sign-ins and users live in its cell (`db.tenant`)."""
+    async with db.control() as session:
+        return await oidc.live_tenant(session, slug=slug)
 
 
 @dataclass
@@ -105,8 +113,9 @@ async def finish(
         raise oidc.SignInRefused(f"The identity provider refused the sign-in ({error}).")
     if not code or not state:
         raise MalformedRequest("The provider's answer has no code or no state.")
-    async with db.control() as session:
-        _, conn = await oidc.connection(session, slug=slug, secrets_key=app.oidc_secrets_key)
+    tenant = await _live_tenant(db, slug)
+    async with db.tenant(tenant.id) as session:
+        conn = await oidc.connection(session, tenant=tenant, secrets_key=app.oidc_secrets_key)
         pending = await oidc.take(
             session, conn=conn, state=state, browser=request.cookies.get(COOKIE)
         )
@@ -130,8 +139,9 @@ async def finish(
         raise problem(failed, what=PROVIDER) from failed
     attempt = oidc.sign_in_from(conn, claims)
     quota = (await policy_of(request, conn.tenant_id)).limits.users
-    async with db.control() as session:
-        live, current = await oidc.connection(session, slug=slug, secrets_key=app.oidc_secrets_key)
+    live = await _live_tenant(db, slug)
+    async with db.tenant(live.id) as session:
+        current = await oidc.connection(session, tenant=live, secrets_key=app.oidc_secrets_key)
         if current.issuer != conn.issuer or live.id != conn.tenant_id:
             raise oidc.SignInRefused("The tenant's identity provider changed during this sign-in.")
         if live.status == "suspended":

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.audit import service as audit
-from tenantry.db.session import Database, set_tenant
+from tenantry.db.session import Database
 from tenantry.egress.gate import EgressGate
 from tenantry.egress.policy import EgressError, EgressPolicy, EgressRefused
 from tenantry.egress.problems import problem
@@ -87,13 +87,16 @@ async def login(
     gate: EgressGate,
     users_quota: Callable[[uuid.UUID], Awaitable[int]],
 ) -> Outcome:
-    """Owns its transactions: none is open while the directory is asked."""
-    async with db.control() as session:
-        tenant = await _live_tenant(session, tenant_slug)
-        config = await session.get(LdapConfig, tenant.id) if tenant else None
-        if tenant is None or config is None or not config.enabled:
-            return Outcome(failure="invalid")
-        directory, tenant_id = Directory.of(config), tenant.id
+    """Owns its transactions: none is open while the directory is asked. The tenant is found on
+    the control plane; its settings, users and session live in its cell (`db.tenant`)."""
+    tenant = await _live_tenant(db, tenant_slug)
+    config = None
+    if tenant is not None:
+        async with db.tenant(tenant.id) as session:
+            config = await session.get(LdapConfig, tenant.id)
+    if tenant is None or config is None or not config.enabled:
+        return Outcome(failure="invalid")
+    directory, tenant_id = Directory.of(config), tenant.id
     try:
         async with gate.slot(tenant_id):
             identity = await ldap.authenticate(
@@ -102,10 +105,12 @@ async def login(
     except EgressError as error:
         raise problem(error, what="The tenant's directory") from error
     quota = await users_quota(tenant_id) if identity is not None else 0
-    async with db.control() as session:
-        tenant = await _live_tenant(session, tenant_slug)
-        config = await session.get(LdapConfig, tenant.id) if tenant else None
-        if tenant is None or tenant.id != tenant_id or config is None or not config.enabled:
+    tenant = await _live_tenant(db, tenant_slug)
+    if tenant is None or tenant.id != tenant_id:
+        return Outcome(failure="invalid")
+    async with db.tenant(tenant.id) as session:
+        config = await session.get(LdapConfig, tenant.id)
+        if config is None or not config.enabled:
             return Outcome(failure="invalid")
         if identity is None:
             await audit.record(
@@ -140,11 +145,12 @@ async def login(
         )
 
 
-async def _live_tenant(session: AsyncSession, slug: str) -> Tenant | None:
-    tenant = await session.scalar(select(Tenant).where(Tenant.slug == slug))
+async def _live_tenant(db: Database, slug: str) -> Tenant | None:
+    """The tenant as the control plane has it (its status, its placement), or None."""
+    async with db.control() as session:
+        tenant = await session.scalar(select(Tenant).where(Tenant.slug == slug))
     if tenant is None or tenant.status in ("deleting", "deleted"):
         return None
-    await set_tenant(session, tenant.id)
     return tenant
 
 
