@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from contextlib import asynccontextmanager
 from typing import Annotated
 
 import typer
 
 from tenantry.cli.common import cli_actor, emit, fail, parse, run_with_db
+from tenantry.cli.tenant_scope import tenant_scope
 from tenantry.config import service as config_service
 from tenantry.config.schemas import VersionOut
 from tenantry.limits import service as limits_service
@@ -43,22 +43,12 @@ def assignments_to_patch(assignments: list[str]) -> dict:
     return patch
 
 
-@asynccontextmanager
-async def _in_tenant(db, slug: str):
-    """A transaction of the tenant in its own cell (a silo tenant's configuration lives there):
-    (session, tenant)."""
-    async with db.control() as session:
-        tenant = await tenants.get_live(session, slug=slug)
-    async with db.tenant(tenant.id) as session:
-        yield session, tenant
-
-
 @config_app.command("show")
 def show(slug: str) -> None:
     """The effective configuration and where each value comes from."""
 
     async def work(db, stack):
-        async with _in_tenant(db, slug) as (session, tenant):
+        async with tenant_scope(db, slug) as (tenant, session):
             eff = await config_service.effective(session, tenant_id=tenant.id, tier=tenant.tier)
         return {"config": eff.config, "sources": eff.sources, "version": eff.tenant_version}
 
@@ -71,7 +61,7 @@ def set_(slug: str, assignments: Annotated[list[str], typer.Argument(help="PATH=
     patch = assignments_to_patch(assignments)
 
     async def work(db, stack):
-        async with _in_tenant(db, slug) as (session, tenant):
+        async with tenant_scope(db, slug) as (tenant, session):
             row = await config_service.patch_tenant(
                 session,
                 tenant_id=tenant.id,
@@ -97,7 +87,7 @@ def history(
     """Versions, newest first, with author and diff, a page at a time."""
 
     async def work(db, stack):
-        async with _in_tenant(db, slug) as (session, tenant):
+        async with tenant_scope(db, slug) as (tenant, session):
             rows, next_cursor = await config_service.list_versions(
                 session, tenant_id=tenant.id, cursor=cursor, limit=limit
             )
@@ -112,7 +102,7 @@ def diff(slug: str, before: int, after: int) -> None:
     """What changed between two versions (0 is the tier's values alone)."""
 
     async def work(db, stack):
-        async with _in_tenant(db, slug) as (session, tenant):
+        async with tenant_scope(db, slug) as (tenant, session):
             return await config_service.diff_versions(
                 session, tenant_id=tenant.id, before=before, after=after
             )
@@ -125,7 +115,7 @@ def rollback(slug: str, version: int) -> None:
     """Make VERSION's overrides current again, as a new version."""
 
     async def work(db, stack):
-        async with _in_tenant(db, slug) as (session, tenant):
+        async with tenant_scope(db, slug) as (tenant, session):
             row = await config_service.rollback_tenant(
                 session,
                 tenant_id=tenant.id,

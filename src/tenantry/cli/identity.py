@@ -8,11 +8,10 @@ from typing import Annotated
 import typer
 
 from tenantry.cli.common import cli_actor, emit, parse, run_with_db
-from tenantry.db.session import set_tenant
+from tenantry.cli.tenant_scope import tenant_scope
 from tenantry.identity import bootstrap, operators
 from tenantry.identity import users as users_service
 from tenantry.identity.schemas import OperatorCreate, OperatorOut, UserCreate, UserOut
-from tenantry.tenants import service as tenants
 
 users = typer.Typer(help="Manage a tenant's users.", no_args_is_help=True)
 operators_app = typer.Typer(help="Manage platform operators.", no_args_is_help=True)
@@ -46,9 +45,7 @@ def create_user(
     )
 
     async def work(db, stack):
-        async with db.control() as session:
-            row = await tenants.get_live(session, slug=tenant)
-            await set_tenant(session, row.id)
+        async with tenant_scope(db, tenant) as (row, session):
             user = await users_service.create(
                 session, tenant_id=row.id, data=data, actor=cli_actor(), actor_role=None
             )
