@@ -16,7 +16,7 @@ from tenantry import problem_docs
 from tenantry.config.admin_api import router as tiers_router
 from tenantry.config.api import router as config_router
 from tenantry.config.cache import PrefixCache
-from tenantry.config.listener import ConfigListener
+from tenantry.config.listener import ConfigListener, other_cells_of
 from tenantry.console.install import install as install_console
 from tenantry.db.cells import cells_of
 from tenantry.db.session import Database, create_app_engine
@@ -134,7 +134,9 @@ def create_app(
             capacity=settings.max_in_flight,
             lag_threshold_seconds=settings.loop_lag_threshold_ms / 1000,
         )
-        state.config_listener = ConfigListener(libpq_dsn(url), state.config_cache)
+        state.config_listener = ConfigListener(
+            libpq_dsn(url), state.config_cache, cells=other_cells_of(db)
+        )
         state.embedder = await checked_embedder(settings)
         state.kek = platform_key(settings)
         # Only to ask workflows their state: starts and signals go through the outbox, so the

@@ -28,6 +28,8 @@ from tenantry.tenants.tiers import Limits
 
 CHANNEL = "tenantry_config"
 EVERYONE = "*"
+# A payload on the same channel: a cell was registered, whose changes listeners must hear too.
+CELLS = "cells"
 # Newest first; a version number is unique within its tenant (or tier).
 TENANT_VERSIONS = Keyset("config_versions", (ConfigVersion.version,), descending=True)
 TIER_VERSIONS = Keyset("tier_versions", (TierConfigVersion.version,), descending=True)

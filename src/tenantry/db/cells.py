@@ -16,12 +16,14 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import structlog
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tenantry.db.urls import sqlalchemy_url
 from tenantry.settings import APP_ROLE, Settings
 
+log = structlog.get_logger("tenantry.cells")
 MISPLACED = "TY001"  # tenantry_enter's SQLSTATE for a tenant placed in another cell
 PLACEMENT = """
 SELECT t.cell, c.database, c.url_env
@@ -29,6 +31,7 @@ FROM tenants t LEFT JOIN cells c ON c.name = t.cell
 WHERE t.id = %s
 """
 CELL = "SELECT database, url_env FROM cells WHERE name = %s"
+REGISTERED = "SELECT name, database, url_env FROM cells ORDER BY name"
 
 
 class UnknownCell(LookupError):
@@ -112,6 +115,22 @@ class Cells:
             return self._cells[name]
         row = await self._fetch(CELL, name)
         return await self._cell(name, Location(*row) if row else None)
+
+    async def registered(self) -> list[Cell]:
+        """Every cell: the main one first, then each registered on the control plane now (its
+        engine made, not connected). One whose URL cannot be told is left out, and logged."""
+        async with self.main.engine.connect() as conn:
+            driver = (await conn.get_raw_connection()).driver_connection
+            rows = await (await driver.execute(REGISTERED)).fetchall()
+        found = [self.main]
+        for name, database, url_env in rows:
+            if name == self.main.name:
+                continue
+            try:
+                found.append(await self._cell(name, Location(database, url_env)))
+            except UnknownCell as error:
+                log.warning("cell left out", cell=name, error=str(error))
+        return found
 
     def forget(self, tenant_id: uuid.UUID) -> None:
         self._placement.pop(tenant_id, None)

@@ -1,5 +1,6 @@
 """The metric families read at scrape time: the control plane's tenants and limits, and each
-tenant's counts from `tenant_gauges()` (incidents, documents, sessions, workflows, outbox).
+tenant's counts from `tenant_gauges()` (incidents, documents, sessions, workflows, outbox), read
+in every cell (each holds its own tenants' rows) and merged.
 
 They are read by the process that answers the scrape, from PostgreSQL, so they are the same
 whichever process answers; the result is kept `metrics_state_seconds` so that frequent scrapes
@@ -10,12 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from importlib.metadata import PackageNotFoundError, version
 
+import psycopg
+import structlog
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
 from tenantry.db.session import Database
 from tenantry.observability import components
@@ -25,6 +30,8 @@ from tenantry.observability.tenant_labels import OTHER, TENANTS
 from tenantry.tenants import lifecycle_events
 from tenantry.tenants.tiers import TIERS, effective_limits
 
+log = structlog.get_logger("tenantry.metrics")
+GAUGES = text("SELECT * FROM tenant_gauges()")
 FAMILIES = {family.name: family for family in STATE}
 # The outbox's own figures are read with the counts; every other component is checked.
 DEPENDENCIES = tuple(name for name in components.CHECKS if name != "outbox")
@@ -92,12 +99,14 @@ async def read_counts(db: Database) -> dict[str, defaultdict[tuple[str, ...], fl
     async with db.control() as session:
         tenants = (
             await session.execute(
-                text("SELECT id, slug, tier, status, limit_overrides FROM tenants")
+                text("SELECT id, slug, tier, status, limit_overrides, cell FROM tenants")
             )
         ).all()
-        gauges = (await session.execute(text("SELECT * FROM tenant_gauges()"))).all()
+        gauges = [] if db.cells is not None else (await session.execute(GAUGES)).all()
         lifecycle = await lifecycle_events.totals(session)
     by_id = {row.id: row for row in tenants}
+    if db.cells is not None:
+        gauges = await _gauges_of_every_cell(db, {row.id: row.cell for row in tenants})
 
     counts: dict[str, defaultdict[tuple[str, ...], float]] = defaultdict(lambda: defaultdict(float))
     for tier in TIER_NAMES:
@@ -152,6 +161,22 @@ async def read_counts(db: Database) -> dict[str, defaultdict[tuple[str, ...], fl
     for action in lifecycle_events.ACTIONS:
         counts["tenantry_tenant_lifecycle_events"][(action,)] = lifecycle.get(action, 0)
     return counts
+
+
+async def _gauges_of_every_cell(db: Database, placed: dict[uuid.UUID, str]) -> list[tuple]:
+    """`tenant_gauges()` of every cell, each tenant's counted in the cell it is placed in alone
+    (a move's copy, or what it has not yet purged, holds its rows in two). A cell that cannot
+    be read is left out of this reading, and logged."""
+    rows: list[tuple] = []
+    for cell in await db.cells.registered():
+        try:
+            async with db.pinned(cell).control() as session:
+                found = (await session.execute(GAUGES)).all()
+        except (OSError, SQLAlchemyError, psycopg.Error) as error:
+            log.warning("gauges of a cell unreadable", cell=cell.name, error=str(error))
+            continue
+        rows.extend(row for row in found if placed.get(row[0]) == cell.name)
+    return rows
 
 
 def families(counts) -> list[Metric]:

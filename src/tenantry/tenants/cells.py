@@ -13,9 +13,11 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tenantry.config import service as config_service
 from tenantry.db import bootstrap, migrate
 from tenantry.db.cells import Location, cell_url
 from tenantry.errors import Conflict, ValidationFailed
+from tenantry.outbox import service as outbox
 from tenantry.settings import Settings
 from tenantry.tenants.models import Cell
 
@@ -77,6 +79,10 @@ async def register(
     cell = Cell(name=name, database=location.database, url_env=location.url_env, kind=kind)
     session.add(cell)
     await session.flush()
+    # Once committed: the configuration listeners listen there too, and the relays' sweep
+    # starts a relay for its outbox (both also find it on their own, later).
+    await config_service.notify(session, config_service.CELLS)
+    await outbox.wake(session, tenant_id=outbox.CHORES)
     return cell
 
 
