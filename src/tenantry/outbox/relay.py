@@ -156,6 +156,10 @@ class Relay:
         finally:
             # Bounded: a listener stuck closing its connection must not hold up a shutdown.
             await cancel_within(helpers)
+            for chore in self.chores:  # a chore that runs work of its own stops with the relay
+                close = getattr(chore, "aclose", None)
+                if close is not None:
+                    await close()
 
     # Waking up: NOTIFY, and the sweep.
 

@@ -50,7 +50,7 @@ from tenantry.runtime.worker_health import WorkerHealth
 from tenantry.settings import Settings, get_settings
 from tenantry.tenants.dedicated import dedicated_slugs, live_slugs
 from tenantry.worker.client import connect
-from tenantry.worker.runner import build_cell_relays, build_relay, build_worker
+from tenantry.worker.runner import build_relay, build_worker
 
 log = structlog.get_logger("tenantry.worker")
 INTERRUPT_GRACE_SECONDS = 3.0
@@ -140,9 +140,9 @@ async def serve(
             dsn=libpq_dsn(application_url),
             admin_url=settings.database_url,
         )
-        relays = [relay, *await build_cell_relays(db, keys=keys, settings=settings)]
         running = asyncio.create_task(worker.run())
-        relaying = asyncio.create_task(_run_all(relays), name="outbox-relays")
+        # It starts a relay for every other cell's outbox, and for each cell registered later.
+        relaying = asyncio.create_task(relay.run(), name="outbox-relays")
         dedicating = asyncio.create_task(
             dedicated.run() if embeds else stopping.wait(), name="dedicated-workers"
         )
@@ -178,10 +178,6 @@ async def serve(
         if health is not None:
             await health.stop()
         await db.dispose()
-
-
-async def _run_all(relays: list) -> None:
-    await asyncio.gather(*(r.run() for r in relays))
 
 
 def _checks(client, db: Database) -> dict:

@@ -32,7 +32,6 @@ from tenantry.runtime.stopping import cancel_within
 from tenantry.settings import Settings
 from tenantry.tenants.cell_changes import ApplyCellChanges
 from tenantry.tenants.cell_rows import SyncCellTenants
-from tenantry.tenants.cells import list_cells
 from tenantry.tenants.cleanup import DeletionCleanup
 from tenantry.worker.client import connect
 from tenantry.worker.retry import RetryTransactions
@@ -83,9 +82,11 @@ async def build_relay(
     db: Database, *, keys: TenantKeys, settings: Settings, dsn: str, admin_url: str | None
 ) -> Relay:
     """A relay with a client of its own (lazy: it starts, and waits, while Temporal is away),
-    for the main cell's outbox (every other cell has its own: `build_cell_relays`)."""
+    for the main cell's outbox; every other cell's gets its own (`CellRelays`, first: a chore
+    that fails ends its sweep's round)."""
     client = await _relay_client(settings, keys)
     chores = [
+        CellRelays(db, keys=keys, settings=settings),
         DeletionCleanup(db, client, admin_url=admin_url, keys=keys),
         SyncSchedules(db, client, settings),
         Prune(db),
@@ -107,20 +108,44 @@ async def _relay_client(settings: Settings, keys: TenantKeys):
     )
 
 
-async def build_cell_relays(db: Database, *, keys: TenantKeys, settings: Settings) -> list[Relay]:
-    """One relay per registered cell, each on that cell's outbox alone (the chores are the main
-    relay's: they walk the control plane)."""
-    if db.cells is None:
-        return []
-    async with db.control() as session:
-        names = [cell.name for cell in await list_cells(session)]
-    relays = []
-    for name in names:
-        cell = await db.cells.named(name)
-        client = await _relay_client(settings, keys)
-        dsn = libpq_dsn(cell.engine.url)
-        relays.append(Relay(db.pinned(cell), client, dsn=dsn, settings=settings))
-    return relays
+class CellRelays:
+    """A chore of the main relay: a relay for every registered cell's outbox (its chores are
+    the main relay's: they walk the control plane), started on the first sweep and, for a cell
+    registered later, on the sweep after (a registration wakes the relays at once), so no
+    worker needs a restart. One that stopped on an error is started again on the next sweep;
+    they stop with the main relay (`aclose`)."""
+
+    def __init__(self, db: Database, *, keys: TenantKeys, settings: Settings) -> None:
+        self.db = db
+        self.keys = keys
+        self.settings = settings
+        self.relays: dict[str, Relay] = {}
+        self._running: dict[str, asyncio.Task] = {}
+
+    async def __call__(self) -> int:
+        if self.db.cells is None:
+            return 0
+        started = 0
+        for cell in (await self.db.cells.registered())[1:]:
+            running = self._running.get(cell.name)
+            if running is not None and not running.done():
+                continue
+            if running is not None and not running.cancelled() and running.exception():
+                log.error("cell relay stopped", cell=cell.name, exc_info=running.exception())
+            client = await _relay_client(self.settings, self.keys)
+            dsn = libpq_dsn(cell.engine.url)
+            relay = Relay(self.db.pinned(cell), client, dsn=dsn, settings=self.settings)
+            self.relays[cell.name] = relay
+            self._running[cell.name] = asyncio.create_task(
+                relay.run(), name=f"outbox-relay-{cell.name}"
+            )
+            log.info("outbox relay started", cell=cell.name)
+            started += 1
+        return started
+
+    async def aclose(self) -> None:
+        await cancel_within(self._running.values())
+        self._running.clear()
 
 
 class WorkerProcess:
