@@ -12,6 +12,7 @@ from temporalio.service import RetryConfig
 from temporalio.worker import Worker
 
 from tenantry.audit.anchors import ANCHOR_EVERY_SECONDS, AnchorMovedHeads
+from tenantry.config.cell_tiers import SyncCellTiers
 from tenantry.db.session import Database
 from tenantry.db.urls import libpq_dsn
 from tenantry.events.activities import EventActivities
@@ -93,6 +94,7 @@ async def build_relay(
         AnchorMovedHeads(db, every_seconds=ANCHOR_EVERY_SECONDS),
         SyncCellTenants(db),
         ApplyCellChanges(db),
+        SyncCellTiers(db),
     ]
     return Relay(db, client, dsn=dsn, settings=settings, chores=chores)
 
