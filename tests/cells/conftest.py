@@ -3,7 +3,6 @@ as `tenantry cells add` does."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 import psycopg
@@ -11,9 +10,8 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from tenantry.db.urls import libpq_dsn
-from tenantry.runtime.stopping import cancel_within
 from tenantry.tenants import cells
-from tenantry.worker.runner import build_cell_relays
+from tenantry.worker.runner import CellRelays
 
 
 @pytest.fixture(scope="session")
@@ -27,15 +25,16 @@ async def cell_b(stack, settings, db) -> str:
 
 
 @pytest.fixture
-async def cell_relays(db, keys, settings, cell_b):
-    """The registered cells' own relays, delivering their outboxes, as a worker process runs
-    one per cell (the session's worker relays the main cell's)."""
-    relays = await build_cell_relays(db, keys=keys, settings=settings)
-    relaying = [asyncio.create_task(relay.run()) for relay in relays]
+async def cell_relays(worker, cell_b):
+    """The registered cells' own relays, delivering their outboxes: the session worker's main
+    relay starts one per cell (`CellRelays`, a chore of its sweep), as a worker process does;
+    here that sweep's chore is run at once, and each relay is listening before the test goes on."""
+    (chore,) = [c for c in worker.relay.chores if isinstance(c, CellRelays)]
+    await chore()
+    relays = list(chore.relays.values())
     for relay in relays:
         await relay.listening.wait()
-    yield relays
-    await cancel_within(relaying)
+    return relays
 
 
 @pytest.fixture(scope="session")

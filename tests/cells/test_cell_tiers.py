@@ -23,7 +23,8 @@ async def test_a_tier_change_reaches_a_tenant_in_another_cell(db, settings, cell
             settings=settings,
         )
     try:
-        assert await sync() == 1
+        # The session worker's relay runs the same chore: either may copy it, into every cell.
+        await sync()
         assert await sync() == 0  # nothing left to copy
         async with db.tenant(tenant.id) as session:
             eff = await config_service.effective(session, tenant_id=tenant.id, tier="free")
