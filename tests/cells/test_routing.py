@@ -3,6 +3,8 @@ rows live only there, and no other tenant's session sees them."""
 
 from __future__ import annotations
 
+import uuid
+
 from sqlalchemy import text
 
 from tenantry.ops import moves
@@ -104,3 +106,27 @@ async def test_a_lifecycle_change_reaches_the_tenants_cell_on_the_relays_next_sw
             )
         ).one()
     assert (status, cell) == ("suspended", cell_b)
+
+
+async def test_a_statement_refused_by_a_stale_cell_leaves_its_connection_usable(
+    db, stack, settings, cell_b, make_tenant
+):
+    """A statement pipelined behind `tenantry_enter`'s refusal never runs, nor the preparation
+    psycopg sends with it the time it reaches its prepare threshold; psycopg still records it
+    as prepared. The connection must not go back to the pool so: the statement's next use there
+    would fail with `prepared statement … does not exist` (a 500 on every request it served)."""
+    placed, other = await make_tenant(), await make_tenant()
+    await moved(db, settings, placed, cell_b)
+    single = stack.database(pool_size=1)  # one connection to main: every use below is on it
+    try:
+        statement = f"SELECT count(*) FROM users /* {uuid.uuid4()} */"
+        async with single.engine.connect() as conn:
+            threshold = (await conn.get_raw_connection()).driver_connection.prepare_threshold
+        for _ in range(threshold):  # the next execution prepares it
+            assert await single.run_once(other.id, statement) == [(0,)]
+        single.cells._placement[placed.id] = single.cells.main.name  # a stale placement
+
+        assert await single.run_once(placed.id, statement) == [(0,)]  # refused, then its cell
+        assert await single.run_once(other.id, statement) == [(0,)]  # main's connection again
+    finally:
+        await single.dispose()

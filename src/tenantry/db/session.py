@@ -232,6 +232,7 @@ class Database:
                         continue
                     raise
                 except psycopg.Error as error:
+                    await _drop_after_pipeline_error(conn)
                     if cell is not None and error.sqlstate == MISPLACED:
                         self._misplaced(tenant_id, cell, error)
                         refused.add(cell.name)
@@ -298,9 +299,9 @@ class Database:
                         continue
                     raise
                 except psycopg.Error as error:
+                    await _drop_after_pipeline_error(conn)
                     if error.sqlstate != MISPLACED:
                         raise
-                    await driver.rollback()
                     raise Misplaced(tenant_id, cell, error.diag.message_detail or "") from error
                 if check is not None and not (await check.fetchone())[0]:
                     await driver.rollback()
@@ -453,6 +454,15 @@ def _read_only_refusal(error: BaseException) -> bool:
     """A write refused because the transaction is read-only (a move holds the tenant's writes)."""
     cause = getattr(error, "orig", error)
     return isinstance(cause, psycopg.Error) and cause.sqlstate == READ_ONLY
+
+
+async def _drop_after_pipeline_error(conn) -> None:
+    """A statement pipelined behind one that failed is skipped by the server, and so is the
+    preparation psycopg sends with it the time it reaches its prepare threshold; psycopg still
+    records it as prepared (it checks the result only of a statement it meets the first time).
+    Pipelines fail rarely (a tenant placed elsewhere, a hold): the connection is dropped rather
+    than returned to the pool with statements it believes prepared and the server never saw."""
+    await conn.invalidate()
 
 
 def _dead(driver: psycopg.AsyncConnection) -> bool:
