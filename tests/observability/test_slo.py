@@ -3,7 +3,13 @@ windows against its tier's objectives, to the tenant itself and to operators."""
 
 from __future__ import annotations
 
+import asyncio
+from unittest.mock import patch
+
+import psycopg
+
 from tenantry.db.base import utcnow
+from tenantry.db.urls import libpq_dsn
 from tenantry.observability.metrics import LATENCY_BUCKETS
 from tenantry.observability.slo import SLO_METER, p95, window_of
 from tests.conftest import bearer, login
@@ -75,3 +81,33 @@ async def test_a_tenant_sees_its_own_slo_and_an_operator_sees_any(
     assert (
         await client.get(f"/v1/admin/tenants/{a.slug}/slo", headers=a_headers)
     ).status_code == 403
+
+
+async def test_a_report_waits_for_a_flush_still_writing_its_tenants_counts(db, stack, make_tenant):
+    """The background flush takes every count out of memory, then writes: a report asked
+    meanwhile must not read the table before those counts are in it."""
+    from tenantry.observability.slo import SloMeter, report
+
+    tenant = await make_tenant()
+    meter = SloMeter()
+    for _ in range(3):
+        meter.record(tenant.id, status=200, seconds=0.01)
+    hour = utcnow().replace(minute=0, second=0, microsecond=0)
+    # Another transaction holds the row the flush will write: the flush waits on it.
+    with psycopg.connect(libpq_dsn(stack.admin_url)) as holder:
+        holder.execute(
+            "INSERT INTO slo_hourly (tenant_id, hour, name, value) VALUES (%s, %s, 'requests', 0)",
+            [tenant.id, hour],
+        )
+        flushing = asyncio.create_task(meter.flush(db))
+        await asyncio.sleep(0)  # let it take its counts
+        with patch("tenantry.observability.slo.SLO_METER", meter):
+            asked = asyncio.create_task(
+                report(db, tenant_id=tenant.id, slug=tenant.slug, tier=tenant.tier)
+            )
+            done, _ = await asyncio.wait({asked}, timeout=0.5)
+            assert not done, "the report read while a flush was still writing"
+            holder.rollback()
+            await flushing
+            shown = await asked
+    assert max(window.requests for window in shown.windows) == 3

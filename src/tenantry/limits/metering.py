@@ -39,12 +39,19 @@ class UsageMeter:
     def __init__(self, spill_dir: Path | None = None) -> None:
         self._pending: Counter[Key] = Counter()
         self.spill_dir = spill_dir
+        # A flush's counts are out of `_pending` until written: a usage report that flushed
+        # while another flush was still writing would read without them, so flushes take turns.
+        self._flushing = asyncio.Lock()
 
     def add(self, tenant_id: uuid.UUID, metric: str, amount: int = 1) -> None:
         self._pending[(tenant_id, utcnow().date(), metric)] += amount
 
     async def flush(self, db: Database, *, tenant_id: uuid.UUID | None = None) -> int:
         """Write what was counted (for one tenant, or all); on failure the counts are kept."""
+        async with self._flushing:
+            return await self._flush(db, tenant_id)
+
+    async def _flush(self, db: Database, tenant_id: uuid.UUID | None) -> int:
         if tenant_id is None:
             pending, self._pending = self._pending, Counter()
         else:

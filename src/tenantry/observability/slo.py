@@ -55,6 +55,17 @@ class SloMeter:
 
     def __init__(self) -> None:
         self._pending: Counter[Key] = Counter()
+        self._lock: asyncio.Lock | None = None
+        self._lock_loop: asyncio.AbstractEventLoop | None = None
+
+    def _one_flush_at_a_time(self) -> asyncio.Lock:
+        """A flush's counts are out of `_pending` until it commits: a report that flushed while
+        another flush was still writing would read without them, so flushes take turns (one
+        lock per event loop: this meter is the process's)."""
+        loop = asyncio.get_running_loop()
+        if self._lock is None or self._lock_loop is not loop:
+            self._lock, self._lock_loop = asyncio.Lock(), loop
+        return self._lock
 
     def record(self, tenant_id: uuid.UUID, *, status: int, seconds: float) -> None:
         hour = _hour(utcnow())
@@ -65,6 +76,10 @@ class SloMeter:
             self._pending[(tenant_id, hour, f"le:{_bucket(seconds)}")] += 1
 
     async def flush(self, db: Database, *, tenant_id: uuid.UUID | None = None) -> None:
+        async with self._one_flush_at_a_time():
+            await self._flush(db, tenant_id)
+
+    async def _flush(self, db: Database, tenant_id: uuid.UUID | None) -> None:
         if tenant_id is None:
             pending, self._pending = self._pending, Counter()
         else:
