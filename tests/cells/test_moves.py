@@ -5,8 +5,10 @@ no other tenant ever sees its rows."""
 from __future__ import annotations
 
 import asyncio
+import os
 
 import psycopg
+import pytest
 
 from tenantry.db.urls import libpq_dsn
 from tests.cells.conftest import cell_admin_url, count_rows
@@ -194,6 +196,19 @@ async def test_cells_are_listed_and_added_through_the_admin_api(
     )
     assert bad.status_code == 422, bad.text
     assert bad.json()["errors"][0]["field"] == "name"
+    # A variable that is unset, or holds something else than a PostgreSQL URL (its value is
+    # never repeated), is refused as the cell's location.
+    for variable in ("TENANTRY_NO_SUCH_VARIABLE", "PATH", "TENANTRY_TEST_NOT_POSTGRES"):
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("TENANTRY_TEST_NOT_POSTGRES", "redis://localhost:6379/0")
+            elsewhere = await client.post(
+                "/v1/admin/cells",
+                json={"name": "far", "url_env": variable},
+                headers=operator_headers,
+            )
+        assert elsewhere.status_code == 422, elsewhere.text
+        assert elsewhere.json()["errors"][0]["field"] == "url_env"
+        assert os.environ.get("PATH", "\0") not in elsewhere.text
     for database in ("postgres", "template1"):  # the server's own: not a database of a cell
         own = await client.post(
             "/v1/admin/cells", json={"name": "own", "database": database}, headers=operator_headers

@@ -11,6 +11,7 @@ import re
 
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.config import service as config_service
@@ -50,9 +51,21 @@ def check(settings: Settings, *, name: str, database: str | None, url_env: str |
         raise _invalid("database", "a database name is lower-case letters, digits and '_'")
     if database in (settings.database_name, *SERVER_DATABASES):
         raise _invalid("database", f"{database} is not a database of its own: name a new one")
-    if url_env is not None and not (VARIABLE.match(url_env) and os.environ.get(url_env)):
+    if url_env is not None and not (VARIABLE.match(url_env) and _holds_url(url_env)):
         raise _invalid("url_env", f"the environment variable {url_env} holds no URL")
     return Location(database, url_env)
+
+
+def _holds_url(variable: str) -> bool:
+    """Whether the variable holds a PostgreSQL URL (its value is never repeated: a secret)."""
+    value = os.environ.get(variable)
+    if not value:
+        return False
+    try:
+        url = make_url(value)
+    except ArgumentError:
+        return False
+    return url.get_backend_name() in ("postgresql", "postgres")
 
 
 def provision(settings: Settings, admin_url: str, location: Location) -> str:
