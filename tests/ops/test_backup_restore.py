@@ -279,3 +279,35 @@ async def test_backup_taken_while_the_tenant_writes_is_one_snapshot(filled, db, 
         )
     archived = sum(1 for row in archive.rows("documents") if row["title"] == "live")
     assert live == written and archived < written  # the writes went on past the snapshot
+
+
+async def test_documents_unfinished_in_the_archive_are_ingested_again_after_restore_and_clone(
+    filled, db, store, settings, admin_sql, tmp_path
+):
+    """A document still `pending` when the backup was taken has no workflow once it is restored
+    (or cloned): the restore starts its ingestion again, through the outbox, in its transaction."""
+    tenant, _ = filled
+    pending = admin_sql.execute(
+        "SELECT id FROM documents WHERE tenant_id = %s ORDER BY id LIMIT 1", (tenant.id,)
+    ).fetchone()[0]
+    admin_sql.execute("UPDATE documents SET status = 'pending' WHERE id = %s", (pending,))
+    backup = await ops.take_backup(db, store, slug=tenant.slug, actor="test")
+    admin_sql.execute("UPDATE documents SET status = 'ready' WHERE id = %s", (pending,))
+    path = await fetched(store, backup.archive, tmp_path)
+
+    def ingestions(tenant_id) -> list[tuple[str, str]]:
+        return admin_sql.execute(
+            "SELECT workflow_id, reuse_policy FROM outbox WHERE tenant_id = %s "
+            "AND kind = 'start' AND workflow_type = 'IngestDocument'",  # delivered or not
+            (tenant_id,),
+        ).fetchall()
+
+    admin_sql.execute("DELETE FROM outbox WHERE tenant_id = %s", (tenant.id,))
+    await ops.restore(db, store, path=path, slug=tenant.slug, actor="test")
+    assert ingestions(tenant.id) == [(f"{tenant.slug}/ingest/{pending}", "allow_duplicate")]
+
+    record, mapping = await ops.clone(
+        db, path=path, new_slug=unique_slug("clone"), actor="test", settings=settings
+    )
+    copied = mapping.ids[str(pending)]
+    assert ingestions(record.tenant) == [(f"{record.slug}/ingest/{copied}", "allow_duplicate")]

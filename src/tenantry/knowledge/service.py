@@ -109,6 +109,33 @@ async def _ingest_later(session: AsyncSession, document: Document) -> None:
     )
 
 
+async def ingest_unfinished(session: AsyncSession, *, tenant_id: uuid.UUID) -> int:
+    """Start again the ingestion of the tenant's documents neither ready nor failed: after a
+    restore or a clone, rows brought back `pending` or `processing` have no workflow of theirs
+    running (one still running from before is kept: starting it counts as done)."""
+    unfinished = (
+        await session.scalars(
+            select(Document).where(
+                Document.tenant_id == tenant_id, Document.status.in_(("pending", "processing"))
+            )
+        )
+    ).all()
+    slug = await session.scalar(select(Tenant.slug).where(Tenant.id == tenant_id))
+    for document in unfinished:
+        await outbox.start(
+            session,
+            tenant_id=tenant_id,
+            workflow_type="IngestDocument",
+            workflow_id=ingest_workflow_id(slug, document.id),
+            arg=IngestInput(str(tenant_id), slug, str(document.id)),
+            counts_in_flight=True,
+            reuse="allow_duplicate",  # an earlier run may have finished before the restore
+        )
+    if unfinished:
+        await outbox.wake(session, tenant_id=tenant_id)
+    return len(unfinished)
+
+
 def payload(document: Document) -> dict[str, Any]:
     """What a `document.ready` webhook says of the document."""
     return {

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tenantry.db.catalog import tenant_tables
 from tenantry.db.session import set_tenant
 from tenantry.errors import Conflict
+from tenantry.knowledge.service import ingest_unfinished
 from tenantry.ops.archive import Archive
 from tenantry.ops.remap import IdMap
 from tenantry.ops.tables import DATA, table_info
@@ -83,6 +84,7 @@ async def replace(
     counts = await _insert_all(session, archive, order, None, progress)
     if numbered is not None:
         await session.execute(text(KEEP_NUMBERING), {"t": tenant_id, "n": numbered})
+    await ingest_unfinished(session, tenant_id=tenant_id)
     return counts
 
 
@@ -103,7 +105,9 @@ async def clone(
             continue
         columns = (await table_info(session, table)).id_columns
         mapping.add(row[c] for row in archive.rows(table) for c in columns if row[c])
-    return await _insert_all(session, archive, order, mapping, progress), mapping
+    counts = await _insert_all(session, archive, order, mapping, progress)
+    await ingest_unfinished(session, tenant_id=tenant_id)
+    return counts, mapping
 
 
 async def _insert_all(
