@@ -18,7 +18,7 @@ from tenantry.tenants.cleanup import DeletionCleanup
 from tenantry.tenants.schemas import TenantUpdate
 from tests.cells.conftest import cell_admin_url, count_rows
 from tests.cells.test_routing import moved
-from tests.conftest import bearer, login
+from tests.conftest import all_items, bearer, login
 from tests.ops.fill import add_chunks
 
 
@@ -290,3 +290,20 @@ async def test_owed_changes_name_no_tenant_but_their_own(db, settings, cell_b, m
             {"t": tenant.id},
         )
     assert own >= 1 and seen == 0
+
+
+async def test_the_usage_export_counts_a_tenant_in_another_cell(
+    client, db, settings, cell_b, make_tenant, make_user, operator_headers
+):
+    tenant = await make_tenant()
+    headers = bearer(
+        (await login(client, tenant, await make_user(tenant, "admin")))["access_token"]
+    )
+    await moved(db, settings, tenant, cell_b)
+    for _ in range(3):
+        assert (await client.get("/v1/incidents", headers=headers)).status_code == 200
+
+    rows = await all_items(client, "/v1/admin/usage", operator_headers, limit=200)
+
+    counted = {row["metric"]: row["value"] for row in rows if row["tenant"] == tenant.slug}
+    assert counted.get("requests", 0) >= 3, counted

@@ -91,7 +91,7 @@ async def usage_export(
     # The first page before any byte is sent: a bad cursor is still a 422, not a cut stream.
     async with db.control() as session:
         rows, next_cursor = await service.usage_rows(
-            session, start=start, end=end, cursor=paging.cursor, limit=limit
+            session, db, start=start, end=end, cursor=paging.cursor, limit=limit
         )
     if format == "json":
         page = Page[UsageRow](items=rows, next_cursor=next_cursor, limit=limit)
@@ -116,7 +116,7 @@ async def _csv_export(
             return
         async with db.control() as session:
             rows, cursor = await service.usage_rows(
-                session, start=start, end=end, cursor=cursor, limit=EXPORT_PAGE
+                session, db, start=start, end=end, cursor=cursor, limit=EXPORT_PAGE
             )
 
 

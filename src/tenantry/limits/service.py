@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.db.base import utcnow
 from tenantry.db.paging import decode_cursor, encode_cursor
-from tenantry.db.session import set_tenant
+from tenantry.db.session import Database, set_tenant
 from tenantry.identity.models import ApiKey, User
 from tenantry.limits.models import UsageDaily
 from tenantry.limits.schemas import TenantLimitsOut, UsageDay, UsageRow
@@ -85,27 +85,35 @@ async def current_counts(session: AsyncSession, *, tenant_id: uuid.UUID) -> dict
 
 
 async def usage_rows(
-    session: AsyncSession, *, start: date, end: date, cursor: str | None, limit: int
+    session: AsyncSession,
+    db: Database,
+    *,
+    start: date,
+    end: date,
+    cursor: str | None,
+    limit: int,
 ) -> tuple[list[UsageRow], str | None]:
     """Every live tenant's daily counters, by (tenant slug, day, metric), one page at a time.
 
     A control-plane transaction that switches its tenant per tenant: RLS still decides what
-    each query sees, and the page costs one transaction however many tenants it spans.
+    each query sees, and the page costs one transaction however many tenants it spans; a tenant
+    placed in another cell is read there, in a read-only transaction of its own.
     """
     after = decode_cursor(USAGE_ROWS, cursor, [str, date, str]) if cursor else None
     rows: list[UsageRow] = []
     async for tenant in _tenants_from(session, after[0] if after else None):
-        if tenant.cell != session.info.get("cell", tenant.cell):
-            continue  # its counters are in its own cell: not in this report yet
-        await set_tenant(session, tenant.id)
         query = select(UsageDaily.day, UsageDaily.metric, UsageDaily.value).where(
             UsageDaily.tenant_id == tenant.id, UsageDaily.day >= start, UsageDaily.day <= end
         )
         if after is not None and tenant.slug == after[0]:
             query = query.where(tuple_(UsageDaily.day, UsageDaily.metric) > tuple_(*after[1:]))
-        found = await session.execute(
-            query.order_by(UsageDaily.day, UsageDaily.metric).limit(limit + 1 - len(rows))
-        )
+        query = query.order_by(UsageDaily.day, UsageDaily.metric).limit(limit + 1 - len(rows))
+        if tenant.cell != session.info.get("cell", tenant.cell):  # its counters are in its cell
+            async with db.tenant(tenant.id, readonly=True) as elsewhere:
+                found = (await elsewhere.execute(query)).all()
+        else:
+            await set_tenant(session, tenant.id)
+            found = (await session.execute(query)).all()
         rows += [UsageRow(tenant=tenant.slug, day=d, metric=m, value=v) for d, m, v in found]
         if len(rows) > limit:
             last = rows[limit - 1]
