@@ -36,6 +36,27 @@ from tests.servers import free_port
 OPERATOR_TOKEN = "tnop_test-operator-" + uuid.uuid4().hex
 
 
+# Every process holds a LISTEN connection per registered cell, and a worker an outbox relay per
+# cell: the session registers a dozen cells and runs two stacks at once (the fuzzed one), past
+# PostgreSQL's default of 100 connections.
+TEST_MAX_CONNECTIONS = 300
+
+
+def _with_connections(started: Stack, settings: Settings) -> Stack:
+    """The session's embedded server, restarted once with room for TEST_MAX_CONNECTIONS."""
+    from tenantry.db import bootstrap
+    from tenantry.db.urls import app_url
+
+    if started.embedded is None:
+        return started
+    with psycopg.connect(libpq_dsn(started.admin_url), autocommit=True) as conn:
+        if int(conn.execute("SHOW max_connections").fetchone()[0]) >= TEST_MAX_CONNECTIONS:
+            return started
+        conn.execute(f"ALTER SYSTEM SET max_connections = {TEST_MAX_CONNECTIONS}")
+    admin_url = bootstrap.bootstrap(settings, started.embedded.restart())
+    return Stack(settings, admin_url, app_url(settings, admin_url), started.embedded)
+
+
 @pytest.fixture(scope="session")
 def stack() -> Stack:
     home = Path(tempfile.mkdtemp(prefix="tenantry-test-"))
@@ -46,7 +67,7 @@ def stack() -> Stack:
         bootstrap_token=OPERATOR_TOKEN,
         database_url=os.environ.get("TENANTRY_TEST_DATABASE_URL"),
     )
-    started = start_database(settings)
+    started = _with_connections(start_database(settings), settings)
     # The same dev server `tenantry run` starts, once for the whole session.
     temporal = TemporalDevServer(home / "temporal", port=free_port())
     temporal.launch()
