@@ -146,11 +146,17 @@ async def embedder(settings):
 async def worker(temporal_client, stack, settings, embedder, keys):
     """One worker process's work on the session's pool queue: the worker and the outbox relay."""
     from tenantry.db.urls import libpq_dsn
-    from tenantry.worker.runner import WorkerProcess, build_relay, build_worker
+    from tenantry.worker.runner import WorkerProcess, build_relay, build_worker, relay_database
 
     db = stack.database(pool_size=4)
+    # As in a worker process: the relay has a pool of its own (the keys are the process's).
+    relay_db = relay_database(stack.app_url, settings)
     relay = await build_relay(
-        db, keys=keys, settings=settings, dsn=libpq_dsn(stack.app_url), admin_url=stack.admin_url
+        relay_db,
+        keys=keys,
+        settings=settings,
+        dsn=libpq_dsn(stack.app_url),
+        admin_url=stack.admin_url,
     )
     running = WorkerProcess(
         build_worker(
@@ -162,6 +168,7 @@ async def worker(temporal_client, stack, settings, embedder, keys):
         ),
         relay,
     )
+    running.activities_db = db  # for tests that exhaust the activities' connections
     task = asyncio.create_task(running.run())
     await relay.listening.wait()
     yield running
@@ -171,6 +178,7 @@ async def worker(temporal_client, stack, settings, embedder, keys):
     else:
         await cancel_within([task])
     await db.dispose()
+    await relay_db.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import sys
 
 import structlog
 
@@ -70,6 +72,26 @@ async def test_request_id_is_echoed_and_logged_without_secrets(client, operator_
     assert entry["route"] == "/v1/admin/tenants" and entry["status"] == 200
     assert entry["subject"].startswith("operator:ops-")
     assert operator_headers["Authorization"].split()[1] not in json.dumps(lines)
+
+
+def test_library_logs_follow_a_swapped_stderr(monkeypatch):
+    """A library's record goes to the stderr of the moment, not to the one logging was set up
+    with (a CLI runner's, closed since)."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    first = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    configure_logging(level="INFO", json=True)
+    try:
+        first.close()
+        second = io.StringIO()
+        monkeypatch.setattr(sys, "stderr", second)
+        logging.getLogger("temporalio.activity").warning("after the swap")
+        record = json.loads(second.getvalue())
+    finally:
+        structlog.reset_defaults()
+        root.handlers, root.level = handlers, level
+    assert record["event"] == "after the swap" and record["level"] == "warning"
 
 
 async def test_unknown_route_is_a_problem(client):

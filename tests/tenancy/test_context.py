@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import types
 import uuid
 
 import pytest
@@ -46,6 +48,32 @@ async def test_tasks_inherit_the_tenant_and_do_not_leak_back():
         slugs = await asyncio.gather(*(asyncio.create_task(child()) for _ in range(5)))
         assert current_tenant() is A
     assert slugs == ["alpha"] * 5
+
+
+def test_a_coroutine_closed_in_another_context_leaves_that_context_alone():
+    """A workflow evicted from a stopped worker's cache is closed by the garbage collector, in
+    whatever context is current then: its exit neither raises nor changes that context."""
+
+    @types.coroutine
+    def suspend():
+        yield
+
+    async def holds_a_tenant():
+        with tenant_context(A):
+            await suspend()
+
+    started = holds_a_tenant()
+    contextvars.copy_context().run(started.send, None)  # suspended inside, in a context of its own
+    with tenant_context(B):
+        started.close()  # GeneratorExit at the await
+        assert current_tenant() is B
+
+
+def test_a_token_from_another_context_still_raises_otherwise():
+    entered = tenant_context(A)
+    contextvars.copy_context().run(entered.__enter__)
+    with pytest.raises(ValueError):
+        entered.__exit__(None, None, None)
 
 
 async def test_decorator_on_sync_and_async_functions():

@@ -13,7 +13,7 @@ from tenantry.keys.service import TenantKeys, platform_key
 from tenantry.observability.logging import configure_logging
 from tenantry.settings import get_settings
 from tenantry.stack import start_database
-from tenantry.worker.runner import build_relay
+from tenantry.worker.runner import build_relay, relay_database
 
 
 def run_relay() -> None:
@@ -26,7 +26,7 @@ def run_relay() -> None:
     stack = start_database(settings)
 
     async def main() -> None:
-        db = stack.database(pool_size=4)
+        db = relay_database(stack.app_url, settings)
         try:
             relay = await build_relay(
                 db,

@@ -26,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
         ResolveInput,
         Triage,
     )
-    from tenantry.outbox.steps import Resumable, release_slot
+    from tenantry.outbox.steps import Resumable, releasing_slot
 
 RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -51,10 +51,7 @@ class IncidentWorkflow(Resumable):
 
     @workflow.run
     async def run(self, job: IncidentInput) -> str:
-        try:
-            return await self._handle(job)
-        finally:
-            await release_slot(job.tenant_id)
+        return await releasing_slot(job.tenant_id, self._handle(job))
 
     async def _handle(self, job: IncidentInput) -> str:
         triage: Triage = await self._step("incidents.triage", job, Triage)

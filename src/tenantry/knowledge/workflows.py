@@ -15,7 +15,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from tenantry.knowledge.ingest_types import FailInput, IngestInput
-    from tenantry.outbox.steps import release_slot
+    from tenantry.outbox.steps import releasing_slot
 
 RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -35,10 +35,7 @@ class IngestDocument:
 
     @workflow.run
     async def run(self, job: IngestInput) -> str:
-        try:
-            return await self._ingest(job)
-        finally:
-            await release_slot(job.tenant_id)
+        return await releasing_slot(job.tenant_id, self._ingest(job))
 
     async def _ingest(self, job: IngestInput) -> str:
         try:

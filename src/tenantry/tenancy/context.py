@@ -56,8 +56,15 @@ class tenant_context:
         self._tokens.append(_current.set(self.tenant))
         return self.tenant
 
-    def __exit__(self, *exc: object) -> None:
-        _current.reset(self._tokens.pop())
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        token = self._tokens.pop()
+        try:
+            _current.reset(token)
+        except ValueError:
+            # A coroutine closed by the garbage collector (a workflow evicted from a stopped
+            # worker's cache) exits in whatever context is current then; its own is gone.
+            if exc_type is not GeneratorExit:
+                raise
 
     async def __aenter__(self) -> TenantRef:
         return self.__enter__()

@@ -7,13 +7,15 @@ import asyncio
 from datetime import timedelta
 
 import structlog
+from sqlalchemy.engine import URL
 from temporalio.client import Client
 from temporalio.service import RetryConfig
 from temporalio.worker import Worker
 
 from tenantry.audit.anchors import ANCHOR_EVERY_SECONDS, AnchorMovedHeads
 from tenantry.config.cell_tiers import SyncCellTiers
-from tenantry.db.session import Database
+from tenantry.db.cells import cells_of
+from tenantry.db.session import Database, create_app_engine
 from tenantry.db.urls import libpq_dsn
 from tenantry.events.activities import EventActivities
 from tenantry.events.workflows import DeliverWebhook
@@ -23,6 +25,8 @@ from tenantry.keys.service import TenantKeys
 from tenantry.knowledge.activities import KnowledgeActivities
 from tenantry.knowledge.embeddings import Embedder
 from tenantry.knowledge.workflows import IngestDocument
+from tenantry.observability.metrics import DB_POOL_SIZE
+from tenantry.observability.pool import watch_pool
 from tenantry.ops.activities import OpsActivities
 from tenantry.ops.schedules import SyncSchedules
 from tenantry.ops.workflows import BackupTenant, MoveTenant, RestoreTenant
@@ -50,6 +54,17 @@ log = structlog.get_logger("tenantry.worker")
 SHUTDOWN_SECONDS = 30.0  # for the worker's running activities to end once asked to stop
 # The relay's own calls give up fast: it retries on its own schedule, and must notice an outage.
 RELAY_RETRY = RetryConfig(max_retries=2, max_elapsed_time_millis=3000)
+RELAY_POOL = 3  # one delivering, one for the sweep and its chores, one loading keys
+
+
+def relay_database(app_url: URL, settings: Settings) -> Database:
+    """The relay's own pool, in every cell, apart from the activities': tenant work that holds
+    every connection of the worker's (a backup's snapshot, a burst of activities) must not hold
+    up every other tenant's workflow starts. The process's data keys load through it too."""
+    engine = create_app_engine(app_url, pool_size=RELAY_POOL, max_overflow=0)
+    watch_pool(engine, "relay")
+    DB_POOL_SIZE.labels("relay").set(RELAY_POOL)
+    return Database(engine, cells=cells_of(engine, settings))
 
 
 def build_worker(
