@@ -8,6 +8,7 @@ import asyncio
 import pytest
 from sqlalchemy import select
 from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import CancelledError
 
 from tenantry.ops import service as ops
 from tenantry.ops.archive import Archive
@@ -16,7 +17,8 @@ from tenantry.ops.models import Backup, Restore
 from tenantry.ops.tables import DATA, table_info
 from tenantry.tenants import service as tenants
 from tenantry.tenants.models import Tenant
-from tests.conftest import unique_slug
+from tests.conftest import bearer, login, unique_slug
+from tests.incidents.conftest import handle, report, until_waiting, workflow_id_of
 from tests.ops.conftest import data_rows, fetched, flip_byte
 from tests.workflows import started
 
@@ -64,6 +66,42 @@ async def test_restore_through_the_api_runs_in_the_worker(
     async with db.control() as session:
         safety = await session.get(Backup, done["safety_backup"])
     assert safety.kind == "safety" and safety.status == "done"
+
+
+async def test_a_restore_cancels_the_workflows_of_incidents_it_took_away(
+    client, make_tenant, make_user, db, store, admin_sql, operator_headers, temporal_client, worker
+):
+    """An incident made after the archive is gone once restored: its workflow, waiting for an
+    approval nobody can give, is cancelled and gives its workflows_in_flight slot back."""
+    tenant = await make_tenant(tier="standard")
+    headers = bearer(
+        (await login(client, tenant, await make_user(tenant, "admin")))["access_token"]
+    )
+    kept = await report(client, headers)
+    await until_waiting(temporal_client, tenant, kept["number"])
+    backup = await ops.take_backup(db, store, slug=tenant.slug, actor="test")
+    gone = await report(client, headers, title="Después de la copia")
+    await until_waiting(temporal_client, tenant, gone["number"])
+
+    asked = await client.post(
+        f"{base(tenant.slug)}/restores",
+        json={"backup_id": str(backup.id)},
+        headers=operator_headers,
+    )
+    assert asked.status_code == 202, asked.text
+    done = await finished(client, temporal_client, tenant.slug, asked.json(), operator_headers)
+    assert done["status"] == "done", done
+
+    with pytest.raises(WorkflowFailureError) as failure:
+        await handle(temporal_client, tenant, gone["number"]).result()
+    assert isinstance(failure.value.cause, CancelledError)
+    # It gave its slot back before it ended; the kept incident's workflow still waits, and holds one.
+    holders = admin_sql.execute(
+        "SELECT workflow_id FROM workflow_slots WHERE tenant_id = %s", [tenant.id]
+    ).fetchall()
+    assert [h[0] for h in holders] == [workflow_id_of(tenant, kept["number"])]
+    state = await handle(temporal_client, tenant, kept["number"]).query("state")
+    assert state["status"] == "awaiting_approval"
 
 
 async def test_clone_through_the_api_makes_a_new_tenant_with_new_ids(

@@ -3,7 +3,8 @@
 `replace` swaps a tenant's DATA rows for the archive's: it holds the tenant's row FOR UPDATE,
 which every insert into a tenant-owned table waits on (its foreign key takes KEY SHARE on it),
 so the tenant's writes wait for the swap and then see it whole; reads go on from the old rows
-until the commit. `clone` copies the rows into a new tenant with every id renumbered.
+until the commit; the workflows of what the swap took away are cancelled in it (through the
+outbox). `clone` copies the rows into a new tenant with every id renumbered.
 
 The audit chain is never imported: it is append-only. A restore appends `tenant.restored` to
 the live chain; a clone's chain starts with `tenant.created` and `tenant.cloned`, which names the
@@ -27,6 +28,7 @@ from tenantry.knowledge.service import ingest_unfinished
 from tenantry.ops.archive import Archive
 from tenantry.ops.remap import IdMap
 from tenantry.ops.tables import DATA, table_info
+from tenantry.outbox import service as outbox
 
 BATCH_ROWS = 500
 Progress = Callable[[str, int], Awaitable[None]]
@@ -84,8 +86,62 @@ async def replace(
     counts = await _insert_all(session, archive, order, None, progress)
     if numbered is not None:
         await session.execute(text(KEEP_NUMBERING), {"t": tenant_id, "n": numbered})
+    await withdraw_orphans(session, tenant_id=tenant_id)
     await ingest_unfinished(session, tenant_id=tenant_id)
     return counts
+
+
+# The tenant's workflows that run (holding a workflows_in_flight slot, or paused while it was
+# suspended), and those whose start still waits in the outbox.
+RUNNING = (
+    "SELECT workflow_id FROM workflow_slots WHERE tenant_id = :t "
+    "UNION SELECT workflow_id FROM paused_workflows WHERE tenant_id = :t"
+)
+WAITING = (
+    "SELECT workflow_id FROM outbox WHERE tenant_id = :t AND kind = 'start' "
+    "AND delivered_at IS NULL"
+)
+INCIDENT_KEPT = (
+    "SELECT EXISTS (SELECT 1 FROM incidents WHERE tenant_id = :t AND number = :n AND episode = :e)"
+)
+DOCUMENT_KEPT = "SELECT EXISTS (SELECT 1 FROM documents WHERE tenant_id = :t AND id = :d)"
+
+
+async def withdraw_orphans(session: AsyncSession, *, tenant_id: uuid.UUID) -> list[str]:
+    """Withdraw (or cancel) the workflows of incidents and documents the restore took away
+    (made after the archive): left running, they would hold the tenant's workflows_in_flight
+    slots for good, waiting for approvals of incidents that no longer exist."""
+    slug = await session.scalar(text("SELECT slug FROM tenants WHERE id = :t"), {"t": tenant_id})
+    running = set((await session.scalars(text(RUNNING), {"t": tenant_id})).all())
+    waiting = set((await session.scalars(text(WAITING), {"t": tenant_id})).all())
+    orphans = []
+    for workflow_id in sorted(running | waiting):
+        if await _still_there(session, tenant_id, workflow_id.removeprefix(f"{slug}/")):
+            continue
+        how = await outbox.withdraw_or_cancel(session, tenant_id=tenant_id, workflow_id=workflow_id)
+        if how != "cancel" and workflow_id in running:  # its start delivered, and pruned since
+            await outbox.cancel(session, tenant_id=tenant_id, workflow_id=workflow_id)
+        orphans.append(workflow_id)
+    return orphans
+
+
+async def _still_there(session: AsyncSession, tenant_id: uuid.UUID, name: str) -> bool:
+    """Whether the object a workflow is named after (`incident/7/2`, `ingest/<id>`) exists;
+    a workflow of any other kind is left alone."""
+    kind, _, rest = name.partition("/")
+    if kind == "incident":
+        number, _, episode = rest.partition("/")
+        if not number.isdigit() or not (episode or "1").isdigit():
+            return True
+        found = {"t": tenant_id, "n": int(number), "e": int(episode or 1)}
+        return bool(await session.scalar(text(INCIDENT_KEPT), found))
+    if kind == "ingest":
+        try:
+            document = uuid.UUID(rest)
+        except ValueError:
+            return True
+        return bool(await session.scalar(text(DOCUMENT_KEPT), {"t": tenant_id, "d": document}))
+    return True
 
 
 async def clone(
