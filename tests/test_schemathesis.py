@@ -55,7 +55,9 @@ class _Stack(uvicorn.Server):
     async def startup(self, sockets=None) -> None:
         from tenantry.db.urls import libpq_dsn
         from tenantry.keys.service import TenantKeys, platform_key
+        from tenantry.tenants.namespaces import tenant_namespace
         from tenantry.worker.client import connect
+        from tenantry.worker.namespaces import Namespaces
         from tenantry.worker.queues import dedicated_task_queue
         from tenantry.worker.runner import build_relay, build_worker
 
@@ -75,17 +77,23 @@ class _Stack(uvicorn.Server):
             dsn=libpq_dsn(self.stack.app_url),
             admin_url=self.stack.admin_url,
         )
-        # `fuzz-a`'s own queue, and the pool's: the fuzzed configuration may turn its dedicated
-        # workers off, and a tenant whose queue no worker polls has workflows nobody answers.
+        # `fuzz-a`'s own queue (in the platform's namespace and in its own), and the pool's: the
+        # fuzzed configuration may turn its dedicated workers (or its own namespace) on and off,
+        # and a tenant whose queue no worker polls has workflows nobody answers.
+        own = await Namespaces(client).ready(tenant_namespace(OWNER))
         self.workers = [
             build_worker(
-                client,
+                polled,
                 task_queue=queue,
                 db=self.db,
                 embedder=state.embedder,
                 settings=self.settings,
             )
-            for queue in (dedicated_task_queue(OWNER), self.settings.pool_task_queue)
+            for polled, queue in (
+                (client, dedicated_task_queue(OWNER)),
+                (own, dedicated_task_queue(OWNER)),
+                (client, self.settings.pool_task_queue),
+            )
         ]
         self.tasks = [
             *(asyncio.create_task(worker.run()) for worker in self.workers),

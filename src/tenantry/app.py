@@ -82,6 +82,7 @@ from tenantry.tenancy.middleware import TenantContextMiddleware
 from tenantry.tenants.api import router as tenants_router
 from tenantry.tenants.cells_api import router as cells_router
 from tenantry.worker.client import connect as connect_temporal
+from tenantry.worker.namespaces import Namespaces
 
 log = structlog.get_logger("tenantry.app")
 
@@ -151,6 +152,7 @@ def create_app(
             if settings.temporal_address
             else None
         )
+        state.namespaces = Namespaces(state.temporal) if state.temporal is not None else None
         tasks = [
             asyncio.create_task(state.config_listener.run(), name="config-listener"),
             asyncio.create_task(state.load.watch_loop_lag(), name="loop-lag"),

@@ -20,7 +20,7 @@ from tenantry.outbox.relay import Relay
 from tenantry.runtime.dedicated_workers import DedicatedWorkers
 from tenantry.runtime.stopping import cancel_within
 from tenantry.tenants import service as tenants
-from tenantry.tenants.dedicated import dedicated_slugs, live_slugs
+from tenantry.tenants.dedicated import dedicated_placements, dedicated_slugs, live_slugs
 from tenantry.tenants.namespaces import dedicated_task_queue
 from tenantry.worker.runner import build_worker
 from tests.conftest import bearer, login
@@ -37,8 +37,8 @@ async def embedded_dedicated_workers(
     `starting`: as a process that has just started (its first sweep looks for leftovers)."""
     db = stack.database(pool_size=4)
 
-    async def wanted() -> list[str]:
-        return [slug for slug in await dedicated_slugs(db) if slug == tenant.slug]
+    async def wanted() -> dict[str, bool]:
+        return {s: own for s, own in (await dedicated_placements(db)).items() if s == tenant.slug}
 
     async def live() -> list[str]:
         return [slug for slug in await live_slugs(db) if slug == tenant.slug]
@@ -47,8 +47,8 @@ async def embedded_dedicated_workers(
         temporal_client,
         wanted=wanted,
         live=live if starting else None,
-        make_worker=lambda queue: build_worker(
-            temporal_client, task_queue=queue, db=db, embedder=embedder, settings=settings
+        make_worker=lambda client, queue: build_worker(
+            client, task_queue=queue, db=db, embedder=embedder, settings=settings
         ),
         every_seconds=settings.dedicated_sweep_seconds,
         stop_seconds=5,

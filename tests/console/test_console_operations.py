@@ -92,7 +92,7 @@ async def test_health_shows_the_admin_slo_report_workflows_and_limits_in_use(
 
 
 async def test_the_temporal_ui_link_follows_the_setting_and_is_absent_without_it(
-    app, make_tenant, operator_headers
+    app, make_tenant, operator_headers, operator_config
 ):
     tenant = await make_tenant()
     email = await make_operator(app, operator_headers)
@@ -106,6 +106,10 @@ async def test_the_temporal_ui_link_follows_the_setting_and_is_absent_without_it
         )
         try:
             linked = await c.get(f"/console/admin/tenants/{tenant.slug}")
+            await operator_config(
+                tenant, {"features": {"dedicated_workers": True, "own_namespace": True}}
+            )
+            own = await c.get(f"/console/admin/tenants/{tenant.slug}")
         finally:
             app.state.settings = plain
     want = (
@@ -114,6 +118,8 @@ async def test_the_temporal_ui_link_follows_the_setting_and_is_absent_without_it
     )
     assert f'href="{want}"' in linked.text
     assert f"<dd>{tenant.cell}</dd>" in linked.text  # the cell the tenant lives on
+    # A tenant with a namespace of its own: its workflows are listed there.
+    assert f'href="{want.replace("/default/", f"/tenant-{tenant.slug}/")}"' in own.text
 
 
 async def test_a_deletion_shows_its_progress_until_the_clean_up_is_done(

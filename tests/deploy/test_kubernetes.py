@@ -182,6 +182,15 @@ def test_dedicated_worker_template_for_a_silo_tenant():
         "8000",
     ]
     assert scaled["spec"]["triggers"][0]["metadata"]["taskQueue"] == dedicated_task_queue("chogar")
+    assert scaled["spec"]["triggers"][0]["metadata"]["namespace"] == "default"
+    assert container["env"] == [{"name": "TENANTRY_WORKER_OWN_NAMESPACE", "value": "false"}]
+    # With its own namespace, the worker polls there and the scaler watches it there.
+    own_deployment, own_scaled = yaml.safe_load_all(
+        dedicated_worker.render("chogar", own_namespace=True)
+    )
+    own_container = own_deployment["spec"]["template"]["spec"]["containers"][0]
+    assert own_container["env"] == [{"name": "TENANTRY_WORKER_OWN_NAMESPACE", "value": "true"}]
+    assert own_scaled["spec"]["triggers"][0]["metadata"]["namespace"] == "tenant-chogar"
     assert scaled["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     # Worker labels: the worker NetworkPolicies and disruption budget cover it too.

@@ -19,15 +19,15 @@ from tests.servers import wait_for_line
 pytestmark = pytest.mark.slow
 
 
-def start_worker(slug: str) -> subprocess.Popen:
+def start_worker(slug: str, *options: str, line: str | None = None) -> subprocess.Popen:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tenantry.cli", "worker", "--tenant", slug],
+        [sys.executable, "-m", "tenantry.cli", "worker", "--tenant", slug, *options],
         env={**os.environ, "TENANTRY_LOG_JSON": "false"},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
-    wait_for_line(proc, f"worker on task queue tenant-{slug}-jobs", "stdout")
+    wait_for_line(proc, line or f"worker on task queue tenant-{slug}-jobs", "stdout")
     threading.Thread(target=proc.stdout.read, daemon=True).start()
     return proc
 

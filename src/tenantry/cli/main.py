@@ -52,6 +52,13 @@ def serve_api() -> None:
 @app.command()
 def worker(
     tenant: Annotated[str | None, typer.Option(help="Serve this tenant's dedicated queue.")] = None,
+    own_namespace: Annotated[
+        bool,
+        typer.Option(
+            envvar="TENANTRY_WORKER_OWN_NAMESPACE",
+            help="With --tenant: poll in the tenant's own Temporal namespace (features.own_namespace).",
+        ),
+    ] = False,
     health_port: Annotated[
         int | None,
         typer.Option(
@@ -64,7 +71,9 @@ def worker(
     stops polling and gives running activities TENANTRY_SHUTDOWN_GRACE_SECONDS."""
     from tenantry.cli.serve import run_worker
 
-    run_worker(tenant, health_port)
+    if own_namespace and tenant is None:
+        raise typer.BadParameter("needs --tenant", param_hint="--own-namespace")
+    run_worker(tenant, health_port, own_namespace=own_namespace)
 
 
 @app.command()

@@ -10,7 +10,7 @@ from tenantry.observability.logging import configure_logging
 from tenantry.runtime import supervisor, worker_process
 from tenantry.settings import get_settings
 from tenantry.stack import start_database
-from tenantry.tenants.namespaces import dedicated_task_queue
+from tenantry.tenants.namespaces import dedicated_task_queue, tenant_namespace
 
 
 def serve(*, services: bool = True) -> None:
@@ -19,7 +19,9 @@ def serve(*, services: bool = True) -> None:
     raise typer.Exit(supervisor.serve(settings, services=services))
 
 
-def run_worker(tenant: str | None, health_port: int | None = None) -> None:
+def run_worker(
+    tenant: str | None, health_port: int | None = None, *, own_namespace: bool = False
+) -> None:
     """A worker alone: the pool queue, or one tenant's dedicated queue. SIGTERM stops it within
     TENANTRY_SHUTDOWN_GRACE_SECONDS (see `tenantry.runtime.worker_process`)."""
     settings = get_settings()
@@ -29,14 +31,17 @@ def run_worker(tenant: str | None, health_port: int | None = None) -> None:
             update={"temporal_address": f"127.0.0.1:{settings.temporal_port}"}
         )
     queue = dedicated_task_queue(tenant) if tenant else settings.pool_task_queue
+    namespace = tenant_namespace(tenant) if tenant and own_namespace else None
     stack = start_database(settings)
     settings = settings.model_copy(update={"database_url": stack.admin_url})
-    announce = f"worker on task queue {queue} ({settings.temporal_address})"
+    where = namespace or settings.temporal_namespace
+    announce = f"worker on task queue {queue} in namespace {where} ({settings.temporal_address})"
     try:
         asyncio.run(
             worker_process.serve(
                 settings,
                 task_queue=queue,
+                namespace=namespace,
                 upkeep=False,
                 health_port=health_port,
                 on_ready=lambda: typer.echo(announce),

@@ -141,6 +141,12 @@ def delete(
 def move(
     slug: str,
     cell: Annotated[str, typer.Option("--cell", help="The cell to move the tenant to.")],
+    namespace: Annotated[
+        bool,
+        typer.Option(
+            "--namespace", help="Into a silo cell: also give the tenant its own Temporal namespace."
+        ),
+    ] = False,
 ) -> None:
     """Move a tenant to another cell while it serves, and wait for the move: copy, a short hold
     of its writes, switch, purge of the source. Prints the move record as JSON."""
@@ -153,7 +159,12 @@ def move(
         async with db.control() as session:
             tenant = await service.get_live(session, slug=slug)
             recorded = await moves.new_move(
-                session, tenant=tenant, cell=cell, actor=cli_actor(), settings=stack.settings
+                session,
+                tenant=tenant,
+                cell=cell,
+                actor=cli_actor(),
+                settings=stack.settings,
+                namespace=namespace,
             )
         async with db.control() as session:
             tables = len(await moved_tables(session))

@@ -52,6 +52,7 @@ class Branding(Section):
 
 class Features(Section):
     dedicated_workers: bool = False
+    own_namespace: bool = False  # a Temporal namespace of its own; needs dedicated_workers
     llm_triage: bool = False
     external_api: bool = True
     webhooks: bool = True

@@ -35,7 +35,7 @@ TENANT_VERSIONS = Keyset("config_versions", (ConfigVersion.version,), descending
 TIER_VERSIONS = Keyset("tier_versions", (TierConfigVersion.version,), descending=True)
 # Settings only the platform's operators choose (the CLI, a tier's template): moving a tenant to
 # dedicated workers routes its work to a queue that only workers an operator starts will serve.
-OPERATOR_ONLY = (("features", "dedicated_workers"),)
+OPERATOR_ONLY = (("features", "dedicated_workers"), ("features", "own_namespace"))
 
 
 @dataclass(frozen=True)
@@ -112,6 +112,21 @@ def check_allowed(config: dict, *, settings: Settings, limits: Limits | None) ->
                 (f"limits.{name}", f"may only lower the limit of {getattr(limits, name)}")
             )
     _refuse(errors)
+
+
+def check_own_namespace(config: dict) -> None:
+    """An operator's change may give a tenant its own Temporal namespace only with its own
+    workers: the pool's workers poll the platform's namespace alone. (A tenant's own changes do
+    not move it, and are not refused for what a tier's template did to it since.)"""
+    if config["features"]["own_namespace"] and not config["features"]["dedicated_workers"]:
+        _refuse(
+            [
+                (
+                    "features.own_namespace",
+                    "needs features.dedicated_workers: only the tenant's own workers poll it",
+                )
+            ]
+        )
 
 
 def check_operator_only(before: dict, after: dict) -> None:
@@ -216,7 +231,9 @@ async def _save_tenant(
     _, tier_doc = await tier_document(session, tier)
     config = validate(tier_doc, document)
     check_allowed(config, settings=settings, limits=limits)
-    if not by_operator:
+    if by_operator:
+        check_own_namespace(config)
+    else:
         check_operator_only(validate(tier_doc, current), config)
     row = ConfigVersion(
         tenant_id=tenant_id,
@@ -282,7 +299,9 @@ async def patch_tier(
     await serialise(session, "tier-config", tier)
     version, current = await tier_document(session, tier)
     new_doc = document if document is not None else merge_patch(current, patch or {})
-    check_allowed(validate(new_doc, {}), settings=settings, limits=None)
+    config = validate(new_doc, {})
+    check_allowed(config, settings=settings, limits=None)
+    check_own_namespace(config)
     row = TierConfigVersion(
         tier=tier, version=version + 1, document=new_doc, diff=diff(current, new_doc), author=author
     )

@@ -31,6 +31,7 @@ from tenantry.limits import api as limits_api
 from tenantry.limits import service as limits_service
 from tenantry.tenants import api as tenants_api
 from tenantry.tenants import search
+from tenantry.tenants.namespaces import has_own_namespace
 from tenantry.tenants.schemas import TenantCreate, TenantUpdate
 from tenantry.tenants.tiers import TIERS, LimitsPatch
 
@@ -117,7 +118,9 @@ async def tenant_page(
         usage=plot(days, start=start, end=end),
         events=events.items,
         tiers=tuple(TIERS),
-        temporal_link=extensions.temporal_ui_link(request.app, tenant.slug),
+        temporal_link=extensions.temporal_ui_link(
+            request.app, tenant.slug, own_namespace=has_own_namespace(effective.config)
+        ),
         sections=await extensions.tenant_sections(request, tenant),
         backups=backups,
         running=admin_tenant_ops.any_running(backups),

@@ -17,6 +17,7 @@ from urllib.parse import quote
 from fastapi import FastAPI
 from starlette.requests import Request
 
+from tenantry.tenants.namespaces import tenant_namespace
 from tenantry.worker.devserver import tenant_workflows_url
 
 
@@ -34,13 +35,15 @@ class Section:
 SectionLoader = Callable[[Request, object], Awaitable[Section | None]]
 
 
-def temporal_ui_link(app: FastAPI, slug: str) -> str | None:
-    """The Temporal UI's workflow list filtered to the tenant (its `TenantId` attribute), at
-    `Settings.temporal_ui_url`; None where no UI is named, rather than a link that goes nowhere."""
+def temporal_ui_link(app: FastAPI, slug: str, *, own_namespace: bool = False) -> str | None:
+    """The Temporal UI's workflow list filtered to the tenant (its `TenantId` attribute), in its
+    own namespace if it has one, at `Settings.temporal_ui_url`; None where no UI is named, rather
+    than a link that goes nowhere."""
     settings = app.state.settings
     if not settings.temporal_ui_url:
         return None
-    namespace = quote(settings.temporal_namespace, safe="")
+    chosen = tenant_namespace(slug) if own_namespace else settings.temporal_namespace
+    namespace = quote(chosen, safe="")
     return tenant_workflows_url(settings.temporal_ui_url.rstrip("/"), slug, namespace)
 
 

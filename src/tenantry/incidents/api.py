@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, status
 from temporalio.service import RPCError
 
-from tenantry.api_support import database
+from tenantry.api_support import database, policy_of
 from tenantry.db.session import Database
 from tenantry.errors import ServiceUnavailable
 from tenantry.events import service as events
@@ -31,6 +31,8 @@ from tenantry.observability import domain as metrics
 from tenantry.outbox import service as outbox
 from tenantry.pages import Page, PageParams
 from tenantry.tenancy.context import tenant_context
+from tenantry.tenants.namespaces import has_own_namespace
+from tenantry.worker.namespaces import first_found
 
 router = APIRouter(prefix="/v1/incidents", tags=["incidents"])
 # A query waits for a worker to answer it; with none polling, say so (503) rather than hang.
@@ -111,10 +113,16 @@ async def workflow_state(
     base = {"number": incident.handle, "episode": incident.episode}
     if queued:  # not started yet (Temporal away, or the tenant's workflows_in_flight all taken)
         return {**base, "status": "queued", "waiting_for_person": False}
+    own = has_own_namespace((await policy_of(request, subject.tenant.id)).config)
+    clients = request.app.state.namespaces.clients_of(subject.tenant.slug, own=own)
     try:
         with tenant_context(subject.tenant):
-            handle = request.app.state.temporal.get_workflow_handle(workflow_id)
-            state = await handle.query("state", rpc_timeout=WORKFLOW_QUERY_TIMEOUT)
+            state = await first_found(
+                clients,
+                lambda client: client.get_workflow_handle(workflow_id).query(
+                    "state", rpc_timeout=WORKFLOW_QUERY_TIMEOUT
+                ),
+            )
     except RPCError as error:
         raise ServiceUnavailable(
             f"The incident's workflow could not be asked ({error.status.name})."

@@ -20,11 +20,12 @@ from sqlalchemy import text
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.service import RPCError, RPCStatusCode
 
 from tenantry.db.migrate import head_revision
 from tenantry.knowledge.models import DIMENSION
-from tenantry.tenants.dedicated import dedicated_slugs
-from tenantry.tenants.namespaces import dedicated_task_queue
+from tenantry.tenants.dedicated import dedicated_placements
+from tenantry.tenants.namespaces import dedicated_task_queue, tenant_namespace
 
 CHECK_TIMEOUT_SECONDS = 3.0
 # Temporal keeps a poller listed for about 5 minutes; a worker long-polls every minute at most.
@@ -66,15 +67,24 @@ async def temporal(state) -> Component:
     return {"status": "ok", "namespace": client.namespace}
 
 
-async def describe_queue(client, queue: str) -> dict[str, dict[str, Any]]:
-    """Pollers, seconds since the last poll and backlog of `queue`, workflow and activity."""
+async def describe_queue(
+    client, queue: str, namespace: str | None = None
+) -> dict[str, dict[str, Any]]:
+    """Pollers, seconds since the last poll and backlog of `queue` (in `namespace`, by default
+    the client's), workflow and activity. A namespace not registered yet has neither."""
     found = {}
     now = time.time()
     for name, kind in (
         ("workflow", TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW),
         ("activity", TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY),
     ):
-        described = await _describe(client, client.namespace, queue, kind)
+        try:
+            described = await _describe(client, namespace or client.namespace, queue, kind)
+        except RPCError as error:
+            if namespace is None or error.status != RPCStatusCode.NOT_FOUND:
+                raise
+            found[name] = {"pollers": 0, "last_poll_seconds_ago": None, "backlog": 0}
+            continue
         polls = [p.last_access_time.ToSeconds() for p in described.pollers]
         found[name] = {
             "pollers": len(polls),
@@ -97,11 +107,18 @@ def polled_within(view: dict[str, dict[str, Any]], seconds: float) -> bool:
     return age is not None and age <= seconds
 
 
-async def task_queues(state) -> list[str]:
-    """The shared task queue, then the dedicated queue of every tenant given dedicated workers
-    (in whichever cell it is placed)."""
-    slugs = await dedicated_slugs(state.db)
-    return [state.settings.pool_task_queue, *(dedicated_task_queue(slug) for slug in slugs)]
+async def task_queues(state) -> list[tuple[str, str]]:
+    """(namespace, queue): the shared task queue, then the dedicated queue of every tenant given
+    dedicated workers (in whichever cell it is placed), in its own namespace if it has one."""
+    platform = state.temporal.namespace
+    placements = await dedicated_placements(state.db)
+    return [
+        (platform, state.settings.pool_task_queue),
+        *(
+            (tenant_namespace(slug) if own else platform, dedicated_task_queue(slug))
+            for slug, own in sorted(placements.items())
+        ),
+    ]
 
 
 async def workers(state) -> Component:
@@ -114,16 +131,20 @@ async def workers(state) -> Component:
     client = getattr(state, "temporal", None)
     if client is None:
         return {"status": "ok", "configured": False}
-    names = await task_queues(state)
-    views = await asyncio.gather(*(describe_queue(client, name) for name in names))
+    places = await task_queues(state)
+    views = await asyncio.gather(
+        *(describe_queue(client, queue, namespace) for namespace, queue in places)
+    )
+    names = [queue for _, queue in places]
     queues = {}
-    for index, (name, view) in enumerate(zip(names, views, strict=True)):
+    for index, ((namespace, name), view) in enumerate(zip(places, views, strict=True)):
         fresh = polled_within(view, WORKERS_STALE_SECONDS)
         waiting = sum(kind["backlog"] for kind in view.values())
         ok = fresh if index == 0 else fresh or waiting == 0
         queues[name] = {
             "status": "ok" if ok else "degraded",
             "shared": index == 0,
+            "namespace": namespace,
             **view,
         }
     return {

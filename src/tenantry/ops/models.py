@@ -87,6 +87,10 @@ class TenantMove(Base):
     hold_ms: Mapped[int | None] = mapped_column(Integer)
     # What the move set the tenant's `features.dedicated_workers` to (its target's kind).
     dedicated_workers: Mapped[bool | None] = mapped_column(Boolean)
+    # Whether the operator asked for the tenant's own Temporal namespace, and what the move set
+    # `features.own_namespace` to (null until the tenant is switched).
+    namespace_asked: Mapped[bool] = mapped_column(Boolean, default=False)
+    own_namespace: Mapped[bool | None] = mapped_column(Boolean)
     error: Mapped[str | None] = mapped_column(Text)
     requested_by: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(TS, default=utcnow)

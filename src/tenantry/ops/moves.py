@@ -72,13 +72,21 @@ async def check_cell(session: AsyncSession, *, name: str, settings: Settings) ->
 
 
 async def request_move(
-    session: AsyncSession, *, slug: str, cell: str, actor: str, settings: Settings
+    session: AsyncSession,
+    *,
+    slug: str,
+    cell: str,
+    actor: str,
+    settings: Settings,
+    namespace: bool = False,
 ) -> TenantMove:
     """Record a move; for a tenant in the main cell, also start its workflow once this
     transaction commits. A tenant in another cell has its outbox there: `enqueue` the start in
     a transaction of its own, in that cell, once this one has committed."""
     tenant = await tenants.get_live(session, slug=slug)
-    move = await new_move(session, tenant=tenant, cell=cell, actor=actor, settings=settings)
+    move = await new_move(
+        session, tenant=tenant, cell=cell, actor=actor, settings=settings, namespace=namespace
+    )
     if tenant.cell == settings.cell:
         await enqueue(session, move=move)
     return move
@@ -98,11 +106,23 @@ async def enqueue(session: AsyncSession, *, move: TenantMove) -> None:
 
 
 async def new_move(
-    session: AsyncSession, *, tenant: Tenant, cell: str, actor: str, settings: Settings
+    session: AsyncSession,
+    *,
+    tenant: Tenant,
+    cell: str,
+    actor: str,
+    settings: Settings,
+    namespace: bool = False,
 ) -> TenantMove:
-    """Record a move (the CLI runs it in its own process, the API through the workflow)."""
+    """Record a move (the CLI runs it in its own process, the API through the workflow);
+    `namespace` asks for the tenant's own Temporal namespace, which only a silo cell gives."""
     slug = tenant.slug
     await check_cell(session, name=cell, settings=settings)
+    if namespace and await registry.kind_of(session, name=cell, settings=settings) != registry.SILO:
+        raise ValidationFailed(
+            f"Cell '{cell}' is a pool cell: only a move into a silo cell gives a namespace.",
+            errors=[{"field": "namespace", "message": "only for a move into a silo cell"}],
+        )
     if tenant.cell == cell:
         raise AlreadyThere(f"Tenant '{slug}' is already in cell '{cell}'.")
     running = await session.scalar(
@@ -122,6 +142,7 @@ async def new_move(
         stage="queued",
         progress={},
         requested_by=actor,
+        namespace_asked=namespace,
     )
     session.add(move)
     await session.flush()
@@ -240,6 +261,7 @@ async def _carry_out(
             move_id=move.id,
             actor=move.requested_by,
             settings=settings,
+            namespace=move.namespace_asked,
         )
         await audit.record(
             session,
@@ -256,6 +278,7 @@ async def _carry_out(
                 "hold_ms": hold_ms,
                 "purged": purged,
                 "dedicated_workers": workers.dedicated,
+                "own_namespace": workers.own_namespace,
                 "config_version": workers.config_version,
             },
         )
@@ -264,6 +287,7 @@ async def _carry_out(
         done.status, done.stage, done.finished_at = "done", "done", utcnow()
         done.rows = sum(counts.values()) or done.rows
         done.dedicated_workers = workers.dedicated
+        done.own_namespace = workers.own_namespace
         done.error = None
     return done
 

@@ -37,7 +37,12 @@ async def request_move(
 ) -> MoveOut:
     async with db.control() as session:
         move = await moves.request_move(
-            session, slug=slug, cell=body.cell, actor=operator.audit_name, settings=settings
+            session,
+            slug=slug,
+            cell=body.cell,
+            actor=operator.audit_name,
+            settings=settings,
+            namespace=body.namespace,
         )
     if move.source != settings.cell:
         async with db.tenant(move.tenant) as session:

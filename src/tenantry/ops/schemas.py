@@ -93,6 +93,11 @@ class MoveIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     cell: CellName = Field(description="The cell to move the tenant to.")
+    namespace: bool = Field(
+        default=False,
+        description="Into a silo cell only: also give the tenant its own Temporal namespace "
+        "(`tenant-{slug}`; each costs the Temporal server memory and CPU, so a few tenants).",
+    )
 
 
 class MoveOut(BaseModel):
@@ -112,6 +117,15 @@ class MoveOut(BaseModel):
         default=None,
         description="What the move set the tenant's features.dedicated_workers to: on for a "
         "silo cell, off for a pool one (null until the tenant is switched).",
+    )
+    namespace_asked: bool = Field(
+        default=False,
+        description="Whether the move was asked to give the tenant its own namespace.",
+    )
+    own_namespace: bool | None = Field(
+        default=None,
+        description="What the move set the tenant's features.own_namespace to: on when asked, "
+        "off for a pool cell, else as it was (null until the tenant is switched).",
     )
     error: str | None
     requested_by: str

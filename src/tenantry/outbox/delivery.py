@@ -1,7 +1,10 @@
 """Telling Temporal one outbox message, with the fitting id policies: starting a workflow that
 already runs is success (the conflict policy hands back the running one), and so is starting one
 that already ran when its reuse policy forbids another run; a signal or cancel for a workflow that
-has ended is done, not an error."""
+has ended is done, not an error.
+
+A start goes to the tenant's namespace now (the first client given); a signal or cancel goes to
+wherever the workflow is, the tenant's namespace now first (`worker/namespaces.py`)."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from tenantry.outbox.models import OutboxMessage
 from tenantry.tenancy.context import TenantRef, tenant_context
+from tenantry.worker.namespaces import first_found
 from tenantry.worker.queues import start_tenant_workflow
 
 RPC_TIMEOUT = timedelta(seconds=5)
@@ -35,11 +39,11 @@ class TemporalUnavailable(Exception):
 
 
 async def deliver(
-    client: Client, message: OutboxMessage, *, tenant: TenantRef, task_queue: str
+    clients: list[Client], message: OutboxMessage, *, tenant: TenantRef, task_queue: str
 ) -> str:
     """What happened ('started', 'already ran', 'signalled', …); raises when it must be retried."""
     try:
-        return await _deliver(client, message, tenant=tenant, task_queue=task_queue)
+        return await _deliver(clients, message, tenant=tenant, task_queue=task_queue)
     except RPCError as error:
         if error.status in UNAVAILABLE:
             raise TemporalUnavailable(f"{error.status.name}: {error.message}") from error
@@ -54,12 +58,12 @@ async def deliver(
 
 
 async def _deliver(
-    client: Client, message: OutboxMessage, *, tenant: TenantRef, task_queue: str
+    clients: list[Client], message: OutboxMessage, *, tenant: TenantRef, task_queue: str
 ) -> str:
     if message.kind == "start":
         try:
             await start_tenant_workflow(
-                client,
+                clients[0],
                 message.workflow_type,
                 message.arg,
                 tenant=tenant,
@@ -72,18 +76,22 @@ async def _deliver(
         except WorkflowAlreadyStartedError:
             return "already ran"
         return "started"
-    handle = client.get_workflow_handle(message.workflow_id)
+    if message.kind not in ("signal", "cancel"):
+        raise ValueError(f"unknown outbox message kind {message.kind}")
+
+    async def tell(client: Client) -> str:
+        handle = client.get_workflow_handle(message.workflow_id)
+        if message.kind == "signal":
+            args = [] if message.arg is None else [message.arg]
+            await handle.signal(message.signal, *args, rpc_timeout=RPC_TIMEOUT)
+            return "signalled"
+        await handle.cancel(rpc_timeout=RPC_TIMEOUT)
+        return "cancelled"
+
     try:
         with tenant_context(tenant):
-            if message.kind == "signal":
-                args = [] if message.arg is None else [message.arg]
-                await handle.signal(message.signal, *args, rpc_timeout=RPC_TIMEOUT)
-                return "signalled"
-            if message.kind == "cancel":
-                await handle.cancel(rpc_timeout=RPC_TIMEOUT)
-                return "cancelled"
+            return await first_found(clients, tell)
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:
             return "workflow closed"
         raise
-    raise ValueError(f"unknown outbox message kind {message.kind}")

@@ -9,6 +9,8 @@ tenants have due messages from `outbox_due_tenants()`, a plain (invoker's rights
 sets each live tenant in turn and asks whether it has one.
 
 Tenants are served round-robin, one batch each, so one tenant's backlog does not hold up another.
+Each tenant's work goes to its task queue and Temporal namespace as its configuration says now
+(the platform's, or its own: `worker/namespaces.py`).
 A message Temporal refuses is retried with capped exponential backoff; when Temporal cannot be
 reached at all, every delivery waits the same backoff (no point hammering a server that is down).
 """
@@ -52,6 +54,8 @@ from tenantry.runtime.stopping import being_cancelled, cancel_within
 from tenantry.settings import Settings
 from tenantry.tenancy.context import TenantRef
 from tenantry.tenants.models import Tenant
+from tenantry.tenants.namespaces import has_own_namespace
+from tenantry.worker.namespaces import Namespaces, first_found
 from tenantry.worker.queues import task_queue_for
 
 log = structlog.get_logger("tenantry.outbox")
@@ -73,6 +77,7 @@ class _Batch:
 
     tenant: TenantRef
     queue: str
+    clients: list[Client]  # the namespaces its workflows may be in, where starts go first
     limit: int
     full: bool  # every workflows_in_flight slot taken
     held: bool  # and starts wait for one
@@ -114,6 +119,7 @@ class Relay:
     ) -> None:
         self.db = db
         self.client = client
+        self.namespaces = Namespaces(client)
         self.dsn = dsn
         self.settings = settings
         self.chores = chores or []
@@ -125,7 +131,8 @@ class Relay:
         self._down_for = 0.0
         self._reconciled: dict[uuid.UUID, float] = {}
         self._timers: dict[uuid.UUID, asyncio.TimerHandle] = {}
-        self._placements: dict[uuid.UUID, tuple[float, str, int]] = {}
+        self._placements: dict[uuid.UUID, tuple[float, str, int, bool]] = {}
+        self._clients: dict[uuid.UUID, list[Client]] = {}  # for reconcile, as the last round saw
 
     def nudge(self, tenant_id: uuid.UUID) -> None:
         self._due[tenant_id] = None
@@ -247,6 +254,8 @@ class Relay:
                 return False  # a suspended tenant's messages wait; a deleted one's are purged
             batch = await self._batch(session, tenant)
             admitted = [m for m in batch.messages if await batch.admits(session, m)]
+            if any(m.kind == "start" for m in admitted):  # its own namespace, registered once
+                await self.namespaces.ready(batch.clients[0].namespace)
             # The batch holds one message per workflow at most, so they may go out together.
             gate = asyncio.Semaphore(SEND_AT_ONCE)
             outcomes = await asyncio.gather(
@@ -275,7 +284,7 @@ class Relay:
         async with gate:
             try:
                 return await deliver(
-                    self.client, message, tenant=batch.tenant, task_queue=batch.queue
+                    batch.clients, message, tenant=batch.tenant, task_queue=batch.queue
                 )
             except Exception as error:
                 return error
@@ -305,20 +314,23 @@ class Relay:
         )
 
     async def _batch(self, session, tenant: Tenant) -> _Batch:
-        queue, limit = await self._placement(session, tenant)
+        queue, limit, own = await self._placement(session, tenant)
         # A tenant with no room claims around its held starts, so they hold nothing else up.
         full = len(await slots.holders(session, tenant_id=tenant.id)) >= limit
+        clients = self._clients[tenant.id] = self.namespaces.clients_of(tenant.slug, own=own)
         return _Batch(
             tenant=TenantRef(tenant.id, tenant.slug, tenant.tier),
             queue=queue,
+            clients=clients,
             limit=limit,
             full=full,
             held=full and await self._holds_starts(session, tenant.id),
             messages=await self._claim(session, tenant.id, skip_counted=full),
         )
 
-    async def _placement(self, session, tenant: Tenant) -> tuple[str, int]:
-        """The tenant's task queue and workflows_in_flight, from its configuration and limits.
+    async def _placement(self, session, tenant: Tenant) -> tuple[str, int, bool]:
+        """The tenant's task queue, workflows_in_flight and whether its workflows go to its own
+        namespace, from its configuration and limits.
 
         Kept while a backlog drains batch after batch, and dropped at once when a configuration
         or limit changes (NOTIFY on the same connection, so before the next message's own): a
@@ -326,13 +338,14 @@ class Relay:
         """
         cached = self._placements.get(tenant.id)
         if cached is not None and cached[0] > time.monotonic():
-            return cached[1], cached[2]
+            return cached[1], cached[2], cached[3]
         effective = await config_service.effective(session, tenant_id=tenant.id, tier=tenant.tier)
         policy = build_policy(tenant, effective)
         queue = task_queue_for(tenant.slug, policy.config, self.settings.pool_task_queue)
         limit = policy.limits.workflows_in_flight
-        self._placements[tenant.id] = (time.monotonic() + PLACEMENT_SECONDS, queue, limit)
-        return queue, limit
+        own = has_own_namespace(policy.config)
+        self._placements[tenant.id] = (time.monotonic() + PLACEMENT_SECONDS, queue, limit, own)
+        return queue, limit, own
 
     async def _claim(
         self, session, tenant_id: uuid.UUID, *, skip_counted: bool
@@ -413,10 +426,13 @@ class Relay:
         self._reconciled[tenant_id] = now
         async with self.db.tenant(tenant_id) as session:
             holders = await slots.holders(session, tenant_id=tenant_id)
+        clients = self._clients.get(tenant_id, [self.client])
         ended = []
         for workflow_id in holders:
             try:
-                described = await self.client.get_workflow_handle(workflow_id).describe()
+                described = await first_found(
+                    clients, lambda c, w=workflow_id: c.get_workflow_handle(w).describe()
+                )
             except RPCError as error:
                 if error.status != RPCStatusCode.NOT_FOUND:
                     return False  # Temporal is not answering: keep the slots, try later

@@ -48,8 +48,9 @@ from tenantry.runtime.dedicated_workers import DedicatedWorkers
 from tenantry.runtime.stopping import cancel_within
 from tenantry.runtime.worker_health import WorkerHealth
 from tenantry.settings import Settings, get_settings
-from tenantry.tenants.dedicated import dedicated_slugs, live_slugs
+from tenantry.tenants.dedicated import dedicated_placements, live_slugs
 from tenantry.worker.client import connect
+from tenantry.worker.namespaces import Namespaces
 from tenantry.worker.runner import build_relay, build_worker, relay_database
 
 log = structlog.get_logger("tenantry.worker")
@@ -63,11 +64,13 @@ async def serve(
     ready_fd: int | None = None,
     *,
     task_queue: str | None = None,
+    namespace: str | None = None,
     upkeep: bool = True,
     health_port: int | None = None,
     on_ready: Callable[[], None] | None = None,
 ) -> None:
-    """Poll `task_queue` (default: the pool's) until SIGTERM or SIGINT, then stop in time."""
+    """Poll `task_queue` (default: the pool's), in `namespace` (default: the platform's, and a
+    tenant's own is registered first), until SIGTERM or SIGINT, then stop in time."""
     task_queue = task_queue or settings.pool_task_queue
     stopping = asyncio.Event()
     grace = {"seconds": settings.shutdown_grace_seconds}
@@ -113,9 +116,9 @@ async def serve(
             await health.start(settings.host, health_port)
         embedder = await checked_embedder(settings)
 
-        def make_worker(queue: str):
+        def make_worker(namespace_client, queue: str):
             return build_worker(
-                client,
+                namespace_client,
                 task_queue=queue,
                 db=db,
                 embedder=embedder,
@@ -125,10 +128,11 @@ async def serve(
                 graceful_shutdown_timeout=timedelta(seconds=settings.shutdown_grace_seconds * 0.75),
             )
 
-        worker = make_worker(task_queue)
+        polled = client if namespace is None else await Namespaces(client).ready(namespace)
+        worker = make_worker(polled, task_queue)
         dedicated = DedicatedWorkers(
             client,
-            wanted=lambda: dedicated_slugs(db),
+            wanted=lambda: dedicated_placements(db),
             live=lambda: live_slugs(db),
             make_worker=make_worker,
             every_seconds=settings.dedicated_sweep_seconds,

@@ -1,5 +1,6 @@
 """What a deletion still owes outside the database, done by the relay (a chore): terminate the
-tenant's workflows (found by the `TenantId` search attribute), purge what their last activities
+tenant's workflows (found by the `TenantId` search attribute; its own namespace, if it had one,
+is deleted), purge what their last activities
 wrote meanwhile, purge its audit log (as the owner role: the application may not) and drop
 the tenant's own HNSW index, each in the tenant's cell. Its data key went with the purge, so what
 Temporal keeps of its histories cannot be read.
@@ -26,7 +27,10 @@ from tenantry.keys.service import TenantKeys
 from tenantry.knowledge.promotion import drop_index
 from tenantry.tenants import lifecycle_events
 from tenantry.tenants.models import TenantDeletion
+from tenantry.tenants.namespaces import tenant_namespace
 from tenantry.tenants.service import purge_rows
+from tenantry.worker import namespaces
+from tenantry.worker.namespaces import Namespaces
 
 log = structlog.get_logger("tenantry.tenants")
 
@@ -121,10 +125,25 @@ class DeletionCleanup:
         return int(closed)
 
     async def _terminate(self, slug: str) -> int:
+        """Its running workflows, in the platform's namespace and in its own, if it has one:
+        that one is then deleted (Temporal removes its histories in the background)."""
+        terminated = await self._terminate_in(self.client, slug)
+        own = tenant_namespace(slug)
+        try:
+            terminated += await self._terminate_in(Namespaces(self.client).client(own), slug)
+        except RPCError as error:
+            if error.status != RPCStatusCode.NOT_FOUND:
+                raise
+            return terminated  # it never had one, or it is gone already
+        await namespaces.delete(self.client, own)
+        log.info("tenant namespace deleted", tenant=slug, namespace=own)
+        return terminated
+
+    async def _terminate_in(self, client: Client, slug: str) -> int:
         query = f'TenantId = "{slug}" AND ExecutionStatus = "Running"'
         terminated = 0
-        async for execution in self.client.list_workflows(query):
-            handle = self.client.get_workflow_handle(execution.id, run_id=execution.run_id)
+        async for execution in client.list_workflows(query):
+            handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
             try:
                 await handle.terminate(reason="tenant deleted")
             except RPCError as error:

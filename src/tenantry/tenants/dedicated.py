@@ -9,24 +9,30 @@ from sqlalchemy import text
 from tenantry.db.session import Database
 from tenantry.tenants.cells import list_cells
 
-IN_CELL = "SELECT d_slug FROM dedicated_worker_tenants_in(:cell)"
+IN_CELL = "SELECT d_slug, d_own_namespace FROM dedicated_worker_tenants_in(:cell)"
 LIVE = "SELECT slug FROM tenants WHERE status IN ('active', 'suspended') ORDER BY slug"
 
 
-async def dedicated_slugs(db: Database) -> list[str]:
-    """Slugs of the live tenants with dedicated workers, in every cell. A cell that cannot be
-    reached raises: an answer missing a cell's tenants would take their workers away."""
+async def dedicated_placements(db: Database) -> dict[str, bool]:
+    """Each live tenant with dedicated workers, in every cell, and whether its configuration
+    gives it its own Temporal namespace too. A cell that cannot be reached raises: an answer
+    missing a cell's tenants would take their workers away."""
     if db.cells is None:  # one database serves every tenant
         async with db.control() as session:
-            return list((await session.scalars(text(IN_CELL), {"cell": None})).all())
+            return dict((await session.execute(text(IN_CELL), {"cell": None})).all())
     async with db.control() as session:
-        slugs = set((await session.scalars(text(IN_CELL), {"cell": db.cells.main.name})).all())
+        found = dict((await session.execute(text(IN_CELL), {"cell": db.cells.main.name})).all())
         names = [cell.name for cell in await list_cells(session)]
     for name in names:
         cell = await db.cells.named(name)
         async with db.pinned(cell).control() as session:
-            slugs.update((await session.scalars(text(IN_CELL), {"cell": name})).all())
-    return sorted(slugs)
+            found.update((await session.execute(text(IN_CELL), {"cell": name})).all())
+    return found
+
+
+async def dedicated_slugs(db: Database) -> list[str]:
+    """Slugs of the live tenants with dedicated workers, in every cell."""
+    return sorted(await dedicated_placements(db))
 
 
 async def live_slugs(db: Database) -> list[str]:

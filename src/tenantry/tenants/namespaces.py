@@ -9,6 +9,18 @@ def dedicated_task_queue(slug: str) -> str:
     return f"tenant-{slug}-jobs"
 
 
+def tenant_namespace(slug: str) -> str:
+    """The tenant's own Temporal namespace, where an operator gives it one."""
+    return f"tenant-{slug}"
+
+
+def has_own_namespace(config: dict) -> bool:
+    """Whether the tenant's new workflows go to its own namespace: asked for, and served by
+    its dedicated workers (the pool's workers poll the platform's namespace only)."""
+    features = config["features"]
+    return bool(features.get("own_namespace") and features["dedicated_workers"])
+
+
 def namespace_for(slug: str, settings: Settings) -> dict[str, str]:
     # Pool tenants share the platform's task queue (dispatched fairly per tenant); a tenant moved
     # to dedicated workers gets `dedicated_task_queue(slug)`.
