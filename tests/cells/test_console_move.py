@@ -35,6 +35,12 @@ async def test_an_operator_moves_a_tenant_from_its_page_and_sees_it_placed(
             data={"csrf_token": csrf, "cell": "nowhere"},
         )
         assert refused.status_code == 422 and "cell" in refused.text
+        # A namespace of its own comes with a silo cell only.
+        pool = await c.post(
+            f"/console/admin/tenants/{tenant.slug}/moves",
+            data={"csrf_token": csrf, "cell": cell_b, "namespace": "true"},
+        )
+        assert pool.status_code == 422 and "silo" in pool.text
         # A NUL in the tenant's name, the list's filters or a move's cell: no 500 anywhere.
         for path in ("cho%00gar", "cho%00gar/backups", "cho%00gar/health", "cho%00gar/deletion"):
             assert (await c.get(f"/console/admin/tenants/{path}")).status_code == 404

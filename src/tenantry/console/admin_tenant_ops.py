@@ -128,8 +128,10 @@ async def request_move(
     db: Db,
     settings: Config,
     cell: Annotated[str, Form(max_length=64)],
+    namespace: Annotated[bool, Form()] = False,
 ) -> Response:
-    move = await moves_api.request_move(slug, parse(MoveIn, cell=cell), operator, db, settings)
+    asked = parse(MoveIn, cell=cell, namespace=namespace)
+    move = await moves_api.request_move(slug, asked, operator, db, settings)
     return render.done(
         request, f"/console/admin/tenants/{slug}", f"Move {move.id} to cell {cell} requested."
     )
