@@ -23,7 +23,7 @@ from pathlib import Path
 
 import psutil
 
-from common import machine, now_iso, write_json
+from common import cpu_seconds, machine, now_iso, write_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -36,17 +36,12 @@ from tenantry.worker.runner import WORKFLOWS
 from tests.servers import free_port
 
 
-def cpu_seconds(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return times.user + times.system
-
-
 async def sample(server: psutil.Process, idle: float) -> dict:
-    before = cpu_seconds(server)
+    before = cpu_seconds(server.pid)
     await asyncio.sleep(idle)  # the measurement window, not a synchronisation
     return {
         "temporal_rss_mib": round(server.memory_info().rss / 2**20, 1),
-        "temporal_cpu_per_s": round((cpu_seconds(server) - before) / idle, 4),
+        "temporal_cpu_per_s": round((cpu_seconds(server.pid) - before) / idle, 4),
     }
 
 
