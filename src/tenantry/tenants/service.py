@@ -153,11 +153,7 @@ async def delete(db: Database, *, slug: str, actor: str) -> tuple[Tenant, dict[s
         head_seq, head_hash = await audit.head(session, tenant_id=tenant.id)
         await anchors.sign(session)  # the final head, signed: its events go with the owner's purge
         purged = await purge_rows(session, tenant_id=tenant.id)
-        tenant.status = "deleted"
-        tenant.deleted_at = tenant.updated_at = utcnow()
-        await deletion.leave_receipt(
-            session, tenant=tenant, actor=actor, head=(head_seq, head_hash), purged=purged
-        )
+        await _mark_deleted(session, tenant, actor=actor, head=(head_seq, head_hash), purged=purged)
     return tenant, purged
 
 
@@ -175,14 +171,19 @@ async def _delete_in_cell(db: Database, tenant: Tenant, actor: str) -> tuple[Ten
             tenant = await get(session, slug=tenant.slug, for_update=True)
             if tenant.status != "deleting":  # another deletion finished first
                 return tenant, {}
-            tenant.status = "deleted"
-            tenant.deleted_at = tenant.updated_at = utcnow()
-            await deletion.leave_receipt(
-                session, tenant=tenant, actor=actor, head=head, purged=purged
-            )
+            await _mark_deleted(session, tenant, actor=actor, head=head, purged=purged)
         # The cell's copy says `deleted` too: the owner's purge of its audit log checks it there.
         await cell_changes.refresh_copy(db, cell, tenant.id)
     return tenant, purged
+
+
+async def _mark_deleted(
+    session: AsyncSession, tenant: Tenant, *, actor: str, head: tuple, purged: dict[str, int]
+) -> None:
+    """The tenant `deleted`, and the receipt of what went, on the control plane."""
+    tenant.status = "deleted"
+    tenant.deleted_at = tenant.updated_at = utcnow()
+    await deletion.leave_receipt(session, tenant=tenant, actor=actor, head=head, purged=purged)
 
 
 async def purge_rows(session: AsyncSession, *, tenant_id: uuid.UUID) -> dict[str, int]:
