@@ -19,6 +19,7 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, Delete
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, RegisterNamespaceRequest
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
+from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponential
 
 from tenantry.tenants.namespaces import tenant_namespace
 from tenantry.worker.queues import TENANT_ID
@@ -70,6 +71,18 @@ async def first_found(clients: list[Client], call: Callable[[Client], Awaitable[
     raise ValueError("no namespace to look in")
 
 
+def _throttled(error: BaseException) -> bool:
+    return isinstance(error, RPCError) and error.status == RPCStatusCode.RESOURCE_EXHAUSTED
+
+
+# Temporal rate-limits namespace registration: a burst of them (many tenants asking at once)
+# waits its turn rather than failing the round that asked.
+@retry(
+    retry=retry_if_exception(_throttled),
+    wait=wait_exponential(multiplier=0.2, max=2),
+    stop=stop_after_delay(20),
+    reraise=True,
+)
 async def register(platform: Client, namespace: str) -> None:
     """Register `namespace` (kept as long as the platform's) with the `TenantId` search
     attribute; one that exists already is fine."""
