@@ -61,6 +61,7 @@ async def test_own_namespace_is_an_operators_choice_and_needs_dedicated_workers(
     with pytest.raises(ValidationFailed) as alone:
         await operator_config(tenant, {"features": {"own_namespace": True}})
     assert [e["field"] for e in alone.value.errors] == ["body.features.own_namespace"]
+    assert "needs features.dedicated_workers" in alone.value.detail  # the reason, not only where
     assert (await client.get("/v1/config", headers=headers)).json()["version"] == 0
     assert (await operator_config(tenant, OWN)).version == 1
 
@@ -166,12 +167,24 @@ async def test_workflows_keep_the_namespace_they_started_in(
         assert await (await run_of(own, tenant, after)).result() == "resolved"
         await served_until(workers, platform_key, serving=False)
         assert workers.served() == [own_key]
+        # Nobody polls where the first one ran any more: its ended state is the incident's.
+        shown = await client.get(f"/v1/incidents/{before}/workflow", headers=headers)
+        assert shown.status_code == 200, shown.text
+        assert shown.json()["status"] == "resolved" and shown.json()["waiting_for_person"] is False
 
 
 async def test_a_move_into_a_silo_cell_may_give_the_tenant_its_own_namespace(
-    db, settings, cell_silo, make_tenant
+    client, db, settings, cell_silo, make_tenant, operator_headers
 ):
     tenant = await make_tenant(tier="enterprise")
+    for loose in ("yes", "true", 1):  # strict JSON: only true or false
+        asked = await client.post(
+            f"/v1/admin/tenants/{tenant.slug}/moves",
+            json={"cell": cell_silo, "namespace": loose},
+            headers=operator_headers,
+        )
+        assert asked.status_code == 422, asked.text
+        assert [e["field"] for e in asked.json()["errors"]] == ["body.namespace"]
     async with db.control() as session:
         current = await tenants.get(session, slug=tenant.slug)
         with pytest.raises(ValidationFailed) as pool:
@@ -241,28 +254,31 @@ async def test_a_deleted_tenants_namespace_is_emptied_and_deleted(
     headers = await admin_headers(client, make_user, tenant)
     await operator_config(tenant, OWN)
     own = namespace_client(temporal_client, tenant.slug)
+    key = (tenant_namespace(tenant.slug), dedicated_task_queue(tenant.slug))
     async with embedded_dedicated_workers(
         temporal_client, stack, settings, embedder, tenant
     ) as workers:
         await workers.sweep()
         number = (await report(client, headers))["number"]
         await until_waiting(own, tenant, number)
-    deleted = await client.delete(f"/v1/admin/tenants/{tenant.slug}", headers=operator_headers)
-    assert deleted.status_code == 200, deleted.text
-    # The session worker's relay runs the deletion's clean-up (a chore).
-    for _ in range(600):  # bounded: about 30 s
-        try:
-            await temporal_client.workflow_service.describe_namespace(
-                DescribeNamespaceRequest(namespace=tenant_namespace(tenant.slug))
-            )
-        except RPCError as error:
-            assert error.status == RPCStatusCode.NOT_FOUND
-            break
-        await asyncio.sleep(0.05)
-    else:
-        raise AssertionError("the tenant's namespace was never deleted")
-    with pytest.raises(RPCError):
-        await own.get_workflow_handle(workflow_id_of(tenant, number)).describe()
+        deleted = await client.delete(f"/v1/admin/tenants/{tenant.slug}", headers=operator_headers)
+        assert deleted.status_code == 200, deleted.text
+        # The session worker's relay runs the deletion's clean-up (a chore).
+        for _ in range(600):  # bounded: about 30 s
+            try:
+                await temporal_client.workflow_service.describe_namespace(
+                    DescribeNamespaceRequest(namespace=key[0])
+                )
+            except RPCError as error:
+                assert error.status == RPCStatusCode.NOT_FOUND
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the tenant's namespace was never deleted")
+        with pytest.raises(RPCError):
+            await own.get_workflow_handle(workflow_id_of(tenant, number)).describe()
+        # Its worker is let go: the namespace and its workflows are gone, nothing to finish.
+        await served_until(workers, key, serving=False)
 
 
 async def moved(db, settings, tenant, cell: str, *, namespace: bool = False):

@@ -150,7 +150,7 @@ def check_operator_only(before: dict, after: dict) -> None:
 def _refuse(errors: list[tuple[str, str]]) -> None:
     if errors:
         raise ValidationFailed(
-            "Not allowed: " + ", ".join(f"body.{path}" for path, _ in errors) + ".",
+            "Not allowed: " + "; ".join(f"body.{path} {why}" for path, why in errors) + ".",
             errors=[{"field": f"body.{path}", "message": message} for path, message in errors],
         )
 

@@ -124,10 +124,33 @@ async def workflow_state(
                 ),
             )
     except RPCError as error:
+        if incident.status in ENDED and incident.pending_action is None:
+            # Its run has ended, and no worker polls where it ran any more (its tenant's
+            # dedicated workers or namespace were taken away since): the incident says the rest.
+            return {**base, **await _ended_state(db, subject.tenant.id, incident)}
         raise ServiceUnavailable(
             f"The incident's workflow could not be asked ({error.status.name})."
         ) from error
     return {**base, **state}
+
+
+ENDED = ("resolved", "closed")
+
+
+async def _ended_state(db: Database, tenant_id, incident) -> dict[str, Any]:
+    """What the `state` query of an ended run answers, read from the incident (escalations
+    are counted over all its episodes)."""
+    async with db.tenant(tenant_id, readonly=True) as session:
+        events = await service.timeline(session, incident=incident)
+    return {
+        "status": incident.status,
+        "proposal": incident.proposal,
+        "confidence": incident.confidence,
+        "escalations": sum(1 for event in events if event.kind == "escalated"),
+        "paused": False,
+        "waiting_for_person": False,
+        "resolved_by": incident.resolved_by,
+    }
 
 
 async def _act(

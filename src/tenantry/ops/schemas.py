@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tenantry.api_types import Name, text
+from tenantry.api_types import Flag, Name, text
 from tenantry.ops.verify import Report
 from tenantry.tenants.schemas import Slug
 
@@ -93,7 +93,7 @@ class MoveIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     cell: CellName = Field(description="The cell to move the tenant to.")
-    namespace: bool = Field(
+    namespace: Flag = Field(
         default=False,
         description="Into a silo cell only: also give the tenant its own Temporal namespace "
         "(`tenant-{slug}`; each costs the Temporal server memory and CPU, so a few tenants).",

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 import structlog
 from temporalio.api.workflowservice.v1 import ListNamespacesRequest
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from tenantry.runtime.stopping import being_cancelled, cancel_within
@@ -151,10 +152,17 @@ class DedicatedWorkers:
         return found
 
     async def _open_workflows(self, key: Served) -> int:
+        """Running workflows on the queue; none when its namespace is gone (a deleted tenant's
+        own, whose workflows went with it)."""
         namespace, queue = key
-        count = await self.namespaces.client(namespace).count_workflows(
-            f"TaskQueue = '{queue}' AND ExecutionStatus = 'Running'"
-        )
+        try:
+            count = await self.namespaces.client(namespace).count_workflows(
+                f"TaskQueue = '{queue}' AND ExecutionStatus = 'Running'"
+            )
+        except RPCError as error:
+            if error.status != RPCStatusCode.NOT_FOUND or namespace == self.client.namespace:
+                raise
+            return 0
         return count.count
 
     async def _stop(self, key: Served) -> None:
