@@ -117,6 +117,19 @@ async def test_versions_diff_and_rollback(client, admin):
     ).status_code == 404
 
 
+async def test_a_change_that_changes_nothing_writes_no_version(client, admin):
+    _, headers = admin
+    same = await client.patch("/v1/config", json={"branding": {"logo_url": None}}, headers=headers)
+    assert same.status_code == 200 and same.json()["version"] == 0
+    await client.patch("/v1/config", json={"language": "spanish"}, headers=headers)
+    again = await client.patch("/v1/config", json={"language": "spanish"}, headers=headers)
+    assert again.status_code == 200 and again.json()["version"] == 1
+    back = await client.post("/v1/config/rollback", json={"version": 1}, headers=headers)
+    assert back.status_code == 200 and back.json()["version"] == 1
+    page = (await client.get("/v1/config/versions", headers=headers)).json()
+    assert [v["version"] for v in page["items"]] == [1]
+
+
 async def test_a_tenant_can_only_lower_its_own_limits(client, admin):
     _, headers = admin
     lowered = await client.patch(
@@ -162,6 +175,8 @@ def test_the_cli_sets_shows_diffs_and_rolls_back(stack, make_tenant_sync):
     }
     assert run("config", "rollback", slug, "1")["version"] == 3
     assert run("config", "show", slug)["config"]["incidents"]["escalation_after_minutes"] == 240
+    unchanged = run("config", "set", slug, "language=spanish")
+    assert unchanged["diff"] == {} and unchanged["version"] == 3  # no version for no change
     bad = runner.invoke(cli, ["config", "set", slug, "branding.primary_color=red"])
     assert bad.exit_code == 1 and "branding.primary_color" in bad.stderr
 

@@ -62,6 +62,7 @@ def set_(slug: str, assignments: Annotated[list[str], typer.Argument(help="PATH=
 
     async def work(db, stack):
         async with tenant_scope(db, slug) as (tenant, session):
+            before, _ = await config_service.tenant_document(session, tenant.id)
             row = await config_service.patch_tenant(
                 session,
                 tenant_id=tenant.id,
@@ -73,7 +74,8 @@ def set_(slug: str, assignments: Annotated[list[str], typer.Argument(help="PATH=
                 limits=effective_limits(tenant.tier, tenant.limit_overrides),
                 by_operator=True,
             )
-        return {"version": row.version, "diff": row.diff}
+        # A change that changes nothing writes no version: the current one, and no diff.
+        return {"version": row.version, "diff": row.diff if row.version > before else {}}
 
     emit(run_with_db(work))
 

@@ -228,6 +228,8 @@ async def _save_tenant(
     limits,
     by_operator,
 ):
+    if document == current:  # nothing would change: no version, and no notice to caches
+        return await get_version(session, tenant_id=tenant_id, version=version)
     _, tier_doc = await tier_document(session, tier)
     config = validate(tier_doc, document)
     check_allowed(config, settings=settings, limits=limits)
