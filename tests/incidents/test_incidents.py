@@ -56,6 +56,12 @@ async def test_triage_proposes_from_the_tenants_knowledge_then_a_person_approves
         [tenant.id],
     ).fetchall()
     assert audited == [(done["resolved_by"],)]
+    # An ended run's state is read from the incident, as the run itself still tells it.
+    ended = (
+        await client.get(f"/v1/incidents/{incident['number']}/workflow", headers=headers)
+    ).json()
+    told = await handle(temporal_client, tenant, incident["number"]).query("state")
+    assert {key: ended[key] for key in told} == told and told["status"] == "resolved"
     # The learning loop: the resolution is now knowledge of this tenant.
     assert await ingested(temporal_client, tenant, done["knowledge_document_id"]) == "ready"
     learned = (

@@ -113,6 +113,10 @@ async def workflow_state(
     base = {"number": incident.handle, "episode": incident.episode}
     if queued:  # not started yet (Temporal away, or the tenant's workflows_in_flight all taken)
         return {**base, "status": "queued", "waiting_for_person": False}
+    if incident.status in ENDED and incident.pending_action is None:
+        # The episode's run has ended: asking it would need a worker to replay its history,
+        # and none may poll where it ran any more (dedicated workers or namespace taken away).
+        return {**base, **await _ended_state(db, subject.tenant.id, incident)}
     own = has_own_namespace((await policy_of(request, subject.tenant.id)).config)
     clients = request.app.state.namespaces.clients_of(subject.tenant.slug, own=own)
     try:
@@ -124,10 +128,6 @@ async def workflow_state(
                 ),
             )
     except RPCError as error:
-        if incident.status in ENDED and incident.pending_action is None:
-            # Its run has ended, and no worker polls where it ran any more (its tenant's
-            # dedicated workers or namespace were taken away since): the incident says the rest.
-            return {**base, **await _ended_state(db, subject.tenant.id, incident)}
         raise ServiceUnavailable(
             f"The incident's workflow could not be asked ({error.status.name})."
         ) from error
@@ -138,15 +138,17 @@ ENDED = ("resolved", "closed")
 
 
 async def _ended_state(db: Database, tenant_id, incident) -> dict[str, Any]:
-    """What the `state` query of an ended run answers, read from the incident (escalations
-    are counted over all its episodes)."""
+    """What the `state` query of an ended run answers, read from the incident: escalations are
+    those since its episode began (its last reopening)."""
     async with db.tenant(tenant_id, readonly=True) as session:
         events = await service.timeline(session, incident=incident)
+    kinds = [event.kind for event in events]
+    since = len(kinds) - kinds[::-1].index("reopened") if "reopened" in kinds else 0
     return {
         "status": incident.status,
         "proposal": incident.proposal,
         "confidence": incident.confidence,
-        "escalations": sum(1 for event in events if event.kind == "escalated"),
+        "escalations": kinds[since:].count("escalated"),
         "paused": False,
         "waiting_for_person": False,
         "resolved_by": incident.resolved_by,
