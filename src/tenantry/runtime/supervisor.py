@@ -163,6 +163,8 @@ class Supervisor:
             self.devserver.launch()
             self.registry.record("temporal", self.devserver.process.pid, "the Temporal dev server")
             address = asyncio.run(self.devserver.start_launched())
+            # Started again if it lost a port race: the process to stop is the one now serving.
+            self.registry.record("temporal", self.devserver.process.pid, "the Temporal dev server")
             self.settings = settings = with_local_temporal(
                 settings, address=address, ui_url=self.devserver.ui_url
             )
