@@ -10,7 +10,7 @@ import re
 import sys
 from pathlib import Path
 
-from tenantry.tenants.namespaces import dedicated_task_queue, tenant_namespace
+from tenantry.tenants.namespaces import dedicated_task_queue, temporal_namespace
 
 TEMPLATE = (
     Path(__file__).resolve().parents[1] / "kubernetes" / "templates" / "dedicated-worker.yaml"
@@ -26,7 +26,7 @@ def render(slug: str, *, image: str = DEFAULT_IMAGE, own_namespace: bool = False
         raise ValueError(f"not a tenant slug: {slug!r}")
     # Queue and namespace come from the platform's own functions: the scaler watches what the
     # worker polls.
-    namespace = tenant_namespace(slug) if own_namespace else PLATFORM_NAMESPACE
+    namespace = temporal_namespace(slug, own=own_namespace, platform=PLATFORM_NAMESPACE)
     text = (
         TEMPLATE.read_text()
         .replace("${TASK_QUEUE}", dedicated_task_queue(slug))

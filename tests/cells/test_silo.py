@@ -20,7 +20,7 @@ from tenantry.outbox.relay import Relay
 from tenantry.runtime.dedicated_workers import DedicatedWorkers
 from tenantry.runtime.stopping import cancel_within
 from tenantry.tenants import service as tenants
-from tenantry.tenants.dedicated import dedicated_placements, dedicated_slugs, live_slugs
+from tenantry.tenants.dedicated import dedicated_placements, live_slugs
 from tenantry.tenants.namespaces import dedicated_task_queue
 from tenantry.worker.runner import build_worker
 from tests.conftest import bearer, login
@@ -308,7 +308,7 @@ async def test_dedicated_tenants_are_found_in_every_cell(
     await moved(db, settings, silo, cell_silo)
     await operator_config(pool, {"features": {"dedicated_workers": True}})
     await moved(db, settings, pool, cell_b)  # a pool cell: the placement takes them away
-    found = await dedicated_slugs(db)
+    found = await dedicated_placements(db)
     assert silo.slug in found
     assert pool.slug not in found and plain.slug not in found
     async with db.control() as session:

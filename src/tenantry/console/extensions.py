@@ -17,7 +17,7 @@ from urllib.parse import quote
 from fastapi import FastAPI
 from starlette.requests import Request
 
-from tenantry.tenants.namespaces import tenant_namespace
+from tenantry.tenants.namespaces import temporal_namespace
 from tenantry.worker.devserver import tenant_workflows_url
 
 
@@ -42,7 +42,7 @@ def temporal_ui_link(app: FastAPI, slug: str, *, own_namespace: bool = False) ->
     settings = app.state.settings
     if not settings.temporal_ui_url:
         return None
-    chosen = tenant_namespace(slug) if own_namespace else settings.temporal_namespace
+    chosen = temporal_namespace(slug, own=own_namespace, platform=settings.temporal_namespace)
     namespace = quote(chosen, safe="")
     return tenant_workflows_url(settings.temporal_ui_url.rstrip("/"), slug, namespace)
 

@@ -25,7 +25,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from tenantry.db.migrate import head_revision
 from tenantry.knowledge.models import DIMENSION
 from tenantry.tenants.dedicated import dedicated_placements
-from tenantry.tenants.namespaces import dedicated_task_queue, tenant_namespace
+from tenantry.tenants.namespaces import dedicated_task_queue, temporal_namespace
 
 CHECK_TIMEOUT_SECONDS = 3.0
 # Temporal keeps a poller listed for about 5 minutes; a worker long-polls every minute at most.
@@ -115,7 +115,7 @@ async def task_queues(state) -> list[tuple[str, str]]:
     return [
         (platform, state.settings.pool_task_queue),
         *(
-            (tenant_namespace(slug) if own else platform, dedicated_task_queue(slug))
+            (temporal_namespace(slug, own=own, platform=platform), dedicated_task_queue(slug))
             for slug, own in sorted(placements.items())
         ),
     ]
@@ -135,7 +135,7 @@ async def workers(state) -> Component:
     views = await asyncio.gather(
         *(describe_queue(client, queue, namespace) for namespace, queue in places)
     )
-    names = [queue for _, queue in places]
+    shared = places[0][1]
     queues = {}
     for index, ((namespace, name), view) in enumerate(zip(places, views, strict=True)):
         fresh = polled_within(view, WORKERS_STALE_SECONDS)
@@ -148,8 +148,8 @@ async def workers(state) -> Component:
             **view,
         }
     return {
-        "status": queues[names[0]]["status"],
-        "task_queue": names[0],
+        "status": queues[shared]["status"],
+        "task_queue": shared,
         "stale_after_seconds": WORKERS_STALE_SECONDS,
         **views[0],
         "queues": queues,

@@ -2,8 +2,8 @@
 `features.dedicated_workers` on (its workflows go to `tenant-{slug}-jobs`, which the worker
 process serves, see `runtime/dedicated_workers.py`), and `features.own_namespace` too where the
 operator asked (its workflows then run in the Temporal namespace `tenant-{slug}`); a move into a
-pool cell (the main one included) turns both off. The placement decides: an operator's earlier setting gives way to it,
-and an operator may set it again afterwards (`tenantry config set SLUG
+pool cell (the main one included) turns both off. The placement decides: an operator's earlier
+setting gives way to it, and an operator may set it again afterwards (`tenantry config set SLUG
 features.dedicated_workers=…`).
 
 The change is a configuration version like an operator's (author `move:{id}`), audited, written

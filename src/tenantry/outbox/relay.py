@@ -132,7 +132,6 @@ class Relay:
         self._reconciled: dict[uuid.UUID, float] = {}
         self._timers: dict[uuid.UUID, asyncio.TimerHandle] = {}
         self._placements: dict[uuid.UUID, tuple[float, str, int, bool]] = {}
-        self._clients: dict[uuid.UUID, list[Client]] = {}  # for reconcile, as the last round saw
 
     def nudge(self, tenant_id: uuid.UUID) -> None:
         self._due[tenant_id] = None
@@ -271,7 +270,7 @@ class Relay:
         if batch.retry_in is not None:
             self._nudge_later(tenant_id, batch.retry_in)
         if batch.held:
-            if await self.reconcile(tenant_id):
+            if await self.reconcile(tenant_id, batch.clients):
                 return True
             # A workflow that ends without its last activity (terminated, timed out) frees
             # nothing by itself: look again in a while.
@@ -317,11 +316,10 @@ class Relay:
         queue, limit, own = await self._placement(session, tenant)
         # A tenant with no room claims around its held starts, so they hold nothing else up.
         full = len(await slots.holders(session, tenant_id=tenant.id)) >= limit
-        clients = self._clients[tenant.id] = self.namespaces.clients_of(tenant.slug, own=own)
         return _Batch(
             tenant=TenantRef(tenant.id, tenant.slug, tenant.tier),
             queue=queue,
-            clients=clients,
+            clients=self.namespaces.clients_of(tenant.slug, own=own),
             limit=limit,
             full=full,
             held=full and await self._holds_starts(session, tenant.id),
@@ -417,16 +415,16 @@ class Relay:
         self._down_for = min(self.settings.outbox_max_backoff_seconds, max(0.5, self._down_for * 2))
         self._down_until = asyncio.get_running_loop().time() + self._down_for
 
-    async def reconcile(self, tenant_id: uuid.UUID) -> bool:
+    async def reconcile(self, tenant_id: uuid.UUID, clients: list[Client]) -> bool:
         """Give back the slots of workflows that ended without saying so (terminated, timed out,
-        or their last activity never ran); True when any was freed. At most every few seconds."""
+        or their last activity never ran), looked for in `clients`' namespaces; True when any was
+        freed. At most every few seconds."""
         now = time.monotonic()
         if now - self._reconciled.get(tenant_id, 0.0) < RECONCILE_SECONDS:
             return False
         self._reconciled[tenant_id] = now
         async with self.db.tenant(tenant_id) as session:
             holders = await slots.holders(session, tenant_id=tenant_id)
-        clients = self._clients.get(tenant_id, [self.client])
         ended = []
         for workflow_id in holders:
             try:

@@ -5,8 +5,8 @@ namespace where its configuration gives it one (`features.own_namespace`).
 
 Every sweep reads which tenants have them (in every cell), starts a worker for each new queue and
 stops the worker of a queue no longer wanted once no workflow runs on it: a workflow keeps the
-task queue (and namespace) it started on, so a tenant moved back to the pool still has its running workflows
-finished by its own worker. The first sweep also serves the dedicated queue of any live tenant
+task queue (and namespace) it started on, so a tenant moved back to the pool still has its
+running workflows finished by its own worker. The first sweep also serves the dedicated queue of any live tenant
 that still has running workflows there (left by a tenant that lost its dedicated workers while no
 process served them), until they end. A queue's worker that died is started again on the next
 sweep.

@@ -1,7 +1,6 @@
 """What a deletion still owes outside the database, done by the relay (a chore): terminate the
 tenant's workflows (found by the `TenantId` search attribute; its own namespace, if it had one,
-is deleted), purge what their last activities
-wrote meanwhile, purge its audit log (as the owner role: the application may not) and drop
+is deleted), purge what their last activities wrote meanwhile, purge its audit log (as the owner role: the application may not) and drop
 the tenant's own HNSW index, each in the tenant's cell. Its data key went with the purge, so what
 Temporal keeps of its histories cannot be read.
 

@@ -30,11 +30,6 @@ async def dedicated_placements(db: Database) -> dict[str, bool]:
     return found
 
 
-async def dedicated_slugs(db: Database) -> list[str]:
-    """Slugs of the live tenants with dedicated workers, in every cell."""
-    return sorted(await dedicated_placements(db))
-
-
 async def live_slugs(db: Database) -> list[str]:
     """Every live tenant's slug (the control plane knows them all, wherever they are placed)."""
     async with db.control() as session:

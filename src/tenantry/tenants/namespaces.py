@@ -14,6 +14,11 @@ def tenant_namespace(slug: str) -> str:
     return f"tenant-{slug}"
 
 
+def temporal_namespace(slug: str, *, own: bool, platform: str) -> str:
+    """Where the tenant's new workflows go: its own namespace, or the platform's."""
+    return tenant_namespace(slug) if own else platform
+
+
 def has_own_namespace(config: dict) -> bool:
     """Whether the tenant's new workflows go to its own namespace: asked for, and served by
     its dedicated workers (the pool's workers poll the platform's namespace only)."""

@@ -21,7 +21,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponential
 
-from tenantry.tenants.namespaces import tenant_namespace
+from tenantry.tenants.namespaces import temporal_namespace
 from tenantry.worker.queues import TENANT_ID
 
 T = TypeVar("T")
@@ -42,7 +42,7 @@ class Namespaces:
         return found
 
     def of_tenant(self, slug: str, *, own: bool) -> str:
-        return tenant_namespace(slug) if own else self.platform.namespace
+        return temporal_namespace(slug, own=own, platform=self.platform.namespace)
 
     async def ready(self, namespace: str) -> Client:
         """The namespace's client, the namespace registered first if this process has not yet."""
